@@ -1,0 +1,35 @@
+"""Errors raised by the library. Shells (CLI, UI, evals) turn them into one-line messages."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class InvalidQueryError(RagError, ValueError):
+    """A question or search query is empty, too long, or asks for an impossible ``k``."""
+
+
+class CorpusError(RagError):
+    """The corpus directory is missing, unreadable or holds no readable document."""
+
+
+class IndexNotFoundError(RagError):
+    """Nothing has been ingested into the index yet."""
+
+
+class IndexBusyError(RagError):
+    """Another process is writing the index and did not finish within the lock timeout."""
+
+
+class EmbeddingModelMismatchError(RagError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class ModelNotAvailableError(RagError):
+    """A model file or package is missing or corrupt."""
+
+
+class LLMError(RagError):
+    """The language model failed or timed out."""

@@ -1,0 +1,54 @@
+"""Split a ``SourceDocument`` into numbered, citable ``Paragraph`` objects."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+from rag.types import Paragraph, SourceDocument
+
+
+def content_hash(text: str) -> str:
+    """Hash of a paragraph's text, insensitive to whitespace and Unicode normal form."""
+    norm = " ".join(unicodedata.normalize("NFC", text).split())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def paragraph_id(source: str, number: int, chash: str) -> str:
+    """Stable id from (source, paragraph number, content hash)."""
+    key = f"{source}\x1f{number}\x1f{chash}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def split_paragraphs(doc: SourceDocument) -> list[Paragraph]:
+    """Body paragraphs numbered 1..n in reading order; each takes the last heading as section.
+
+    Example:
+        >>> paras = split_paragraphs(load_document(Path("corpus/a.md"), "a.md"))
+        >>> paras[0].number
+        1
+    """
+    section = ""
+    out: list[Paragraph] = []
+    for block in doc.blocks:
+        if block.kind == "heading":
+            section = block.text
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        number = len(out) + 1
+        chash = content_hash(text)
+        out.append(
+            Paragraph(
+                id=paragraph_id(doc.source, number, chash),
+                source=doc.source,
+                number=number,
+                section=section,
+                text=text,
+                start=block.start,
+                end=block.end,
+                content_hash=chash,
+            )
+        )
+    return out

