@@ -183,3 +183,12 @@ def _apply(
         report.chunks_removed,
         report.chunks_unchanged,
     )
+
+
+def ensure_index(settings: Settings | None = None, **kwargs: object) -> IngestReport | None:
+    """Ingest the corpus if nothing is indexed yet; return the report, or None if it existed."""
+    settings = settings or Settings()
+    store = ChromaStore(settings=settings)
+    if store.exists() and store.collection().count() > 0:
+        return None
+    return ingest(settings, store=store, **kwargs)  # type: ignore[arg-type]

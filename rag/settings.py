@@ -44,7 +44,7 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted question or query.")
     min_relevance: float = Field(
-        0.25,
+        0.15,
         description="Abstain when the best dense cosine similarity is below this "
         "(calibrated on evals/questions.jsonl, see README).",
     )
@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(Path("corpus"), description="Folder of source documents.")
     data_dir: Path = Field(Path("data"), description="Cache for models and other derived files.")
     db_dir: Path | None = Field(None, description="Chroma folder; default <data_dir>/chroma.")
+    models_dir: Path | None = Field(
+        None, description="Where the packaged LLM is joined into a GGUF file; default <data_dir>/models."
+    )
     lock_timeout_s: float = Field(30.0, ge=0, description="How long a writer waits for the index lock.")
     chroma_url: str | None = Field(None, description="Shortcut for chroma.url (RAG_CHROMA_URL).")
 
@@ -118,6 +121,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """The Chroma persistence folder."""
         return self.db_dir if self.db_dir is not None else self.data_dir / "chroma"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where model files assembled from packages are cached."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def chroma_server(self) -> str | None:

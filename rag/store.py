@@ -215,16 +215,3 @@ class ChromaStore:
         meta["fingerprint"] = digest
         meta.pop("hnsw:space", None)
         col.modify(metadata=meta)
-
-    def sources(self) -> dict[str, dict[str, int]]:
-        """source -> {"paragraphs": n, "chunks": m}."""
-        out: dict[str, dict[str, int]] = {}
-        paras: dict[str, set[int]] = {}
-        for meta in self.existing().values():
-            src = str(meta.get("source", ""))
-            entry = out.setdefault(src, {"paragraphs": 0, "chunks": 0})
-            entry["chunks"] += 1
-            paras.setdefault(src, set()).add(int(meta.get("paragraph", 0)))
-        for src, nums in paras.items():
-            out[src]["paragraphs"] = len(nums)
-        return dict(sorted(out.items()))

@@ -1,0 +1,301 @@
+"""The answer chain (LangChain LCEL):
+
+condense(question, history) -> retrieve -> prompt with numbered paragraphs -> LLM -> parse
+-> verify quotes -> Answer (or abstention).
+
+Nothing the model writes reaches the user unverified: streamed ``draft`` events are progress
+only; the ``final`` event carries the verified ``Answer``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from rag.citations import VerifiedClaim, parse_claims, verify_claims
+from rag.errors import InvalidQueryError, LLMError
+from rag.llm import get_llm, llm_lock
+from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
+from rag.retrieval import Retriever, get_retriever, relevance, validate_query
+from rag.settings import Settings
+from rag.types import ABSTENTION_TEXT, Answer, AnswerEvent, Citation, Passage, Timings
+
+logger = logging.getLogger(__name__)
+
+History = Sequence[dict[str, str]]
+
+
+def validate_history(history: History | None) -> list[dict[str, str]]:
+    """History as a list of {"role": "user"|"assistant", "content": str}."""
+    if not history:
+        return []
+    out = []
+    for i, msg in enumerate(history):
+        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
+            raise InvalidQueryError(
+                f"history item {i} must be {{'role': 'user'|'assistant', 'content': str}}"
+            )
+        out.append({"role": str(msg["role"]), "content": str(msg.get("content", ""))})
+    return out
+
+
+class AnswerChain:
+    """Grounded question answering with verified paragraph citations.
+
+    Example:
+        >>> chain = AnswerChain(settings=Settings())
+        >>> ans = chain.invoke("Which institution is Dr. Tenzin Wangchuk affiliated with?")
+        >>> ans.text, [(c.source, c.paragraph) for c in ans.citations]
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        retriever: Retriever | None = None,
+        llm: BaseChatModel | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._retriever = retriever
+        self._llm = llm
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            self._retriever = get_retriever(self.settings)
+        return self._retriever
+
+    @property
+    def llm(self) -> BaseChatModel:
+        if self._llm is None:
+            self._llm = get_llm(self.settings)
+        return self._llm
+
+    def _lock(self) -> Any:
+        if self._llm is not None:  # an injected model: the caller owns its concurrency
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return llm_lock(self.settings)
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _generate_text(self, runnable: Runnable, inputs: dict[str, Any]) -> Iterator[str]:
+        """Stream model tokens, stopping at the generation timeout."""
+        deadline = time.perf_counter() + self.settings.llm.timeout_s
+        with self._lock():
+            for token in runnable.stream(inputs):
+                yield token
+                if time.perf_counter() > deadline:
+                    raise LLMError(
+                        f"the model did not finish within {self.settings.llm.timeout_s:.0f} s "
+                        "(RAG_LLM__TIMEOUT_S)"
+                    )
+
+    def condense(self, question: str, history: History) -> str:
+        """Rewrite a follow-up into a standalone question (unchanged when there is no history)."""
+        if not history:
+            return question
+        chain = condense_prompt | self.llm | StrOutputParser()
+        text = "".join(
+            self._generate_text(chain, {"history": format_history(history), "question": question})
+        )
+        rewritten = " ".join(text.strip().strip('"').split())
+        rewritten = rewritten.removeprefix("Standalone question:").strip()
+        # A small model sometimes answers instead of rewriting: fall back to the question.
+        if not rewritten or len(rewritten) > max(300, 4 * len(question)) or "\n" in text.strip():
+            return question
+        return rewritten
+
+    def retrieve(self, query: str) -> list[Passage]:
+        return self.retriever.search(query, k=self.settings.retrieval.k)
+
+    def context_passages(self, passages: Sequence[Passage]) -> list[Passage]:
+        """The passages put in the prompt: the best few, to keep the prompt short."""
+        return list(passages[: self.settings.llm.max_context_passages])
+
+    def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[VerifiedClaim]:
+        return verify_claims(parse_claims(raw), passages, question)
+
+    # -- answer assembly ------------------------------------------------------------------
+
+    def _abstain(
+        self,
+        question: str,
+        standalone: str,
+        passages: Sequence[Passage],
+        timings: Timings,
+        reason: str,
+        raw: str = "",
+    ) -> Answer:
+        floor = self.settings.retrieval.min_relevance
+        see_also = tuple(p for p in passages[:2] if (p.similarity or 0.0) >= floor)
+        return Answer(
+            text=ABSTENTION_TEXT,
+            abstained=True,
+            passages=tuple(passages),
+            standalone_question=standalone,
+            question=question,
+            timings=timings,
+            raw_output=raw,
+            see_also=see_also,
+            reason=reason,
+        )
+
+    @staticmethod
+    def _compose(claims: Sequence[VerifiedClaim]) -> tuple[str, tuple[Citation, ...]]:
+        markers: dict[str, int] = {}
+        citations: list[Citation] = []
+        sentences: list[str] = []
+        for c in claims:
+            key = c.passage.paragraph_id or f"{c.passage.source}#{c.passage.paragraph}"
+            if key not in markers:
+                markers[key] = len(markers) + 1
+            m = markers[key]
+            citations.append(
+                Citation(
+                    marker=m,
+                    source=c.passage.source,
+                    paragraph=c.passage.paragraph,
+                    section=c.passage.section,
+                    text=c.passage.text,
+                    quote=c.quote,
+                    quote_start=c.start,
+                    quote_end=c.end,
+                )
+            )
+            s = c.statement.strip()
+            if c.extractive:
+                s = f"“{s}”"
+            s = s.rstrip()
+            end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
+            sentences.append(f"{s}{end} [{m}]" if not s.endswith(f"[{m}]") else s)
+        return " ".join(sentences), tuple(citations)
+
+    # -- public ---------------------------------------------------------------------------
+
+    def stream(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
+        """Progress events, then one ``final`` event with the verified ``Answer``."""
+        t0 = time.perf_counter()
+        question = validate_query(question, max_chars=self.settings.retrieval.max_query_chars)
+        hist = validate_history(history)
+        t_condense = 0.0
+        standalone = question
+        if hist:
+            yield AnswerEvent("status", "Rewriting the follow-up as a standalone question…")
+            standalone = self.condense(question, hist)
+            t_condense = time.perf_counter() - t0
+        yield AnswerEvent("status", "Searching the sources…", standalone_question=standalone)
+        t1 = time.perf_counter()
+        passages = self.retrieve(standalone)
+        t_retrieval = time.perf_counter() - t1
+        yield AnswerEvent(
+            "passages",
+            f"Found {len(passages)} paragraphs.",
+            passages=tuple(passages),
+            standalone_question=standalone,
+        )
+        score = relevance(passages)
+        if score < self.settings.retrieval.min_relevance:
+            timings = Timings(t_condense, t_retrieval, None, 0.0, time.perf_counter() - t0)
+            yield AnswerEvent(
+                "final",
+                answer=self._abstain(
+                    question, standalone, passages, timings, f"low relevance ({score:.2f})"
+                ),
+            )
+            return
+        context = self.context_passages(passages)
+        yield AnswerEvent("status", "Reading the paragraphs…")
+        chain = answer_prompt | self.llm | StrOutputParser()
+        inputs = {"context": format_context(context), "question": standalone}
+        t2 = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        try:
+            for token in self._generate_text(chain, inputs):
+                if first is None:
+                    first = time.perf_counter() - t0
+                parts.append(token)
+                yield AnswerEvent("draft", token)
+        except LLMError as exc:
+            logger.warning("generation failed: %s", exc)
+            timings = Timings(t_condense, t_retrieval, first, time.perf_counter() - t2, time.perf_counter() - t0)
+            yield AnswerEvent(
+                "final", answer=self._abstain(question, standalone, passages, timings, str(exc), "".join(parts))
+            )
+            return
+        raw = "".join(parts)
+        t_gen = time.perf_counter() - t2
+        yield AnswerEvent("status", "Checking every quote against the sources…")
+        claims = self.verify(raw, context, standalone)
+        timings = Timings(t_condense, t_retrieval, first, t_gen, time.perf_counter() - t0)
+        if not claims:
+            reason = "model found no answer" if "NOT FOUND" in raw.upper() else "no verified quote"
+            yield AnswerEvent("final", answer=self._abstain(question, standalone, passages, timings, reason, raw))
+            return
+        text, citations = self._compose(claims)
+        yield AnswerEvent(
+            "final",
+            answer=Answer(
+                text=text,
+                abstained=False,
+                citations=citations,
+                passages=tuple(passages),
+                standalone_question=standalone,
+                question=question,
+                timings=timings,
+                raw_output=raw,
+            ),
+        )
+
+    def invoke(self, question: str, history: History | None = None) -> Answer:
+        """The verified answer (runs ``stream`` to the end)."""
+        final: Answer | None = None
+        for event in self.stream(question, history):
+            if event.kind == "final":
+                final = event.answer
+        assert final is not None
+        return final
+
+    def as_runnable(self) -> Runnable:
+        """The chain as one LCEL runnable: {"question", "history"?} -> Answer."""
+        return RunnableLambda(
+            lambda x: self.invoke(x["question"], x.get("history")), name="AnswerChain"
+        )
+
+
+_CHAINS: dict[str, AnswerChain] = {}
+
+
+def get_chain(settings: Settings | None = None) -> AnswerChain:
+    """A cached chain for these settings (models load on first use)."""
+    s = settings or Settings()
+    key = s.model_dump_json()
+    if key not in _CHAINS:
+        _CHAINS[key] = AnswerChain(settings=s)
+    return _CHAINS[key]
+
+
+def ask(question: str, history: History | None = None, settings: Settings | None = None) -> Answer:
+    """Answer ``question`` from the corpus, with verified paragraph citations, or abstain.
+
+    Example:
+        >>> from rag import ask
+        >>> a = ask("Which institution is Dr. Tenzin Wangchuk affiliated with?")
+        >>> a.abstained, a.text, a.citations[0].paragraph
+    """
+    return get_chain(settings).invoke(question, history)
+
+
+def stream_answer(
+    question: str, history: History | None = None, settings: Settings | None = None
+) -> Iterator[AnswerEvent]:
+    """Like ``ask`` but yields progress events; the last one (``kind == "final"``) has the Answer."""
+    return get_chain(settings).stream(question, history)

@@ -1,0 +1,252 @@
+"""Parse the model's Quote/Answer output and verify every quote against the paragraphs.
+
+The citation is the paragraph where the quote truly occurs, whatever number the model wrote.
+A statement whose quote occurs nowhere is dropped; a statement that adds numbers or names its
+quote's paragraph does not hold is dropped; one that adds other content words is replaced by
+its quote (extractive fallback).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from rag.prompts import NOT_FOUND
+from rag.text import STOPWORDS, fold, stem, words
+from rag.types import Passage
+
+MIN_QUOTE_WORDS = 4
+FUZZY_MIN_SCORE = 92.0
+
+_QUOTE_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?quote\s*(?:\[\s*(?:P|¶|#)?\s*(\d+)\s*\]|\(?\s*P\s*(\d+)\s*\)?)?\s*:\s*(.*)$",
+    re.IGNORECASE,
+)
+_ANSWER_LINE = re.compile(r"^\s*(?:[-*]\s*)?answer\s*:\s*(.*)$", re.IGNORECASE)
+_QUOTE_CHARS = "\"'“”‘’«»`"
+_INLINE_MARKER = re.compile(r"\s*\[(?:P)?\d+\]")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"])|\n+")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One Quote/Answer pair as the model wrote it (unverified)."""
+
+    quote: str
+    statement: str
+    claimed_paragraph: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedClaim:
+    """A claim whose quote was found in ``passage`` at [start, end)."""
+
+    statement: str
+    quote: str
+    passage: Passage
+    start: int
+    end: int
+    extractive: bool = False
+
+
+def parse_claims(output: str) -> list[Claim]:
+    """Quote/Answer pairs from model output. ``NOT FOUND`` alone gives no claims."""
+    claims: list[Claim] = []
+    pending: list[tuple[str, int | None]] = []
+    for line in output.splitlines():
+        q = _QUOTE_LINE.match(line)
+        if q:
+            num = q.group(1) or q.group(2)
+            text = q.group(3).strip().strip(_QUOTE_CHARS).strip()
+            if text:
+                pending.append((text, int(num) if num else None))
+            continue
+        a = _ANSWER_LINE.match(line)
+        if a and pending:
+            statement = _INLINE_MARKER.sub("", a.group(1)).strip()
+            if statement and fold(statement).strip(" .") != fold(NOT_FOUND):
+                for quote, num in pending:
+                    claims.append(Claim(quote, statement, num))
+            pending = []
+    # Quotes with no answer line still count as extractive claims.
+    for quote, num in pending:
+        claims.append(Claim(quote, quote, num))
+    if not claims:
+        # The model ignored the format and answered in prose: each sentence becomes a claim
+        # with no quote; ``verify_claims`` then looks for a source sentence that supports it.
+        for sentence in _SENTENCE_SPLIT.split(output.strip()):
+            sentence = _INLINE_MARKER.sub("", sentence).strip()
+            if sentence and fold(NOT_FOUND) not in fold(sentence):
+                claims.append(Claim("", sentence, None))
+    return claims
+
+
+def _folded_with_map(text: str) -> tuple[str, list[int]]:
+    """Text reduced to lowercase words joined by single spaces, with a map to original offsets."""
+    out: list[str] = []
+    index: list[int] = []
+    prev_space = True
+    for i, ch in enumerate(text):
+        f = fold(ch)
+        for c in f:
+            if c.isalnum():
+                out.append(c)
+                index.append(i)
+                prev_space = False
+            elif not prev_space:
+                out.append(" ")
+                index.append(i)
+                prev_space = True
+    while out and out[-1] == " ":
+        out.pop()
+        index.pop()
+    return "".join(out), index
+
+
+def locate_quote(
+    quote: str, passages: Sequence[Passage], prefer: int | None = None
+) -> tuple[int, int, int] | None:
+    """(passage index, start, end) of the quote in the original text, or None.
+
+    Matching ignores case, punctuation and typographic quotes, and tolerates small copy errors
+    (rapidfuzz partial alignment, score >= FUZZY_MIN_SCORE). Very short quotes are rejected:
+    they would match almost anywhere.
+    """
+    q, _ = _folded_with_map(quote)
+    if len(q.split()) < MIN_QUOTE_WORDS:
+        return None
+    order = list(range(len(passages)))
+    if prefer is not None and 0 <= prefer < len(passages):
+        order.remove(prefer)
+        order.insert(0, prefer)
+    best: tuple[float, int, int, int] | None = None
+    for i in order:
+        text = passages[i].text
+        t, idx = _folded_with_map(text)
+        pos = t.find(q)
+        if pos >= 0:
+            return i, idx[pos], idx[pos + len(q) - 1] + 1
+        if not t:
+            continue
+        al = fuzz.partial_ratio_alignment(q, t, score_cutoff=FUZZY_MIN_SCORE)
+        if al is not None and (best is None or al.score > best[0]):
+            s, e = al.dest_start, max(al.dest_start, al.dest_end - 1)
+            best = (al.score, i, idx[s], idx[e] + 1)
+    if best is None:
+        return None
+    return best[1], best[2], best[3]
+
+
+def _is_number(w: str) -> bool:
+    return any(ch.isdigit() for ch in w)
+
+
+def _stems(text: str) -> set[str]:
+    return {stem(w) for w in words(text)} | set(words(text))
+
+
+def unsupported_words(statement: str, support: str, question: str = "") -> tuple[list[str], list[str]]:
+    """Content words of ``statement`` found neither in ``support`` nor the question.
+
+    Returns (hard, soft): numbers and names (capitalised words) must be in ``support``
+    itself; other content words may also come from the question.
+    """
+    sup = _stems(support)
+    qst = _stems(question)
+    hard: list[str] = []
+    soft: list[str] = []
+    raw_tokens = re.findall(r"[^\W_]+(?:[.,'’-][^\W_]+)*", statement)
+    for i, raw in enumerate(raw_tokens):
+        w = fold(raw).strip(".,'")
+        if not w or w in STOPWORDS:
+            continue
+        for part in re.split(r"[-']", w) if not _is_number(w) else [w]:
+            if not part or part in STOPWORDS:
+                continue
+            if _is_number(part):
+                if part not in sup and part.replace(",", "") not in {s.replace(",", "") for s in sup}:
+                    hard.append(raw)
+                continue
+            known = part in sup or stem(part) in sup
+            if known:
+                continue
+            is_name = raw[:1].isupper() and i > 0
+            if is_name:
+                hard.append(raw)
+            elif not (part in qst or stem(part) in qst):
+                soft.append(raw)
+    return hard, soft
+
+
+def verify_claims(
+    claims: Sequence[Claim],
+    passages: Sequence[Passage],
+    question: str = "",
+    *,
+    max_soft_unsupported: int = 1,
+) -> list[VerifiedClaim]:
+    """Keep the claims whose quote occurs in a passage, cited where it truly occurs."""
+    verified: list[VerifiedClaim] = []
+    seen: set[tuple[str, int, int]] = set()
+    for claim in claims:
+        prefer = claim.claimed_paragraph - 1 if claim.claimed_paragraph else None
+        hit = locate_quote(claim.quote, passages, prefer=prefer) if claim.quote else None
+        if hit is None and not claim.quote:
+            hit = find_supporting_sentence(claim.statement, passages, question)
+        if hit is None:
+            continue
+        i, start, end = hit
+        passage = passages[i]
+        exact_quote = passage.text[start:end]
+        hard, soft = unsupported_words(claim.statement, passage.text, question)
+        if hard:
+            continue
+        extractive = len(soft) > max_soft_unsupported
+        statement = exact_quote if extractive else claim.statement
+        key = (passage.paragraph_id or passage.source, start, end)
+        if key in seen:
+            continue
+        seen.add(key)
+        verified.append(VerifiedClaim(statement, exact_quote, passage, start, end, extractive))
+    return verified
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in re.finditer(r"(?<=[.!?…])[”\"’')\]]*\s+", text):
+        if text[start : m.start()].strip():
+            spans.append((start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text.rstrip())))
+    return spans
+
+
+def find_supporting_sentence(
+    statement: str, passages: Sequence[Passage], question: str = ""
+) -> tuple[int, int, int] | None:
+    """For an unquoted statement: the source sentence that holds all its numbers and names
+    and most of its other content words (the statement's evidence), or None."""
+    content = [
+        w for w in words(statement) if w not in STOPWORDS and not (stem(w) in _stems(question) and not _is_number(w))
+    ]
+    if not content:
+        return None
+    best: tuple[float, int, int, int] | None = None
+    for i, p in enumerate(passages):
+        for s, e in sentence_spans(p.text):
+            sent = p.text[s:e]
+            hard, soft = unsupported_words(statement, sent, question)
+            if hard:
+                continue
+            sup = _stems(sent)
+            covered = sum(1 for w in content if w in sup or stem(w) in sup)
+            ratio = covered / len(content)
+            if ratio >= 0.6 and covered >= 1 and (best is None or ratio > best[0]):
+                best = (ratio, i, s, e)
+    return None if best is None else best[1:]

