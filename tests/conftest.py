@@ -1,0 +1,56 @@
+"""Shared fixtures.
+
+Unit tests (tests/unit) use fakes and a throwaway Chroma folder. Integration tests
+(tests/integration, marker ``integration``) use the real models built by the production
+factories, and one session-wide index of the real ``corpus/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.settings import Settings
+from tests.fakes import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+SQUAD_DEV = SHARED / "data" / "squad-v2-dev" / "dev-v2.0.json"
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    """Settings pointing at a copy of the real corpus and an empty index in tmp_path."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    return Settings(
+        corpus_dir=corpus,
+        data_dir=tmp_path / "data",
+        db_dir=tmp_path / "db",
+        models_dir=ROOT / "data" / "models",
+    )
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The real corpus ingested once with the real embedder into a session index."""
+    from rag.ingest import ingest
+
+    base = tmp_path_factory.mktemp("real")
+    settings = Settings(
+        corpus_dir=CORPUS,
+        data_dir=base / "data",
+        db_dir=base / "db",
+        models_dir=ROOT / "data" / "models",
+    )
+    ingest(settings)
+    yield settings

@@ -1,0 +1,37 @@
+"""Fakes for unit tests: no model loads, no network."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from langchain_core.embeddings import Embeddings
+
+from rag.text import content_terms
+
+
+class HashingEmbedder(Embeddings):
+    """A lexical stand-in for the real embedder: hashed bag of stemmed content words,
+    L2-normalised, so texts sharing words are similar. Deterministic and instant."""
+
+    def __init__(self, dim: int = 256, model_name: str = "fake-hashing") -> None:
+        self.dim = dim
+        self._name = model_name
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    def _vec(self, text: str) -> list[float]:
+        v = [0.0] * self.dim
+        for term in content_terms(text):
+            h = int(hashlib.md5(term.encode()).hexdigest(), 16)
+            v[h % self.dim] += 1.0 if (h >> 20) % 2 else -1.0
+        norm = math.sqrt(sum(x * x for x in v)) or 1.0
+        return [x / norm for x in v]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vec(text)
