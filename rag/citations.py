@@ -239,11 +239,11 @@ def find_supporting_sentence(
         return None
     best: tuple[float, int, int, int] | None = None
     for i, p in enumerate(passages):
+        hard, _ = unsupported_words(statement, p.text, question)
+        if hard:
+            continue
         for s, e in sentence_spans(p.text):
             sent = p.text[s:e]
-            hard, soft = unsupported_words(statement, sent, question)
-            if hard:
-                continue
             sup = _stems(sent)
             covered = sum(1 for w in content if w in sup or stem(w) in sup)
             ratio = covered / len(content)

@@ -93,7 +93,7 @@ def ingest(
             "(supported: .txt .md .html .pdf); the index was left as it was"
         )
     embedder = embedder or get_embedder(settings)
-    store = store or ChromaStore(settings=settings)
+    store = store or ChromaStore(settings=settings, embedding_model=embedder.model_name)
     lock = index_lock(settings)
     try:
         lock.acquire(timeout=settings.lock_timeout_s)

@@ -72,7 +72,9 @@ class HybridRetriever:
     ) -> None:
         self.settings = settings or Settings()
         self._embedder = embedder
-        self.store = store or ChromaStore(settings=self.settings)
+        self.store = store or ChromaStore(
+            settings=self.settings, embedding_model=embedder.model_name if embedder else None
+        )
 
     @property
     def embedder(self) -> Embedder:

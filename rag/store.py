@@ -83,10 +83,17 @@ class ChromaStore:
         >>> store.count()
     """
 
-    def __init__(self, *, settings: Settings | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        client: Any = None,
+        embedding_model: str | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self._client = client
         self.name = self.settings.chroma.collection
+        self.embedding_model = embedding_model or self.settings.embedding.model
 
     @property
     def client(self) -> Any:
@@ -108,7 +115,7 @@ class ChromaStore:
                 self.name,
                 embedding_function=None,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": embedding_model or self.settings.embedding.model},
+                metadata={"embedding_model": embedding_model or self.embedding_model},
             )
         else:
             try:
@@ -118,7 +125,7 @@ class ChromaStore:
                     "nothing is indexed yet: run `rag ingest` first"
                     + (f" (index folder {self.settings.index_dir})" if not self.settings.chroma_server else "")
                 ) from exc
-        want = embedding_model or self.settings.embedding.model
+        want = embedding_model or self.embedding_model
         have = (col.metadata or {}).get("embedding_model")
         if have and have != want:
             raise EmbeddingModelMismatchError(

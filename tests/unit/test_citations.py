@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from rag.citations import Claim, locate_quote, parse_claims, unsupported_words, verify_claims
+from rag.types import Passage
+
+P1 = Passage("a.md", 1, "Intro", "Bhutan is a small kingdom. Its capital is Thimphu.", 0.1, "p1")
+P2 = Passage(
+    "a.md",
+    2,
+    "People",
+    "“Policy matters,” notes Dr. Jane Roe, a scholar at the Lumen Institute in Porto.",
+    0.1,
+    "p2",
+)
+
+
+def test_parse_quote_answer_pairs() -> None:
+    out = 'Quote [P2]: "a scholar at the Lumen Institute"\nAnswer: She works at the Lumen Institute [2].\n'
+    assert parse_claims(out) == [
+        Claim("a scholar at the Lumen Institute", "She works at the Lumen Institute.", 2)
+    ]
+    assert parse_claims("NOT FOUND") == []
+
+
+def test_misnumbered_citation_is_corrected() -> None:
+    claims = [Claim("Dr. Jane Roe, a scholar at the Lumen Institute", "Jane Roe is at the Lumen Institute.", 1)]
+    [v] = verify_claims(claims, [P1, P2])
+    assert v.passage.paragraph == 2  # the model said P1; the quote is in P2
+    assert P2.text[v.start : v.end] == v.quote
+
+
+def test_quote_matching_ignores_case_punctuation_and_typographic_quotes() -> None:
+    hit = locate_quote('"policy matters" notes dr jane roe', [P1, P2])
+    assert hit is not None and hit[0] == 1
+    assert P2.text[hit[1] : hit[2]].startswith("Policy matters")
+
+
+def test_small_copy_errors_are_tolerated_but_inventions_are_not() -> None:
+    assert locate_quote("Dr. Jane Roe, a scholar at the Lumen Institue in Porto", [P1, P2]) is not None
+    assert locate_quote("Bhutan has a population of 700,000 people", [P1, P2]) is None
+    assert locate_quote("Bhutan", [P1, P2]) is None  # too short to mean anything
+
+
+def test_invented_quote_is_dropped_and_everything_dropped_is_empty() -> None:
+    claims = [Claim("The capital of Qatar is Doha.", "Doha is the capital.", 1)]
+    assert verify_claims(claims, [P1, P2]) == []
+
+
+def test_statement_with_unsupported_number_or_name_is_dropped() -> None:
+    claims = [Claim("Bhutan is a small kingdom.", "Bhutan has 700,000 people.", 1)]
+    assert verify_claims(claims, [P1, P2]) == []
+    claims = [Claim("Bhutan is a small kingdom.", "Bhutan is ruled by Wangchuck.", 1)]
+    assert verify_claims(claims, [P1, P2]) == []
+
+
+def test_statement_with_unsupported_words_falls_back_to_its_quote() -> None:
+    claims = [Claim("Bhutan is a small kingdom.", "Bhutan is a wealthy prosperous mountainous kingdom.", 1)]
+    [v] = verify_claims(claims, [P1, P2])
+    assert v.extractive and v.statement.rstrip(".") == "Bhutan is a small kingdom"
+
+
+def test_unquoted_prose_is_verified_against_source_sentences() -> None:
+    claims = parse_claims("The capital of Bhutan is Thimphu.")
+    [v] = verify_claims(claims, [P1, P2], "What is the capital of Bhutan?")
+    assert v.passage.paragraph == 1 and v.quote == "Its capital is Thimphu."
+    assert verify_claims(parse_claims("The capital is Paro."), [P1, P2]) == []
+
+
+def test_unsupported_words_separates_hard_and_soft() -> None:
+    hard, soft = unsupported_words("Roe studies 12 rivers quietly", P2.text)
+    assert "12" in hard and "quietly" in soft
