@@ -1,0 +1,142 @@
+"""Ingest, retrieval and one answer through a real Chroma server (``RAG_CHROMA_URL``).
+
+Starts ``chroma run`` (the chromadb CLI from the venv) on a free loopback port with a
+throwaway persistence folder, and points ``Settings.chroma_url`` at it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.settings import LLMSettings, Settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chroma_command() -> list[str]:
+    """The ``chroma`` console script beside this interpreter, or the same entry point via -c.
+
+    (``python -m chromadb.cli.cli`` does not work: the module has no ``__main__`` block.)
+    """
+    script = Path(sys.executable).parent / "chroma"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("chroma")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())"]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    log = base / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*chroma_command(), "run", "--path", str(base / "db"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    request.addfinalizer(lambda: _stop(proc))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"chroma run did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url
+
+
+@pytest.fixture(scope="module")
+def server_settings(chroma_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = tmp_path_factory.mktemp("chroma-client")
+    return Settings(
+        corpus_dir=ROOT / "corpus",
+        data_dir=base / "data",
+        db_dir=base / "unused-local-db",
+        models_dir=ROOT / "data" / "models",
+        chroma_url=chroma_url,
+        # The machine running the tests is small and often shared: a generous generation timeout.
+        llm=LLMSettings(timeout_s=600),
+    )
+
+
+def test_ingest_is_idempotent_on_server(server_settings: Settings) -> None:
+    from rag.ingest import ingest
+    from rag.store import ChromaStore
+
+    first = ingest(server_settings)
+    assert first.documents >= 1 and first.chunks > 0
+    assert first.chunks_added == first.chunks
+    store = ChromaStore(settings=server_settings)
+    assert store.count() == first.chunks
+
+    second = ingest(server_settings)
+    assert second.chunks_added == 0
+    assert second.chunks_removed == 0
+    assert second.chunks_unchanged == first.chunks
+    assert store.count() == first.chunks
+    # Nothing was written to the local folder: the server holds the index.
+    assert not (server_settings.index_dir / "chroma.sqlite3").exists()
+
+
+def test_retrieve_through_server(server_settings: Settings) -> None:
+    from rag.ingest import ingest
+    from rag.retrieval import retrieve
+
+    ingest(server_settings)
+    top = retrieve("Kathmandu Policy Forum", k=5, settings=server_settings)
+    assert top, "no passages"
+    assert (top[0].source, top[0].paragraph) == ("bhutan-qatar.md", 3), [(p.source, p.paragraph) for p in top]
+    assert "Kathmandu Policy Forum" in top[0].text
+    assert top[0].dense_rank is not None and top[0].bm25_rank is not None
+
+
+@pytest.mark.llm
+def test_ask_through_server(server_settings: Settings) -> None:
+    from rag.chain import ask
+    from rag.ingest import ingest
+
+    ingest(server_settings)
+    answer = ask("Which institution is Dr. Tenzin Wangchuk affiliated with?", settings=server_settings)
+    assert not answer.abstained, (answer.reason, answer.raw_output)
+    assert "Kathmandu Policy Forum" in answer.text
+    assert ("bhutan-qatar.md", 3) in {(c.source, c.paragraph) for c in answer.citations}
