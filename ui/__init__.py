@@ -1,0 +1,1 @@
+"""The Gradio web UI (``rag ui``): ``ui.app.build_app`` / ``ui.app.launch``. See docs/ui.md."""
