@@ -140,7 +140,7 @@ class ChatController:
         question = (message or "").strip()
         if not question:
             gr.Warning("Type a question first.")
-            yield chat, history, message or "", None
+            yield list(chat), list(history), message or "", None
             return
         limit = self.settings.ui.max_input_chars
         if len(question) > limit:
@@ -156,14 +156,14 @@ class ChatController:
                 },
             ]
             # keep the text in the box so it can be edited
-            yield chat, history, message or "", None
+            yield list(chat), list(history), message or "", None
             return
 
         chat += [
             {"role": "user", "content": render.render_user(question)},
             {"role": "assistant", "content": render.render_progress("Starting…")},
         ]
-        yield chat, history, "", None
+        yield list(chat), list(history), "", None
 
         answer: Answer | None = None
         status, detail, tokens = "Starting…", "", 0
@@ -190,10 +190,10 @@ class ChatController:
                         continue
                     last = now
                 chat[-1] = {"role": "assistant", "content": render.render_progress(status, detail)}
-                yield chat, history, "", None
+                yield list(chat), list(history), "", None
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": render.render_error(str(exc))}
-            yield chat, history, "", None
+            yield list(chat), list(history), "", None
             return
         except Exception:  # never show a traceback in the page
             logger.exception("unexpected error while answering")
@@ -203,14 +203,14 @@ class ChatController:
                     "Something went wrong while answering; the details are in the server log."
                 ),
             }
-            yield chat, history, "", None
+            yield list(chat), list(history), "", None
             return
         if answer is None:
             chat[-1] = {
                 "role": "assistant",
                 "content": render.render_error("The answer was interrupted; please ask again."),
             }
-            yield chat, history, "", None
+            yield list(chat), list(history), "", None
             return
         chat[-1] = {
             "role": "assistant",
@@ -220,7 +220,7 @@ class ChatController:
             {"role": "user", "content": question},
             {"role": "assistant", "content": answer.text},
         ]
-        yield chat, history, "", _answer_summary(answer)
+        yield list(chat), list(history), "", _answer_summary(answer)
 
     @staticmethod
     def clear() -> tuple[ChatMessages, History, str, None]:
