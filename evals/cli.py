@@ -1,0 +1,374 @@
+"""The ``evals`` command: run the evaluation suites, gate on thresholds, manage the baseline.
+
+Exit codes: 0 all gates passed; 1 a gate failed (metric below threshold, drop from baseline,
+malformed question lines); 2 the run could not be done (bad input, missing index or model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from evals.runner import DEFAULT_BASELINE, DEFAULT_QUESTIONS, DEFAULT_THRESHOLDS, RunResult
+
+app = typer.Typer(
+    help="Evaluate the answer chain: retrieval, correctness, citations, faithfulness, abstention.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+QuestionsOpt = Annotated[Path, typer.Option("--questions", help="Question file (JSONL).")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [default ./corpus].")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder [default ./data/chroma].")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")]
+ThresholdsOpt = Annotated[Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")]
+BaselineOpt = Annotated[Path, typer.Option("--baseline", help="Baseline metrics per suite.")]
+LLMJudgeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--llm-judge/--no-llm-judge",
+        help="Also judge faithfulness with an LLM (yes/no per statement). Default: the embedded model.",
+    ),
+]
+JudgeUrlOpt = Annotated[
+    str | None,
+    typer.Option("--judge-url", envvar="EVALS_JUDGE_URL", help="OpenAI-compatible endpoint for the LLM judge."),
+]
+JudgeModelOpt = Annotated[
+    str | None, typer.Option("--judge-model", envvar="EVALS_JUDGE_MODEL", help="Model name at --judge-url.")
+]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def _quiet() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3", "rag.loading"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def _settings(corpus: Path | None, db: Path | None) -> Any:
+    from rag.settings import Settings
+
+    try:
+        return Settings().with_paths(corpus=corpus, db=db)
+    except Exception as exc:
+        raise _fail("bad configuration: " + " ".join(str(exc).splitlines()[:3])) from None
+
+
+def _judge(enabled: bool, settings: Any, url: str | None, model: str | None) -> Any:
+    if not enabled:
+        return None
+    from evals.judge import LLMJudge
+
+    key = os.environ.get("EVALS_JUDGE_API_KEY")
+    return LLMJudge.from_settings(settings, base_url=url, model=model, api_key=key)
+
+
+def _print_summary(result: RunResult) -> None:
+    rep = result.report
+    table = Table(title=f"{rep['suite']}: {rep['n_questions']} questions", show_lines=False)
+    for col in ("metric", "value", "n", "judge", "baseline"):
+        table.add_column(col, justify="right" if col in ("value", "n", "baseline") else "left")
+    base = rep.get("baseline") or {}
+    for name, m in rep["metrics"].items():
+        v = m["value"]
+        b = base.get(name)
+        table.add_row(
+            name,
+            "n/a" if v is None else f"{v:.3f}",
+            str(m["n"]),
+            escape(str(m["judge"])),
+            "" if b is None else f"{b:.3f}",
+        )
+    out.print(table)
+    for g in result.gates:
+        if not g.passed:
+            err.print(f"[bold red]GATE FAILED[/] {escape(g.message)}")
+    out.print(f"Reports in {escape(str(result.out_dir))}: report.md, report.json, predictions.jsonl, *.png")
+    out.print("[bold green]All gates passed.[/]" if result.passed else "[bold red]Gates failed.[/]")
+
+
+def _run(
+    questions_path: Path,
+    settings: Any,
+    out_dir: Path,
+    *,
+    suite: str,
+    limit: int | None,
+    thresholds: Path,
+    baseline: Path,
+    llm_judge: bool,
+    judge_url: str | None,
+    judge_model: str | None,
+    progress: bool,
+) -> RunResult:
+    from evals.dataset import load_questions
+    from evals.runner import run_suite
+    from rag.errors import RagError
+
+    if not questions_path.is_file():
+        raise _fail(f"no question file at {questions_path}")
+    questions, errors = load_questions(questions_path)
+    for e in errors:
+        err.print(f"[yellow]Warning:[/] {escape(str(questions_path))} {escape(str(e))} (skipped)")
+    if limit is not None:
+        questions = questions[:limit]
+    if not questions:
+        raise _fail("no valid questions to run")
+    try:
+        judge = _judge(llm_judge, settings, judge_url, judge_model)
+        return run_suite(
+            questions,
+            settings,
+            out_dir,
+            suite=suite,
+            questions_file=str(questions_path),
+            question_errors=errors,
+            thresholds_path=thresholds,
+            baseline_path=baseline,
+            llm_judge=judge,
+            progress=progress,
+        )
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def run(
+    questions: QuestionsOpt = DEFAULT_QUESTIONS,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
+    limit: LimitOpt = None,
+    suite: Annotated[str, typer.Option("--suite", help="Section of thresholds/baseline to use.")] = "fixed",
+    thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
+    baseline: BaselineOpt = DEFAULT_BASELINE,
+    llm_judge: LLMJudgeOpt = True,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Run the question file through the real chain; write the report; exit 1 if a gate fails."""
+    _quiet()
+    settings = _settings(corpus, db)
+    result = _run(
+        questions,
+        settings,
+        out_dir,
+        suite=suite,
+        limit=limit,
+        thresholds=thresholds,
+        baseline=baseline,
+        llm_judge=llm_judge,
+        judge_url=judge_url,
+        judge_model=judge_model,
+        progress=progress,
+    )
+    _print_summary(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command("baseline")
+def baseline_cmd(
+    from_report: Annotated[Path, typer.Option("--from", help="A report.json to record.")] = Path(
+        "evals/out/report.json"
+    ),
+    baseline: BaselineOpt = DEFAULT_BASELINE,
+) -> None:
+    """Record a run's metrics as the new baseline of its suite (on purpose, after review)."""
+    from evals.gates import update_baseline
+
+    if not from_report.is_file():
+        raise _fail(f"no report at {from_report}; run `evals run` first")
+    report = json.loads(from_report.read_text(encoding="utf-8"))
+    if report.get("limit_applied"):
+        err.print("[yellow]Warning:[/] this report covers only part of the question file")
+    update_baseline(baseline, report, source=str(from_report))
+    out.print(f"Baseline for suite {report.get('suite', 'fixed')!r} updated in {baseline}")
+
+
+@app.command()
+def validate(questions: QuestionsOpt = DEFAULT_QUESTIONS, corpus: CorpusOpt = None) -> None:
+    """Check a question file: schema per line, and that every evidence string is in the corpus."""
+    from evals.dataset import load_questions, missing_evidence
+    from rag.loading import load_corpus
+
+    qs, errors = load_questions(questions)
+    for e in errors:
+        err.print(f"{escape(str(questions))} {escape(str(e))}")
+    docs = load_corpus(corpus or Path("corpus"))
+    missing = missing_evidence(qs, [d.text for d in docs])
+    for qid, ev in missing:
+        err.print(f"{escape(qid)}: evidence not in the corpus: {escape(ev[:80])!r}")
+    out.print(f"{len(qs)} valid questions, {len(errors)} malformed lines, {len(missing)} missing evidence")
+    if errors or missing:
+        raise typer.Exit(1)
+
+
+def _parse_articles(articles: str | None) -> list[str]:
+    from evals.squad import DEFAULT_ARTICLES
+
+    if not articles:
+        return list(DEFAULT_ARTICLES)
+    return [a.strip() for a in articles.split(",") if a.strip()]
+
+
+SquadPathArg = Annotated[
+    Path | None,
+    typer.Argument(help="SQuAD 2.0 JSON [default ../shared/data/squad-v2-dev/dev-v2.0.json]."),
+]
+ArticlesOpt = Annotated[
+    str | None, typer.Option("--articles", help="Comma-separated article titles [default: the 9 dev articles].")
+]
+
+
+def _squad_path(path: Path | None) -> Path:
+    from evals.squad import default_squad_path
+
+    p = path or default_squad_path()
+    if not p.is_file():
+        raise _fail(f"no SQuAD file at {p}")
+    return p
+
+
+@app.command()
+def squad(
+    path: SquadPathArg = None,
+    articles: ArticlesOpt = None,
+    per_article: Annotated[int, typer.Option("--per-article", min=1, help="Questions per article.")] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (corpus, db, reports).")] = Path(
+        "evals/out/squad"
+    ),
+    limit: LimitOpt = None,
+    thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
+    baseline: BaselineOpt = DEFAULT_BASELINE,
+    llm_judge: LLMJudgeOpt = True,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Convert SQuAD 2.0 articles to a corpus + question file, ingest them, run the suite."""
+    _quiet()
+    from evals.squad import convert
+
+    src = _squad_path(path)
+    try:
+        corpus, qpath, sample = convert(
+            src, out_dir, articles=_parse_articles(articles), per_article=per_article, seed=seed
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    n_ans = sum(1 for g in sample if g.question.answerable)
+    out.print(f"SQuAD sample: {len(sample)} questions ({n_ans} answerable) from {corpus}")
+    settings = _settings(corpus, out_dir / "db")
+    result = _run(
+        qpath,
+        settings,
+        out_dir,
+        suite="squad",
+        limit=limit,
+        thresholds=thresholds,
+        baseline=baseline,
+        llm_judge=llm_judge,
+        judge_url=judge_url,
+        judge_model=judge_model,
+        progress=progress,
+    )
+    _print_summary(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def retrieval(
+    path: SquadPathArg = None,
+    articles: ArticlesOpt = None,
+    per_article: Annotated[
+        int | None, typer.Option("--per-article", min=1, help="Answerable questions per article [default: all].")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (corpus, db, tables).")] = Path(
+        "evals/out/squad"
+    ),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """Gold-paragraph recall@1, recall@5 and MRR@10 for dense, BM25 and hybrid retrieval."""
+    _quiet()
+    from evals.retrieval_eval import evaluate_retrieval, render_table
+    from evals.squad import all_questions, doc_name, load_squad, select_articles, write_corpus
+    from rag.errors import RagError
+    from rag.ingest import ingest
+    from rag.retrieval import HybridRetriever
+
+    src = _squad_path(path)
+    try:
+        arts = select_articles(load_squad(src), _parse_articles(articles))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    corpus = out_dir / "corpus"
+    write_corpus(arts, corpus)
+    gold = [g for g in all_questions(arts) if g.question.answerable]
+    if per_article is not None:
+        import random
+
+        rng = random.Random(seed)
+        picked = []
+        for a in arts:
+            mine = [g for g in gold if g.source == doc_name(a["title"])]
+            picked.extend(rng.sample(mine, min(per_article, len(mine))))
+        gold = picked
+    settings = _settings(corpus, out_dir / "db")
+    try:
+        rep = ingest(settings)
+        err.print(f"Index: {rep.documents} documents, {rep.paragraphs} paragraphs, {rep.chunks} chunks")
+        retriever = HybridRetriever(settings=settings)
+        from tqdm import tqdm
+
+        with tqdm(total=len(gold), desc="retrieval", unit="q", disable=json_out) as bar:
+            result = evaluate_retrieval(retriever, gold, on_progress=lambda i, n: bar.update(1))
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+    result["articles"] = [a["title"] for a in arts]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = render_table(result)
+    (out_dir / "retrieval.md").write_text("# Retrieval on SQuAD articles\n\n" + table, encoding="utf-8")
+    if json_out:
+        out.print_json(json.dumps({k: result[k] for k in ("n_questions", "candidates", "table", "articles")}))
+    else:
+        out.print(table)
+        out.print(f"Written {out_dir / 'retrieval.md'} and retrieval.json")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

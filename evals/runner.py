@@ -1,0 +1,138 @@
+"""Run a question file through the real answer chain and write the evaluation outputs.
+
+Outputs in ``out_dir``: predictions.jsonl, report.json, report.md, metrics.png, latency.png.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evals.dataset import LineError, Question
+from evals.gates import GateResult, check_gates, load_json
+from evals.judge import DeterministicJudge, Judge
+from evals.report import render_markdown, write_plots
+from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_QUESTIONS = PACKAGE_DIR / "questions.jsonl"
+DEFAULT_THRESHOLDS = PACKAGE_DIR / "thresholds.json"
+DEFAULT_BASELINE = PACKAGE_DIR / "baseline.json"
+
+
+@dataclass
+class RunResult:
+    report: dict[str, Any]
+    gates: list[GateResult] = field(default_factory=list)
+    out_dir: Path = Path(".")
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="questions", unit="q", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+def run_suite(
+    questions: Sequence[Question],
+    settings: Any,
+    out_dir: Path,
+    *,
+    suite: str = "fixed",
+    questions_file: str = "",
+    question_errors: Sequence[LineError] = (),
+    thresholds_path: Path | None = DEFAULT_THRESHOLDS,
+    baseline_path: Path | None = DEFAULT_BASELINE,
+    chain: Any = None,
+    llm_judge: Judge | None = None,
+    progress: bool = True,
+    index: bool = True,
+) -> RunResult:
+    """Answer every question with the chain, score, gate and write the report files.
+
+    ``chain``: anything with ``invoke(question, history) -> rag.Answer`` (default: the real
+    ``rag.get_chain(settings)``). ``llm_judge``: an optional second faithfulness judge.
+    ``index``: bring the index in line with the corpus first (incremental ``rag.ingest``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.perf_counter()
+    if index:
+        from rag.ingest import ensure_index, ingest
+
+        if ensure_index(settings) is None:
+            ingest(settings)  # already indexed: only what changed is embedded
+    if chain is None:
+        from rag.chain import get_chain
+
+        chain = get_chain(settings)
+    judges: list[Judge] = [DeterministicJudge()]
+    if llm_judge is not None:
+        judges.append(llm_judge)
+    k = int(settings.retrieval.k)
+    scores: list[dict[str, Any]] = []
+    preds: dict[str, dict[str, Any]] = {}
+    pred_path = out_dir / "predictions.jsonl"
+    with pred_path.open("w", encoding="utf-8") as pf, _progress(len(questions), progress) as bar:
+        for q in questions:
+            texts: list[str] = []
+            try:
+                ans = chain.invoke(q.question, q.history_dicts())
+                pred = prediction_record(q, ans)
+                texts = [p.text for p in ans.passages]
+            except Exception as exc:  # one failing question must not lose the others
+                logger.warning("question %s failed: %s", q.id, exc)
+                pred = error_record(q, f"{type(exc).__name__}: {exc}")
+            pf.write(json.dumps(pred, ensure_ascii=False) + "\n")
+            pf.flush()
+            preds[q.id] = pred
+            scores.append(score_question(q, pred, texts, k=k, judges=judges))
+            bar.update(1)
+            bar.set_postfix_str(q.id)
+    llm_name = llm_judge.name if llm_judge is not None else None
+    metrics = aggregate(questions, scores, llm_judge=llm_name)
+    thresholds = load_json(thresholds_path).get(suite, {})
+    baseline = load_json(baseline_path).get(suite, {})
+    gates = check_gates(metrics, thresholds, baseline, question_errors=len(question_errors))
+    report: dict[str, Any] = {
+        "suite": suite,
+        "questions_file": questions_file,
+        "corpus": str(settings.corpus_dir),
+        "k": k,
+        "started": started,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "n_questions": len(questions),
+        "n_answerable": sum(1 for q in questions if q.answerable),
+        "judges": [j.name for j in judges],
+        "llm": settings.llm.backend,
+        "metrics": metrics,
+        "categories": by_category(questions, scores),
+        "thresholds": thresholds,
+        "baseline": baseline.get("metrics") or {},
+        "gates": [g.to_dict() for g in gates],
+        "passed": all(g.passed for g in gates),
+        "question_errors": [str(e) for e in question_errors],
+        "questions": scores,
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    qmap = {q.id: q.model_dump() for q in questions}
+    (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
+    try:
+        write_plots(report, out_dir)
+    except Exception as exc:  # plots are a convenience; never fail the run for them
+        logger.warning("plots failed: %s", exc)
+    return RunResult(report, gates, out_dir)
