@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -218,6 +219,7 @@ class AnswerChain:
         t2 = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        failure = ""
         try:
             for token in self._generate_text(chain, inputs):
                 if first is None:
@@ -225,19 +227,24 @@ class AnswerChain:
                 parts.append(token)
                 yield AnswerEvent("draft", token)
         except LLMError as exc:
+            # Keep what was generated: complete Quote/Answer pairs can still be verified.
             logger.warning("generation failed: %s", exc)
-            timings = Timings(t_condense, t_retrieval, first, time.perf_counter() - t2, time.perf_counter() - t0)
-            yield AnswerEvent(
-                "final", answer=self._abstain(question, standalone, passages, timings, str(exc), "".join(parts))
-            )
-            return
+            failure = str(exc)
         raw = "".join(parts)
         t_gen = time.perf_counter() - t2
         yield AnswerEvent("status", "Checking every quote against the sources…")
-        claims = self.verify(raw, context, standalone)
+        claims = self.verify(raw, context, standalone) if raw.strip() else []
+        if failure:
+            # The last statement may be cut off mid-sentence: show the verified quotes instead.
+            claims = [replace(c, statement=c.quote, extractive=True) for c in claims]
         timings = Timings(t_condense, t_retrieval, first, t_gen, time.perf_counter() - t0)
         if not claims:
-            reason = "model found no answer" if "NOT FOUND" in raw.upper() else "no verified quote"
+            if failure:
+                reason = failure
+            elif "NOT FOUND" in raw.upper():
+                reason = "model found no answer"
+            else:
+                reason = "no verified quote"
             yield AnswerEvent("final", answer=self._abstain(question, standalone, passages, timings, reason, raw))
             return
         text, citations = self._compose(claims)

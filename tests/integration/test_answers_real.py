@@ -1,0 +1,54 @@
+"""The answer chain with the real embedded LLM (issue: grounded answers)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.chain import ask
+from rag.cli import app
+from rag.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.llm]
+
+
+def test_answers_with_the_paragraph_that_says_so(real_settings: Settings) -> None:
+    a = ask("Which institution is Dr. Tenzin Wangchuk affiliated with?", settings=real_settings)
+    assert not a.abstained, a.raw_output
+    assert "Kathmandu Policy Forum" in a.text
+    assert any(c.paragraph == 3 and c.source == "bhutan-qatar.md" for c in a.citations)
+    for c in a.citations:
+        assert c.quote and c.quote in c.text  # every quote is verbatim in its paragraph
+    assert a.timings.first_token is not None and a.timings.total >= a.timings.first_token
+
+
+def test_world_knowledge_question_abstains(real_settings: Settings) -> None:
+    a = ask("What is the population of Bhutan?", settings=real_settings)
+    assert a.abstained and a.text == "The source does not say." and not a.citations
+
+
+def test_follow_up_uses_the_history(real_settings: Settings) -> None:
+    first = ask("Who is Dr. Ahmed Al-Thani?", settings=real_settings)
+    assert not first.abstained and any(c.paragraph == 4 for c in first.citations)
+    history = [
+        {"role": "user", "content": "Who is Dr. Ahmed Al-Thani?"},
+        {"role": "assistant", "content": first.text},
+    ]
+    a = ask("What did he say about India?", history=history, settings=real_settings)
+    assert "Al-Thani" in a.standalone_question
+    assert not a.abstained, a.raw_output
+    assert any(c.paragraph == 4 and "India" in c.quote for c in a.citations)
+
+
+def test_cli_ask_json(real_settings: Settings) -> None:
+    r = CliRunner().invoke(
+        app,
+        ["ask", "When did Bhutan gain independence?", "--json", "--db", str(real_settings.index_dir)],
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert set(d) == {"answer", "abstained", "citations", "standalone_question", "timings"}
+    assert "1949" in d["answer"] and d["citations"][0]["paragraph"] == 3
+    assert set(d["citations"][0]) == {"source", "paragraph", "text", "quote", "marker", "section"} - {"marker", "section"} | {"marker", "section"}
