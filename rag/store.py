@@ -101,7 +101,12 @@ class ChromaStore:
             self._client = get_chroma_client(self.settings)
         return self._client
 
+    def _folder_missing(self) -> bool:
+        return not self.settings.chroma_server and not (self.settings.index_dir / "chroma.sqlite3").exists()
+
     def exists(self) -> bool:
+        if self._client is None and self._folder_missing():
+            return False
         try:
             self.client.get_collection(self.name)
             return True
@@ -119,6 +124,8 @@ class ChromaStore:
             )
         else:
             try:
+                if self._client is None and self._folder_missing():
+                    raise FileNotFoundError(self.settings.index_dir)
                 col = self.client.get_collection(self.name, embedding_function=None)
             except Exception as exc:
                 raise IndexNotFoundError(
