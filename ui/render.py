@@ -216,6 +216,10 @@ def render_user(text: str) -> str:
     return f'<div class="rag-user">{esc(text)}</div>'
 
 
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
 def render_status(status: Any) -> str:
     """The corpus panel: index location, model, documents with paragraph counts."""
     if status is None:
@@ -239,7 +243,8 @@ def render_status(status: Any) -> str:
         )
     return (
         '<div class="rag-status">'
-        f"<div><b>{len(status.documents)}</b> documents, <b>{int(status.chunks)}</b> chunks "
+        f"<div><b>{len(status.documents)}</b> {_plural(len(status.documents), 'document')}, "
+        f"<b>{int(status.chunks)}</b> {_plural(int(status.chunks), 'chunk')} "
         f"· model <code>{esc(status.embedding_model or '?')}</code></div>{warn}"
         '<table class="rag-docs"><thead><tr><th>document</th><th>¶</th><th>chunks</th></tr>'
         f"</thead><tbody>{rows}</tbody></table>"
@@ -270,6 +275,8 @@ CSS = """
 .rag-section { font-style: italic; }
 .rag-paragraph { margin: 0.35em 0 0.35em 0.4em; padding: 0.4em 0.7em;
   border-left: 3px solid var(--color-accent); font-size: 0.92em; }
+.rag-citation > blockquote, .rag-passage > blockquote { margin-top: 0.2em !important; }
+.rag-paragraph > p { margin: 0 !important; }
 .rag-paragraph mark { background: #ffe58a; color: #111; padding: 0 1px; border-radius: 2px; }
 .rag-citation.rag-flash { outline: 2px solid var(--color-accent); border-radius: 4px; }
 .rag-abstain-box { border: 1px dashed #b7791f; background: rgba(236, 201, 75, 0.15);
