@@ -63,7 +63,8 @@ def _errors() -> Iterator[None]:
 
 def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3"):
+    # pypdf logs its own warnings about damaged files; the CLI prints one line per skipped file.
+    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3", "pypdf"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("rag.loading").setLevel(logging.ERROR)  # the CLI prints skips itself
     import os
@@ -79,21 +80,33 @@ def _quiet_libraries() -> None:
 
 
 def _with_progress(fn: Callable[[Callable[[int, int], None]], T], label: str) -> T:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-        disable=not err.is_terminal and False,
-    ) as progress:
-        task = progress.add_task(label, total=None)
+    """Run ``fn`` with a progress callback; the bar appears only once there is progress to
+    show, so a run that fails early prints its one error line and nothing else."""
+    progress: Progress | None = None
+    task: Any = None
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal progress, task
+        if progress is None:
+            if total <= 0:
+                return
+            progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            )
+            progress.start()
+            task = progress.add_task(label, total=total)
+        progress.update(task, completed=done, total=total)
 
+    try:
         return fn(update)
+    finally:
+        if progress is not None:
+            progress.stop()
 
 
 def _warn_skip(source: str, reason: str) -> None:
