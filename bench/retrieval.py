@@ -1,0 +1,376 @@
+"""Hybrid retrieval latency, recall@5, index size and peak RSS at 1k, 10k and 100k paragraphs.
+
+Corpus: the 1,204 paragraphs of all 35 SQuAD-dev articles (the "1k" point), then variants of
+them up to 10,000 and 100,000 paragraphs. A variant of paragraph i is its text with a short
+prefix or suffix (8-20 words) taken from another paragraph, so BM25 sees a realistic, growing
+vocabulary and document-length distribution.
+
+Embedding 100k texts with MiniLM at ~25 paragraphs/s (less on a shared machine) would take over
+an hour, so only the 1,204 unique base paragraphs are embedded (once, cached in bench/out/).
+A variant's vector is derived: normalise(v_i + 0.15 * v_other + N(0, 0.01^2)), i.e. mostly its
+base paragraph with a little of the paragraph its prefix/suffix came from. Dense recall at 10k
+and 100k is therefore an approximation (the near-duplicates are about as hard to tell apart as
+real ones would be, but not identical in distribution); latency, index size and memory are
+real, since Chroma/HNSW and BM25 do not care where the numbers came from. Chunks go straight in
+through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is set as
+``rag.ingest`` would.
+
+Queries: 100 answerable SQuAD questions (fixed seed). A hit is the question's own paragraph in
+the top 5 ("strict"), or that paragraph or one of its variants ("any copy": the variants carry
+the same answer text).
+
+Each size runs in its own subprocess, so peak RSS is per size:
+
+    python bench/retrieval.py                    # seed corpus, 1k, 10k, 100k
+    python bench/retrieval.py --sizes 1204 10000 --queries 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import (
+    MODELS_DIR,
+    OUT,
+    ROOT,
+    SEED_CORPUS,
+    RssSampler,
+    Timer,
+    article_file_name,
+    clean,
+    dir_size_mb,
+    load_squad,
+    peak_rss_mb,
+    summary,
+    table,
+    write_json,
+)
+
+SEED_QUERIES = [
+    "Which institution is Dr. Tenzin Wangchuk affiliated with?",
+    "Kathmandu Policy Forum",
+    "Where was the Joint Communiqué signed?",
+    "When did Bhutan become independent?",
+    "Who is Dr. Ahmed Al-Thani?",
+    "What technical assistance did Qatar provide to Bhutan?",
+    "What happened to Qatar in 2017?",
+    "Which conference did Bhutan participate in?",
+    "What is the population of Bhutan?",
+    "What sectors will see increased trade between Bhutan and Qatar?",
+]
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def base_paragraphs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(paragraphs, questions): every SQuAD-dev paragraph with source/number, and answerable qs."""
+    paras: list[dict[str, Any]] = []
+    questions: list[dict[str, Any]] = []
+    for art in load_squad():
+        src = article_file_name(art["title"])
+        for n, p in enumerate(art["paragraphs"], start=1):
+            idx = len(paras)
+            paras.append({"source": src, "paragraph": n, "text": clean(p["context"])})
+            for qa in p["qas"]:
+                if not qa.get("is_impossible"):
+                    questions.append({"question": qa["question"], "base": idx})
+    return paras, questions
+
+
+def base_vectors(texts: list[str]) -> np.ndarray:
+    """MiniLM vectors of the base paragraphs, cached in bench/out/ by a hash of the texts."""
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = OUT / f"squad_base_minilm_{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    from rag.embedding import get_embedder
+    from rag.settings import Settings
+
+    emb = get_embedder(Settings())
+    t0 = time.perf_counter()
+    vecs = np.asarray(emb.embed_documents(texts), dtype=np.float32)
+    print(f"embedded {len(texts)} base paragraphs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    return vecs
+
+
+def build_corpus(size: int, paras: list[dict[str, Any]], vecs: np.ndarray, seed: int = 0):
+    """``size`` paragraphs: the base ones first, then variants. Returns (rows, vectors, base_of)."""
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+    n_base = len(paras)
+    rows: list[dict[str, Any]] = []
+    base_of: list[int] = []
+    out_vecs = np.empty((size, vecs.shape[1]), dtype=np.float32)
+    for i in range(min(size, n_base)):
+        rows.append(dict(paras[i]))
+        base_of.append(i)
+        out_vecs[i] = vecs[i]
+    words = [p["text"].split() for p in paras]
+    j = n_base
+    copy = 1
+    while j < size:
+        for i in range(n_base):
+            if j >= size:
+                break
+            o = rng.randrange(n_base)
+            if o == i:
+                o = (o + 1) % n_base
+            w = words[o]
+            m = rng.randint(8, 20)
+            start = rng.randrange(max(1, len(w) - m))
+            extra = " ".join(w[start : start + m])
+            text = f"{extra} {paras[i]['text']}" if copy % 2 else f"{paras[i]['text']} {extra}"
+            src = paras[i]["source"].removesuffix(".md") + f"-v{copy}.md"
+            rows.append({"source": src, "paragraph": paras[i]["paragraph"], "text": text})
+            base_of.append(i)
+            v = vecs[i] + 0.15 * vecs[o] + nrng.normal(0, 0.01, vecs.shape[1]).astype(np.float32)
+            out_vecs[j] = v / np.linalg.norm(v)
+            j += 1
+        copy += 1
+    return rows, out_vecs, base_of
+
+
+# -- one size, in this process -------------------------------------------------------------
+
+
+def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> float:
+    from rag.store import ChromaStore
+    from rag.types import Chunk
+
+    store = ChromaStore(settings=settings)
+    store.collection(create=True)
+    batch = min(5000, int(store.client.get_max_batch_size()))
+    ids: list[str] = []
+    t0 = time.perf_counter()
+    for s in range(0, len(rows), batch):
+        chunks = []
+        for r in rows[s : s + batch]:
+            pid = hashlib.sha1(f"{r['source']}#{r['paragraph']}".encode()).hexdigest()[:16]
+            chunks.append(
+                Chunk(
+                    id=f"{pid}-0",
+                    paragraph_id=pid,
+                    source=r["source"],
+                    paragraph=r["paragraph"],
+                    section="",
+                    text=r["text"],
+                    chunk_index=0,
+                    n_chunks=1,
+                    paragraph_text=r["text"],
+                    start=0,
+                    end=len(r["text"]),
+                )
+            )
+        store.add(chunks, vecs[s : s + batch].tolist())
+        ids.extend(c.id for c in chunks)
+    store.set_fingerprint(ids)
+    return time.perf_counter() - t0
+
+
+def run_size(size: int, n_queries: int, seed: int) -> dict[str, Any]:
+    from rag.keyword import get_bm25
+    from rag.retrieval import HybridRetriever
+    from rag.settings import Settings
+
+    paras, questions = base_paragraphs()
+    vecs = base_vectors([p["text"] for p in paras])
+    rows, cvecs, base_of = build_corpus(size, paras, vecs, seed)
+    qs = random.Random(seed).sample(questions, n_queries)
+    with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-{size}-") as tmp:
+        settings = Settings(corpus_dir=Path(tmp) / "corpus", data_dir=Path(tmp) / "data", db_dir=Path(tmp) / "db", models_dir=MODELS_DIR)
+        with RssSampler() as rss_build:
+            insert_s = insert(settings, rows, cvecs)
+            del cvecs
+            retriever = HybridRetriever(settings=settings)
+            retriever.embedder.embed_query("warm up")
+            with Timer() as t_bm25:
+                bm25 = get_bm25(retriever.store)
+        return measure(settings, retriever, bm25, rows, base_of, qs, paras, {
+            "size": size,
+            "insert_s": insert_s,
+            "bm25_build_s": t_bm25.seconds,
+            "rss_after_build_mb": rss_build.peak,
+        })
+
+
+def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[str, Any]:
+    from bm25_sparse import SparseBM25
+
+    from rag.keyword import get_bm25
+    from rag.text import content_terms
+
+    rs = settings.retrieval
+    key_of = {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
+    # Stage timings, the same calls HybridRetriever.search makes, in its order.
+    stages: dict[str, list[float]] = {k: [] for k in ("total", "count", "embed_query", "chroma_query", "bm25_fingerprint+cache", "bm25_search", "fuse")}
+    strict = anycopy = 0
+    for q in qs:
+        t0 = time.perf_counter()
+        got = retriever.search(q["question"], k=5)
+        stages["total"].append(time.perf_counter() - t0)
+        gold = q["base"]
+        idxs = [key_of.get((p.source, p.paragraph)) for p in got]
+        strict += any(i == gold for i in idxs)
+        anycopy += any(i is not None and base_of[i] == gold for i in idxs)
+
+        t = time.perf_counter()
+        retriever.store.count()
+        stages["count"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        v = retriever.embedder.embed_query(q["question"])
+        stages["embed_query"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        dense = retriever.store.query(v, rs.candidates, None)
+        stages["chroma_query"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        idx = get_bm25(retriever.store)
+        stages["bm25_fingerprint+cache"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        kw = idx.search(q["question"], rs.candidates, None)
+        stages["bm25_search"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        retriever.fuse(dense, kw, 5)
+        stages["fuse"].append(time.perf_counter() - t)
+
+    # The proposed fix: BM25 as a sparse term-document weight matrix (same scores).
+    with Timer() as t_sparse_build:
+        sparse = SparseBM25.from_bm25(bm25.bm25)
+    sparse_times: list[float] = []
+    max_diff = 0.0
+    same_top = 0
+    for q in qs:
+        terms = content_terms(q["question"])
+        t = time.perf_counter()
+        top_sparse = sparse.top_n(terms, rs.candidates)
+        sparse_times.append(time.perf_counter() - t)
+        ref = bm25.bm25.get_scores(terms)
+        max_diff = max(max_diff, float(np.max(np.abs(sparse.scores(terms) - ref))))
+        ref_top = [int(i) for i in np.argsort(-ref, kind="stable")[: rs.candidates] if ref[i] > 0]
+        same_top += set(ref_top) == set(top_sparse)
+    n = len(qs)
+    db = settings.index_dir
+    out = {
+        **info,
+        "queries": n,
+        "recall_at_5_strict": strict / n,
+        "recall_at_5_any_copy": anycopy / n,
+        "latency_ms": {k: {m: v * 1000 for m, v in summary(vals).items() if m != "n"} for k, vals in stages.items()},
+        "sparse_bm25": {
+            "build_s": t_sparse_build.seconds,
+            "search_ms": {m: v * 1000 for m, v in summary(sparse_times).items() if m != "n"},
+            "max_abs_score_diff_vs_rank_bm25": max_diff,
+            "same_top_candidates": f"{same_top}/{n}",
+        },
+        "index_on_disk_mb": dir_size_mb(db),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    return out
+
+
+def run_seed(seed: int) -> dict[str, Any]:
+    from rag.ingest import ingest
+    from rag.keyword import get_bm25
+    from rag.retrieval import HybridRetriever
+    from rag.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-retrieval-seed-") as tmp:
+        settings = Settings(corpus_dir=SEED_CORPUS, data_dir=Path(tmp) / "data", db_dir=Path(tmp) / "db", models_dir=MODELS_DIR)
+        rep = ingest(settings)
+        retriever = HybridRetriever(settings=settings)
+        retriever.embedder.embed_query("warm up")
+        bm25 = get_bm25(retriever.store)
+        times = []
+        for _ in range(3):
+            for q in SEED_QUERIES:
+                t = time.perf_counter()
+                got = retriever.search(q, k=5)
+                times.append(time.perf_counter() - t)
+        top = retriever.search("Kathmandu Policy Forum", k=5)[0]
+        del bm25
+        return {
+            "size": f"seed ({rep.paragraphs} paragraphs)",
+            "queries": len(times),
+            "latency_ms": {"total": {m: v * 1000 for m, v in summary(times).items() if m != "n"}},
+            "kathmandu_top1": f"{top.source}#{top.paragraph}",
+            "index_on_disk_mb": dir_size_mb(settings.index_dir),
+            "peak_rss_mb": peak_rss_mb(),
+            "last_top": [(p.source, p.paragraph) for p in got],
+        }
+
+
+# -- driver --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="*", type=int, default=[1204, 10000, 100000])
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-seed-corpus", action="store_true")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one size, print JSON
+    args = ap.parse_args()
+
+    if args.one:
+        res = run_seed(args.seed) if args.one == "seed" else run_size(int(args.one), args.queries, args.seed)
+        print("RESULT " + json.dumps(res))
+        return
+
+    paras, _ = base_paragraphs()
+    base_vectors([p["text"] for p in paras])  # embed once, before the timed subprocesses
+    results = []
+    jobs = ([] if args.no_seed_corpus else ["seed"]) + [str(s) for s in args.sizes]
+    for job in jobs:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__)), "--one", job, "--queries", str(args.queries), "--seed", str(args.seed)],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"size {job} failed")
+        res = json.loads(line[len("RESULT "):])
+        res["wall_s"] = time.perf_counter() - t0
+        results.append(res)
+        print(f"done {job} in {res['wall_s']:.0f} s", file=sys.stderr)
+
+    rows = []
+    for r in results:
+        lat = r["latency_ms"]
+        rows.append((
+            r["size"], r["queries"], lat["total"]["p50"], lat["total"]["p95"],
+            r.get("recall_at_5_any_copy", float("nan")), r.get("recall_at_5_strict", float("nan")),
+            r["index_on_disk_mb"], r["peak_rss_mb"],
+        ))
+    print(table(rows, ["paragraphs", "queries", "p50 ms", "p95 ms", "recall@5 (any copy)", "recall@5 (strict)", "index MB", "peak RSS MB"]))
+    print()
+    stage_rows = []
+    for r in results:
+        if "bm25_search" not in r["latency_ms"]:
+            continue
+        lat = r["latency_ms"]
+        stage_rows.append((
+            r["size"], *(lat[k]["p50"] for k in ("count", "embed_query", "chroma_query", "bm25_fingerprint+cache", "bm25_search", "fuse")),
+            r["sparse_bm25"]["search_ms"]["p50"], r["sparse_bm25"]["same_top_candidates"],
+            r["insert_s"], r["bm25_build_s"],
+        ))
+    print(table(stage_rows, ["paragraphs", "count ms", "embed_query ms", "chroma query ms", "bm25 fingerprint ms", "rank_bm25 search ms", "fuse ms", "sparse BM25 search ms", "sparse = rank_bm25 top-30", "insert s", "BM25 build s"]))
+    print("(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)")
+    print("wrote", write_json("retrieval", {"results": results}))
+
+
+if __name__ == "__main__":
+    main()
