@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -245,7 +245,9 @@ class AnswerChain:
                 reason = "model found no answer"
             else:
                 reason = "no verified quote"
-            yield AnswerEvent("final", answer=self._abstain(question, standalone, passages, timings, reason, raw))
+            yield AnswerEvent(
+                "final", answer=self._abstain(question, standalone, passages, timings, reason, raw)
+            )
             return
         text, citations = self._compose(claims)
         yield AnswerEvent(
@@ -304,5 +306,5 @@ def ask(question: str, history: History | None = None, settings: Settings | None
 def stream_answer(
     question: str, history: History | None = None, settings: Settings | None = None
 ) -> Iterator[AnswerEvent]:
-    """Like ``ask`` but yields progress events; the last one (``kind == "final"``) has the Answer."""
+    """Like ``ask``, yielding progress events; the last (``kind == "final"``) has the Answer."""
     return get_chain(settings).stream(question, history)

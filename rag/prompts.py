@@ -77,7 +77,9 @@ def format_context(passages: Sequence[Passage]) -> str:
     )
 
 
-def format_history(history: Sequence[dict[str, str]], *, max_turns: int = 6, max_chars: int = 600) -> str:
+def format_history(
+    history: Sequence[dict[str, str]], *, max_turns: int = 6, max_chars: int = 600
+) -> str:
     lines = []
     for msg in list(history)[-max_turns:]:
         role = "User" if msg.get("role") == "user" else "Assistant"

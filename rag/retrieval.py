@@ -130,7 +130,12 @@ class HybridRetriever:
             c.score = sum(1.0 / (rrf_k + r) for r in (c.dense_rank, c.bm25_rank) if r is not None)
         ranked = sorted(
             cands.values(),
-            key=lambda c: (-c.score, c.dense_rank or 10**9, str(c.meta.get("source")), int(c.meta.get("paragraph", 0))),
+            key=lambda c: (
+                -c.score,
+                c.dense_rank or 10**9,
+                str(c.meta.get("source")),
+                int(c.meta.get("paragraph", 0)),
+            ),
         )
         return [
             Passage(
@@ -160,7 +165,12 @@ _RETRIEVERS: dict[tuple[str, str, str, str], HybridRetriever] = {}
 def get_retriever(settings: Settings | None = None) -> HybridRetriever:
     """A cached ``HybridRetriever`` for these settings."""
     s = settings or Settings()
-    key = (str(s.chroma_server or s.index_dir.resolve()), s.chroma.collection, s.embedding.model, s.retrieval.model_dump_json())
+    key = (
+        str(s.chroma_server or s.index_dir.resolve()),
+        s.chroma.collection,
+        s.embedding.model,
+        s.retrieval.model_dump_json(),
+    )
     if key not in _RETRIEVERS:
         _RETRIEVERS[key] = HybridRetriever(settings=s)
     return _RETRIEVERS[key]

