@@ -1,0 +1,200 @@
+"""Answer latency and memory: this project's chain vs the LangChain-tutorial naive RAG.
+
+Both use the same embedder (MiniLM) and the same chat model (Qwen2.5-Coder-1.5B on llama.cpp,
+temperature 0) over the seed corpus (``corpus/``). Each system runs in its own subprocess (so
+peak RSS is its own), one after the other, on the same questions:
+
+* time to first token (TTFT): question in -> first streamed model token (this project: the
+  first ``draft`` event of ``get_chain(settings).stream``; it also retrieves, and abstains
+  without calling the model when the best paragraph is too dissimilar: no TTFT then);
+* total: question in -> final answer (this project: the verified ``final`` event);
+* tokens/s: streamed chunks after the first / (total - TTFT) (llama.cpp streams one token per
+  chunk);
+* peak RSS of the process (models + index + everything).
+
+Questions: 10 from evals/questions.jsonl (7 answerable incl. paraphrase and multi-paragraph,
+3 unanswerable), or ``--all`` for every single-turn question. Per-question outputs go to
+bench/out/answers_<system>.json (bench/quality.py scores them).
+
+    python bench/answers.py [--all] [--systems rag naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import MODELS_DIR, OUT, ROOT, SEED_CORPUS, RssSampler, peak_rss_mb, summary, table, write_json
+
+QUESTIONS = ROOT / "evals" / "questions.jsonl"
+DEFAULT_IDS = [
+    "fact-01", "fact-02", "fact-03", "para-01", "para-03", "para-05", "multi-01",
+    "unans-01", "unans-04", "outside-01",
+]
+FALLBACK = [  # used only when evals/questions.jsonl is missing
+    {"id": "fact-01", "question": "Which institution is Dr. Tenzin Wangchuk affiliated with?", "answerable": True, "answers": ["Kathmandu Policy Forum"], "evidence": ["at the Kathmandu Policy Forum"]},
+    {"id": "fact-02", "question": "Where was the Joint Communiqué between Bhutan and Qatar signed?", "answerable": True, "answers": ["New York"], "evidence": ["Joint Communiqué in New York"]},
+    {"id": "fact-03", "question": "In what year did Bhutan gain its independence?", "answerable": True, "answers": ["1949"], "evidence": ["independence in 1949"]},
+    {"id": "fact-04", "question": "Which organization is Dr. Ahmed Al-Thani an analyst at?", "answerable": True, "answers": ["Brookings Doha Center"], "evidence": ["analyst at the Brookings Doha Center"]},
+    {"id": "fact-05", "question": "What did Qatar's technical assistance to Bhutan's border security forces focus on?", "answerable": True, "answers": ["surveillance"], "evidence": ["focusing on surveillance and monitoring technologies"]},
+    {"id": "fact-06", "question": "Which conference of the Non-Aligned Movement did Bhutan participate in?", "answerable": True, "answers": ["Mid-Term Ministerial Conference"], "evidence": ["19th Mid-Term Ministerial Conference"]},
+    {"id": "fact-07", "question": "In which sectors are trade and investment between Bhutan and Qatar expected to increase?", "answerable": True, "answers": ["renewable energy"], "evidence": ["renewable energy and technology"]},
+    {"id": "unans-01", "question": "What is the population of Bhutan?", "answerable": False, "answers": [], "evidence": []},
+    {"id": "unans-04", "question": "How much money has Qatar invested in Bhutan so far?", "answerable": False, "answers": [], "evidence": []},
+    {"id": "outside-01", "question": "What is the capital of Qatar?", "answerable": False, "answers": [], "evidence": []},
+]
+
+
+def load_questions(all_questions: bool) -> list[dict[str, Any]]:
+    if not QUESTIONS.exists():
+        return FALLBACK
+    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if not r.get("history")]
+    if all_questions:
+        return rows
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[i] for i in DEFAULT_IDS if i in by_id]
+
+
+def settings_for(tmp: Path) -> Any:
+    from rag.settings import Settings
+
+    return Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR)
+
+
+def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    from rag.chain import get_chain
+    from rag.ingest import ingest
+
+    settings = settings_for(tmp)
+    ingest(settings)
+    chain = get_chain(settings)
+    chain.llm  # load the model before timing (both systems do)
+    chain.retriever.search("warm up", k=1)
+    out = []
+    for q in questions:
+        t0 = time.perf_counter()
+        first = None
+        n_tok = 0
+        answer = None
+        for ev in chain.stream(q["question"]):
+            if ev.kind == "draft":
+                n_tok += 1
+                if first is None:
+                    first = time.perf_counter() - t0
+            elif ev.kind == "final":
+                answer = ev.answer
+        total = time.perf_counter() - t0
+        assert answer is not None
+        d = answer.to_dict()
+        out.append({
+            "id": q["id"],
+            "answer": d["answer"],
+            "abstained": answer.abstained,
+            "reason": answer.reason,
+            "citations": d["citations"],
+            "retrieved_texts": [p.text for p in answer.passages],
+            "first_token_s": first,
+            "total_s": total,
+            "n_tokens": n_tok,
+            "raw_output": answer.raw_output,
+        })
+        print(f"rag   {q['id']:<10} {total:6.1f}s  {d['answer'][:90]!r}", file=sys.stderr)
+    return out
+
+
+def run_naive(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    from naive import NaiveRAG, says_dont_know
+
+    settings = settings_for(tmp)
+    naive = NaiveRAG(settings, persist_directory=tmp / "naive-db")
+    naive.index()
+    naive.llm  # load the model before timing
+    naive.retrieve("warm up")
+    out = []
+    for q in questions:
+        res = naive.invoke(q["question"])
+        abstained = says_dont_know(res.answer)
+        out.append({
+            "id": q["id"],
+            "answer": res.answer,
+            "abstained": abstained,
+            "reason": "",
+            "citations": [] if abstained else naive.sources(res),
+            "retrieved_texts": [d.page_content for d in res.docs],
+            "first_token_s": res.timings["first_token"],
+            "total_s": res.timings["total"],
+            "n_tokens": res.n_tokens,
+            "raw_output": res.answer,
+        })
+        print(f"naive {q['id']:<10} {res.timings['total']:6.1f}s  {res.answer[:90]!r}", file=sys.stderr)
+    return out
+
+
+def tokens_per_s(r: dict[str, Any]) -> float | None:
+    if r["first_token_s"] is None or r["n_tokens"] < 2:
+        return None
+    gen = r["total_s"] - r["first_token_s"]
+    return (r["n_tokens"] - 1) / gen if gen > 0 else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true", help="every single-turn question in evals/questions.jsonl")
+    ap.add_argument("--systems", nargs="*", default=["rag", "naive"], choices=["rag", "naive"])
+    ap.add_argument("--one", choices=["rag", "naive"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    questions = load_questions(args.all)
+
+    if args.one:
+        with tempfile.TemporaryDirectory(prefix=f"bench-answers-{args.one}-") as tmp:
+            with RssSampler() as rss:
+                rows = (run_rag if args.one == "rag" else run_naive)(questions, Path(tmp))
+        OUT.mkdir(parents=True, exist_ok=True)
+        payload = {"system": args.one, "questions": [q["id"] for q in questions], "results": rows,
+                   "peak_rss_mb": max(rss.peak, peak_rss_mb())}
+        (OUT / f"answers_{args.one}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        return
+
+    summaries = {}
+    for system in args.systems:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", system] + (["--all"] if args.all else []), cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"{system} failed")
+        data = json.loads((OUT / f"answers_{system}.json").read_text())
+        rows = data["results"]
+        ttft = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
+        total = [r["total_s"] for r in rows]
+        tps = [t for t in (tokens_per_s(r) for r in rows) if t is not None]
+        summaries[system] = {
+            "questions": len(rows),
+            "ttft_s": summary(ttft),
+            "total_s": summary(total),
+            "tokens_per_s": summary(tps),
+            "tokens_mean": sum(r["n_tokens"] for r in rows) / len(rows),
+            "model_calls": sum(1 for r in rows if r["first_token_s"] is not None),
+            "peak_rss_mb": data["peak_rss_mb"],
+            "wall_s": time.perf_counter() - t0,
+        }
+    header = ["system", "questions", "LLM calls", "TTFT p50 s", "TTFT p95 s", "total p50 s", "total p95 s",
+              "tokens/answer", "tokens/s p50", "peak RSS MB"]
+    trows = []
+    for system, s in summaries.items():
+        trows.append((
+            "this project" if system == "rag" else "naive (LangChain tutorial)", s["questions"], s["model_calls"],
+            s["ttft_s"]["p50"], s["ttft_s"]["p95"], s["total_s"]["p50"], s["total_s"]["p95"],
+            s["tokens_mean"], s["tokens_per_s"]["p50"], s["peak_rss_mb"],
+        ))
+    print(table(trows, header))
+    print("wrote", write_json("answers", {"summary": summaries, "questions": [q["id"] for q in questions]}))
+
+
+if __name__ == "__main__":
+    main()
