@@ -65,11 +65,15 @@ def _split_blank_lines(text: str, *, markdown: bool) -> list[Block]:
                 m = _MD_HEADING.match(text[line_start:line_end])
                 if not m:
                     break
-                blocks.append(Block("heading", m.group(2).strip(), line_start, line_end))
+                title = m.group(2).strip()
+                if title:  # "# " followed only by Unicode spaces is an empty heading: drop it
+                    blocks.append(Block("heading", title, line_start, line_end))
                 line_start = line_end + 1
             if line_start >= e:
                 continue
             s = line_start
+            while text[s].isspace():  # an indented line under a heading: offsets start at text
+                s += 1
         body = text[s:e]
         if body.strip():
             blocks.append(Block("paragraph", body, s, e))
