@@ -213,6 +213,41 @@ def baseline_cmd(
 
 
 @app.command()
+def judge(
+    out_dir: Annotated[Path, typer.Option("--out", help="The folder of an earlier run.")] = Path("evals/out"),
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="Question file [default: the one the run used].")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Judge only the first N statements.")] = None,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """LLM-judge the statements of an earlier run (faithfulness_llm, judge_agreement); re-gate."""
+    _quiet()
+    from evals.dataset import load_questions
+    from evals.runner import judge_run
+    from rag.errors import RagError
+
+    if not (out_dir / "report.json").is_file():
+        raise _fail(f"no report.json in {out_dir}; run `evals run` first")
+    qs = None
+    if questions is not None:
+        qs, _errors = load_questions(questions)
+    settings = _settings(corpus, db)
+    try:
+        result = judge_run(out_dir, _judge(True, settings, judge_url, judge_model), questions=qs,
+                           limit=limit, progress=progress)
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+    _print_summary(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def validate(questions: QuestionsOpt = DEFAULT_QUESTIONS, corpus: CorpusOpt = None) -> None:
     """Check a question file: schema per line, and that every evidence string is in the corpus."""
     from evals.dataset import load_questions, missing_evidence

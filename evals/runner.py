@@ -136,3 +136,62 @@ def run_suite(
     except Exception as exc:  # plots are a convenience; never fail the run for them
         logger.warning("plots failed: %s", exc)
     return RunResult(report, gates, out_dir)
+
+
+def judge_run(
+    out_dir: Path,
+    judge: Judge,
+    *,
+    questions: Sequence[Question] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Apply a (slow) LLM judge to the statements of an earlier run in ``out_dir``, then
+    recompute faithfulness_llm and judge_agreement, re-check the gates and rewrite the report.
+
+    Answering and LLM judging are separable so that a run on a busy CPU can answer first and
+    be judged later. ``limit``: judge at most this many statements (the first ones).
+    """
+    from evals.dataset import load_questions
+
+    out_dir = Path(out_dir)
+    report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
+    if questions is None:
+        questions, _ = load_questions(Path(report["questions_file"]))
+    by_id = {q.id: q for q in questions}
+    scores = report["questions"]
+    qs = [by_id[s["id"]] for s in scores]
+    preds = {}
+    for line in (out_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            p = json.loads(line)
+            preds[p["id"]] = p
+    todo = [(s, st) for s in scores for st in s.get("statements", [])]
+    if limit is not None:
+        todo = todo[:limit]
+    with _progress(len(todo), progress) as bar:
+        for s, st in todo:
+            p = preds.get(s["id"], {})
+            text = next(
+                (c["text"] for c in p.get("citations", []) if c["quote"] == st["quote"] and c["paragraph"] == st["paragraph"]),
+                "",
+            )
+            asked = p.get("standalone_question") or by_id[s["id"]].question
+            st["verdicts"][judge.name] = judge.supported(st["statement"], st["quote"], text, asked) if text else None
+            bar.update(1)
+    metrics = aggregate(qs, scores, llm_judge=judge.name)
+    gates = check_gates(metrics, report.get("thresholds") or {}, {"metrics": report.get("baseline") or {}},
+                        question_errors=len(report.get("question_errors") or []))
+    report["metrics"] = metrics
+    report["judges"] = sorted(set(report.get("judges", [])) | {judge.name})
+    report["llm_judged_statements"] = len(todo)
+    report["gates"] = [g.to_dict() for g in gates]
+    report["passed"] = all(g.passed for g in gates)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    qmap = {q.id: q.model_dump() for q in qs}
+    (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
+    try:
+        write_plots(report, out_dir)
+    except Exception as exc:
+        logger.warning("plots failed: %s", exc)
+    return RunResult(report, gates, out_dir)

@@ -326,3 +326,19 @@ def test_cli_run_exit_code_follows_the_gate(tmp_path: Path, monkeypatch: pytest.
 def test_parse_questions_accepts_comment_lines() -> None:
     qs, errors = parse_questions(["// a comment", '{"id": "a", "question": "Q?", "answerable": false}'])
     assert len(qs) == 1 and errors == []
+
+
+def test_judge_run_adds_llm_verdicts_to_an_earlier_run(tmp_path: Path) -> None:
+    from evals.runner import judge_run
+
+    _run(tmp_path)  # deterministic judge only
+    out = tmp_path / "out"
+    before = json.loads((out / "report.json").read_text())
+    assert "faithfulness_llm" not in before["metrics"]
+    res = judge_run(out, YesJudge(), questions=QUESTIONS, progress=False)
+    mm = {k: v["value"] for k, v in res.report["metrics"].items()}
+    assert mm["faithfulness_llm"] == 1.0 and mm["judge_agreement"] == 0.5
+    after = json.loads((out / "report.json").read_text())
+    assert after["metrics"]["judge_agreement"]["judge"] == "deterministic vs llm:fake"
+    assert "llm:fake" in after["judges"]
+    assert after["questions"][0]["statements"][0]["verdicts"] == {"deterministic": True, "llm:fake": True}
