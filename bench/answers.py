@@ -63,9 +63,12 @@ def load_questions(all_questions: bool) -> list[dict[str, Any]]:
 
 
 def settings_for(tmp: Path) -> Any:
-    from rag.settings import Settings
+    from rag.settings import LLMSettings, Settings
 
-    return Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR)
+    # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
+    # and would turn slow answers into abstentions.
+    return Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR,
+                    llm=LLMSettings(timeout_s=900))
 
 
 def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
