@@ -1,0 +1,189 @@
+"""Crash safety and one index shared by several processes (real embedder, real Chroma).
+
+``rag ingest`` is killed with SIGKILL at random points while it writes; the next run must
+leave exactly the index a clean run builds. A second writer must give up promptly with a clear
+"index busy" message while the lock is held, and readers must not hang while an ingest holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.ingest import index_lock, ingest
+from rag.settings import Settings
+from tests.fakes import HashingEmbedder
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+N_PARAS = 120  # SQuAD paragraphs: a few seconds of real embedding
+SQUAD = ROOT.parent / "shared" / "data" / "squad-v2-dev" / "dev-v2.0.json"
+
+# Ingest in-process with progress lines on stdout, so the test can kill it mid-write.
+# Small embedding batches make many separate Chroma writes.
+INGEST_SCRIPT = """
+import sys
+from pathlib import Path
+from rag.ingest import ingest
+from rag.settings import Settings
+s = Settings(corpus_dir=Path(sys.argv[1]), db_dir=Path(sys.argv[2]), data_dir=Path(sys.argv[3]))
+def progress(done, total):
+    print(f"progress {done} {total}", flush=True)
+r = ingest(s, progress=progress)
+print(f"done {r.chunks} {r.chunks_added}", flush=True)
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({"RAG_EMBEDDING__BATCH_SIZE": "2", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def squad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SQUAD.exists():
+        pytest.skip(f"{SQUAD} is not available")
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    corpus = tmp_path_factory.mktemp("squad") / "corpus"
+    corpus.mkdir()
+    n = 0
+    for article in data["data"]:
+        paras = [p["context"] for p in article["paragraphs"]][: N_PARAS - n]
+        title = article["title"].replace("/", "_")
+        body = f"# {article['title'].replace('_', ' ')}\n\n" + "\n\n".join(paras) + "\n"
+        (corpus / f"{title}.md").write_text(body, encoding="utf-8")
+        n += len(paras)
+        if n >= N_PARAS:
+            break
+    return corpus
+
+
+def _settings(corpus: Path, base: Path) -> Settings:
+    return Settings(corpus_dir=corpus, db_dir=base / "db", data_dir=base / "data")
+
+
+def _snapshot(settings: Settings) -> tuple[list[str], dict[str, dict]]:
+    """All ids (a list, to see duplicates) and id -> metadata, read in a fresh process."""
+    code = (
+        "import json,sys; from pathlib import Path; from rag.store import ChromaStore; "
+        "from rag.settings import Settings; "
+        "s=Settings(db_dir=Path(sys.argv[1])); c=ChromaStore(settings=s).collection(); "
+        "g=c.get(include=['metadatas']); print(json.dumps([g['ids'], g['metadatas'], c.count()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(settings.index_dir)],
+        capture_output=True, text=True, timeout=120, env=_env(), check=True,
+    ).stdout
+    ids, metas, count = json.loads(out.strip().splitlines()[-1])
+    assert count == len(ids)
+    return ids, dict(zip(ids, metas, strict=True))
+
+
+def _start_ingest(settings: Settings) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", INGEST_SCRIPT, str(settings.corpus_dir), str(settings.index_dir), str(settings.data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=ROOT,
+    )
+
+
+def _kill_after_progress(proc: subprocess.Popen[str], n_lines: int, timeout: float = 120) -> int:
+    """SIGKILL ``proc`` once it printed ``n_lines`` progress lines; the lines seen."""
+    assert proc.stdout is not None
+    seen, deadline = 0, time.monotonic() + timeout
+    while seen < n_lines and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line.startswith("progress")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return seen
+
+
+def test_killed_ingest_is_repaired_by_the_next_run(squad_corpus: Path, tmp_path: Path) -> None:
+    rnd = random.Random(int(os.environ.get("CRASH_SEED", "8")))
+    clean = _settings(squad_corpus, tmp_path / "clean")
+    crashy = _settings(squad_corpus, tmp_path / "crashy")
+    kills = []
+    for _ in range(3):
+        # 1 progress line = the plan is made and writing starts; later lines = batches written.
+        n = rnd.randint(1, 6)
+        proc = _start_ingest(crashy)
+        time.sleep(rnd.uniform(0, 0.3))
+        kills.append(_kill_after_progress(proc, n))
+    assert kills, kills
+    # The run after the kills finishes and matches a clean run exactly.
+    resumed = _start_ingest(crashy)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    done = [ln for ln in out.splitlines() if ln.startswith("done")]
+    assert done, out
+    # The clean run: same code, fresh index. Chunk ids and metadata do not depend on the
+    # vectors, so the instant fake embedder (under the real model's name) builds the reference.
+    fake = HashingEmbedder(model_name=clean.embedding.model)
+    ref = ingest(clean, embedder=fake)
+    ids_crashy, meta_crashy = _snapshot(crashy)
+    ids_clean, meta_clean = _snapshot(clean)
+    assert len(ids_crashy) == len(set(ids_crashy)), "duplicate ids after crashes"
+    assert sorted(ids_crashy) == sorted(ids_clean)
+    assert meta_crashy == meta_clean
+    assert int(done[0].split()[1]) == len(ids_clean) == ref.chunks
+    # And a further run has nothing left to do (nothing is embedded, so the fake is never used).
+    again = ingest(crashy, embedder=fake)
+    assert (again.chunks_added, again.chunks_removed, again.chunks_unchanged) == (0, 0, ref.chunks)
+
+
+def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bhutan-qatar.md").write_bytes((ROOT / "corpus" / "bhutan-qatar.md").read_bytes())
+    settings = _settings(corpus, tmp_path)
+    db = str(settings.index_dir)
+    cli = [sys.executable, "-m", "rag.cli"]
+    first = subprocess.run(
+        [*cli, "ingest", "--corpus", str(corpus), "--db", db],
+        capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    before, _ = _snapshot(settings)
+    (corpus / "extra.txt").write_text("The Zorbian lighthouse keeper logged forty storms.\n")
+
+    lock = index_lock(settings)
+    with lock.acquire(timeout=5):
+        # Another writer: a clear one-line "busy" error, quickly, index unchanged.
+        t0 = time.monotonic()
+        busy = subprocess.run(
+            [*cli, "ingest", "--corpus", str(corpus), "--db", db],
+            capture_output=True, text=True, timeout=120, env=_env(RAG_LOCK_TIMEOUT_S="1"), cwd=tmp_path,
+        )
+        elapsed = time.monotonic() - t0
+        assert busy.returncode != 0
+        err = [ln for ln in busy.stderr.splitlines() if ln.strip()]
+        assert len(err) == 1 and err[0].startswith("Error: the index is busy"), busy.stderr
+        assert "Traceback" not in busy.stderr + busy.stdout
+        assert elapsed < 60, elapsed
+        # A reader while an ingest holds the writer lock: answers, does not wait for it.
+        t0 = time.monotonic()
+        reader = subprocess.run(
+            [*cli, "search", "Kathmandu Policy Forum", "--json", "-k", "2", "--corpus", str(corpus), "--db", db],
+            capture_output=True, text=True, timeout=120, env=_env(), cwd=tmp_path,
+        )
+        assert reader.returncode == 0, reader.stderr
+        hits = json.loads(reader.stdout)
+        assert (hits[0]["source"], hits[0]["paragraph"]) == ("bhutan-qatar.md", 3)
+    after, _ = _snapshot(settings)
+    assert sorted(after) == sorted(before)
