@@ -29,31 +29,47 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", help="Question file (JSONL).")]
-CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [default ./corpus].")]
+CorpusOpt = Annotated[
+    Path | None, typer.Option("--corpus", help="Corpus folder [default ./corpus].")
+]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder [default ./data/chroma].")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")]
-ThresholdsOpt = Annotated[Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")]
+ThresholdsOpt = Annotated[
+    Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")
+]
 BaselineOpt = Annotated[Path, typer.Option("--baseline", help="Baseline metrics per suite.")]
 LLMJudgeOpt = Annotated[
     bool,
     typer.Option(
         "--llm-judge/--no-llm-judge",
-        help="Also judge faithfulness with an LLM (yes/no per statement). Default: the embedded model.",
+        help="Also judge faithfulness with an LLM (yes/no per statement); default: embedded model.",
     ),
 ]
 JudgeUrlOpt = Annotated[
     str | None,
-    typer.Option("--judge-url", envvar="EVALS_JUDGE_URL", help="OpenAI-compatible endpoint for the LLM judge."),
+    typer.Option(
+        "--judge-url",
+        envvar="EVALS_JUDGE_URL",
+        help="OpenAI-compatible endpoint for the LLM judge.",
+    ),
 ]
 JudgeModelOpt = Annotated[
-    str | None, typer.Option("--judge-model", envvar="EVALS_JUDGE_MODEL", help="Model name at --judge-url.")
+    str | None,
+    typer.Option("--judge-model", envvar="EVALS_JUDGE_MODEL", help="Model name at --judge-url."),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
 def _quiet() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3", "rag.loading"):
+    for name in (
+        "chromadb",
+        "httpx",
+        "sentence_transformers",
+        "transformers",
+        "urllib3",
+        "rag.loading",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -108,7 +124,10 @@ def _print_summary(result: RunResult) -> None:
     for g in result.gates:
         if not g.passed:
             err.print(f"[bold red]GATE FAILED[/] {escape(g.message)}")
-    out.print(f"Reports in {escape(str(result.out_dir))}: report.md, report.json, predictions.jsonl, *.png")
+    out.print(
+        f"Reports in {escape(str(result.out_dir))}: "
+        "report.md, report.json, predictions.jsonl, *.png"
+    )
     out.print("[bold green]All gates passed.[/]" if result.passed else "[bold red]Gates failed.[/]")
 
 
@@ -164,7 +183,9 @@ def run(
     db: DbOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
     limit: LimitOpt = None,
-    suite: Annotated[str, typer.Option("--suite", help="Section of thresholds/baseline to use.")] = "fixed",
+    suite: Annotated[
+        str, typer.Option("--suite", help="Section of thresholds/baseline to use.")
+    ] = "fixed",
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
     baseline: BaselineOpt = DEFAULT_BASELINE,
     llm_judge: LLMJudgeOpt = True,
@@ -214,11 +235,16 @@ def baseline_cmd(
 
 @app.command()
 def judge(
-    out_dir: Annotated[Path, typer.Option("--out", help="The folder of an earlier run.")] = Path("evals/out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="The folder of an earlier run.")] = Path(
+        "evals/out"
+    ),
     questions: Annotated[
-        Path | None, typer.Option("--questions", help="Question file [default: the one the run used].")
+        Path | None,
+        typer.Option("--questions", help="Question file [default: the one the run used]."),
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Judge only the first N statements.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Judge only the first N statements.")
+    ] = None,
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     corpus: CorpusOpt = None,
@@ -238,8 +264,13 @@ def judge(
         qs, _errors = load_questions(questions)
     settings = _settings(corpus, db)
     try:
-        result = judge_run(out_dir, _judge(True, settings, judge_url, judge_model), questions=qs,
-                           limit=limit, progress=progress)
+        result = judge_run(
+            out_dir,
+            _judge(True, settings, judge_url, judge_model),
+            questions=qs,
+            limit=limit,
+            progress=progress,
+        )
     except RagError as exc:
         raise _fail(str(exc)) from None
     _print_summary(result)
@@ -260,7 +291,9 @@ def validate(questions: QuestionsOpt = DEFAULT_QUESTIONS, corpus: CorpusOpt = No
     missing = missing_evidence(qs, [d.text for d in docs])
     for qid, ev in missing:
         err.print(f"{escape(qid)}: evidence not in the corpus: {escape(ev[:80])!r}")
-    out.print(f"{len(qs)} valid questions, {len(errors)} malformed lines, {len(missing)} missing evidence")
+    out.print(
+        f"{len(qs)} valid questions, {len(errors)} malformed lines, {len(missing)} missing evidence"
+    )
     if errors or missing:
         raise typer.Exit(1)
 
@@ -278,7 +311,10 @@ SquadPathArg = Annotated[
     typer.Argument(help="SQuAD 2.0 JSON [default ../shared/data/squad-v2-dev/dev-v2.0.json]."),
 ]
 ArticlesOpt = Annotated[
-    str | None, typer.Option("--articles", help="Comma-separated article titles [default: the 9 dev articles].")
+    str | None,
+    typer.Option(
+        "--articles", help="Comma-separated article titles [default: the 9 dev articles]."
+    ),
 ]
 
 
@@ -295,11 +331,13 @@ def _squad_path(path: Path | None) -> Path:
 def squad(
     path: SquadPathArg = None,
     articles: ArticlesOpt = None,
-    per_article: Annotated[int, typer.Option("--per-article", min=1, help="Questions per article.")] = 6,
+    per_article: Annotated[
+        int, typer.Option("--per-article", min=1, help="Questions per article.")
+    ] = 6,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (corpus, db, reports).")] = Path(
-        "evals/out/squad"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Output folder (corpus, db, reports).")
+    ] = Path("evals/out/squad"),
     limit: LimitOpt = None,
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
     baseline: BaselineOpt = DEFAULT_BASELINE,
@@ -345,12 +383,15 @@ def retrieval(
     path: SquadPathArg = None,
     articles: ArticlesOpt = None,
     per_article: Annotated[
-        int | None, typer.Option("--per-article", min=1, help="Answerable questions per article [default: all].")
+        int | None,
+        typer.Option(
+            "--per-article", min=1, help="Answerable questions per article [default: all]."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (corpus, db, tables).")] = Path(
-        "evals/out/squad"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Output folder (corpus, db, tables).")
+    ] = Path("evals/out/squad"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Gold-paragraph recall@1, recall@5 and MRR@10 for dense, BM25 and hybrid retrieval."""
@@ -381,7 +422,9 @@ def retrieval(
     settings = _settings(corpus, out_dir / "db")
     try:
         rep = ingest(settings)
-        err.print(f"Index: {rep.documents} documents, {rep.paragraphs} paragraphs, {rep.chunks} chunks")
+        err.print(
+            f"Index: {rep.documents} documents, {rep.paragraphs} paragraphs, {rep.chunks} chunks"
+        )
         retriever = HybridRetriever(settings=settings)
         from tqdm import tqdm
 
@@ -393,9 +436,13 @@ def retrieval(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     table = render_table(result)
-    (out_dir / "retrieval.md").write_text("# Retrieval on SQuAD articles\n\n" + table, encoding="utf-8")
+    (out_dir / "retrieval.md").write_text(
+        "# Retrieval on SQuAD articles\n\n" + table, encoding="utf-8"
+    )
     if json_out:
-        out.print_json(json.dumps({k: result[k] for k in ("n_questions", "candidates", "table", "articles")}))
+        out.print_json(
+            json.dumps({k: result[k] for k in ("n_questions", "candidates", "table", "articles")})
+        )
     else:
         out.print(table)
         out.print(f"Written {out_dir / 'retrieval.md'} and retrieval.json")

@@ -142,7 +142,9 @@ def write_questions(path: Path, questions: Sequence[Question]) -> None:
             f.write(json.dumps(q.model_dump(exclude_defaults=True), ensure_ascii=False) + "\n")
 
 
-def missing_evidence(questions: Sequence[Question], corpus_texts: Sequence[str]) -> list[tuple[str, str]]:
+def missing_evidence(
+    questions: Sequence[Question], corpus_texts: Sequence[str]
+) -> list[tuple[str, str]]:
     """(question id, evidence) pairs whose evidence occurs verbatim in none of the texts.
 
     Whitespace runs are treated as one space; nothing else is normalised.

@@ -63,8 +63,14 @@ def check_gates(
 
     if question_errors:
         results.append(
-            GateResult("question_file", "questions", float(question_errors), 0.0, False,
-                       f"{question_errors} malformed line(s) in the question file")
+            GateResult(
+                "question_file",
+                "questions",
+                float(question_errors),
+                0.0,
+                False,
+                f"{question_errors} malformed line(s) in the question file",
+            )
         )
     for name, limit in sorted((thresholds.get("min") or {}).items()):
         v = value(name)
@@ -72,14 +78,22 @@ def check_gates(
             results.append(GateResult(name, "min", None, limit, True, f"{name}: n/a (not gated)"))
             continue
         ok = v >= limit - 1e-9
-        results.append(GateResult(name, "min", v, limit, ok, f"{name} = {v:.4g} {'>=' if ok else '<'} min {limit:g}"))
+        results.append(
+            GateResult(
+                name, "min", v, limit, ok, f"{name} = {v:.4g} {'>=' if ok else '<'} min {limit:g}"
+            )
+        )
     for name, limit in sorted((thresholds.get("max") or {}).items()):
         v = value(name)
         if v is None:
             results.append(GateResult(name, "max", None, limit, True, f"{name}: n/a (not gated)"))
             continue
         ok = v <= limit + 1e-9
-        results.append(GateResult(name, "max", v, limit, ok, f"{name} = {v:.4g} {'<=' if ok else '>'} max {limit:g}"))
+        results.append(
+            GateResult(
+                name, "max", v, limit, ok, f"{name} = {v:.4g} {'<=' if ok else '>'} max {limit:g}"
+            )
+        )
     base = (baseline or {}).get("metrics") or {}
     margin = float(thresholds.get("baseline_margin", 0.1))
     margins = thresholds.get("baseline_margins") or {}
@@ -95,15 +109,16 @@ def check_gates(
         drop = (float(b) - v) if higher else (v - float(b))
         ok = drop <= allowed + 1e-9
         word = "dropped" if higher else "rose"
-        msg = (
-            f"{name} = {v:.4g} vs baseline {float(b):.4g}"
-            + ("" if ok else f": {word} by {abs(drop):.4g} > margin {allowed:g}")
+        msg = f"{name} = {v:.4g} vs baseline {float(b):.4g}" + (
+            "" if ok else f": {word} by {abs(drop):.4g} > margin {allowed:g}"
         )
         results.append(GateResult(name, "baseline", v, float(b), ok, msg))
     return results
 
 
-def update_baseline(baseline_path: Path, report: dict[str, Any], source: str = "") -> dict[str, Any]:
+def update_baseline(
+    baseline_path: Path, report: dict[str, Any], source: str = ""
+) -> dict[str, Any]:
     """Record ``report``'s metric values as the baseline of its suite; return the file's data."""
     data = load_json(baseline_path)
     suite = str(report.get("suite") or "fixed")

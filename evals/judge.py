@@ -97,10 +97,11 @@ class LLMJudge:
     ) -> LLMJudge:
         """The embedded model of ``settings`` (shared with the chain, serialised by its lock),
         or an OpenAI-compatible endpoint when ``base_url`` is given."""
+        llm: Any
         if base_url:
             from langchain_openai import ChatOpenAI
 
-            llm = ChatOpenAI(
+            llm = ChatOpenAI(  # type: ignore[call-arg]
                 base_url=base_url,
                 model=model or "local",
                 api_key=api_key or "not-needed",  # type: ignore[arg-type]
@@ -125,7 +126,9 @@ class LLMJudge:
 
         messages = [
             SystemMessage(JUDGE_SYSTEM),
-            HumanMessage(JUDGE_HUMAN.format(paragraph=paragraph.strip(), statement=statement.strip())),
+            HumanMessage(
+                JUDGE_HUMAN.format(paragraph=paragraph.strip(), statement=statement.strip())
+            ),
         ]
         try:
             if self._lock is not None:

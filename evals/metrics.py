@@ -34,7 +34,9 @@ def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
     return any(_norm_space(e) in t for e in evidence if e.strip())
 
 
-def evidence_coverage(texts: Sequence[str], evidence: Sequence[str], all_required: bool = False) -> float:
+def evidence_coverage(
+    texts: Sequence[str], evidence: Sequence[str], all_required: bool = False
+) -> float:
     """How much of the evidence the texts hold together, in [0, 1].
 
     ``all_required=False``: 1.0 if any evidence string is in any text, else 0.0.
@@ -61,9 +63,13 @@ def recall_at_k(
     return evidence_coverage(list(retrieved_texts[:k]), evidence, all_required)
 
 
-def reciprocal_rank(retrieved_texts: Sequence[str], evidence: Sequence[str], k: int | None = None) -> float:
+def reciprocal_rank(
+    retrieved_texts: Sequence[str], evidence: Sequence[str], k: int | None = None
+) -> float:
     """1 / rank of the first retrieved paragraph that contains evidence (0 if none in the top k)."""
-    for rank, text in enumerate(retrieved_texts[: k if k is not None else len(retrieved_texts)], start=1):
+    for rank, text in enumerate(
+        retrieved_texts[: k if k is not None else len(retrieved_texts)], start=1
+    ):
         if contains_evidence(text, evidence):
             return 1.0 / rank
     return 0.0
@@ -220,7 +226,7 @@ def pair_statements(answer_text: str, citations: Sequence[dict]) -> list[tuple[s
     out = []
     for c in citations:
         pick = None
-        for i, (s, m) in enumerate(stmts):
+        for i, (_s, m) in enumerate(stmts):
             if i not in used and m == c.get("marker"):
                 pick = i
                 break

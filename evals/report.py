@@ -21,7 +21,9 @@ def _cell(text: str, limit: int = 300) -> str:
     return t.replace("|", "\\|")
 
 
-def render_markdown(report: dict[str, Any], questions: dict[str, Any], predictions: dict[str, Any]) -> str:
+def render_markdown(
+    report: dict[str, Any], questions: dict[str, Any], predictions: dict[str, Any]
+) -> str:
     """The human-readable report: metric table, gates, categories, then every failing question."""
     lines: list[str] = []
     suite = report.get("suite", "fixed")
@@ -86,8 +88,10 @@ def render_markdown(report: dict[str, Any], questions: dict[str, Any], predictio
         lines.append("")
         lines.append(f"- question: {_cell(q.get('question', ''))}")
         if q.get("history"):
-            lines.append(f"- history: {len(q['history'])} turn(s); searched for: "
-                         f"{_cell(p.get('standalone_question', ''))}")
+            lines.append(
+                f"- history: {len(q['history'])} turn(s); searched for: "
+                f"{_cell(p.get('standalone_question', ''))}"
+            )
         if q.get("answerable"):
             joiner = " AND " if q.get("all_answers") else " | "
             lines.append(f"- expected: {_cell(joiner.join(q.get('answers', [])))}")
@@ -98,10 +102,15 @@ def render_markdown(report: dict[str, Any], questions: dict[str, Any], predictio
         reason = f" (reason: {p['reason']})" if p.get("reason") else ""
         lines.append(f"- got: {_cell(got)}{reason}")
         for c in p.get("citations", []):
-            lines.append(f"  - [{c.get('marker')}] {c['source']} ¶{c['paragraph']}: “{_cell(c['quote'], 160)}”")
+            lines.append(
+                f"  - [{c.get('marker')}] {c['source']} ¶{c['paragraph']}: "
+                f"“{_cell(c['quote'], 160)}”"
+            )
         retrieved = ", ".join(
             f"¶{r['paragraph']}{'*' if rel else ''}"
-            for r, rel in zip(p.get("retrieved", []), s.get("retrieved_relevant") or [False] * 99, strict=False)
+            for r, rel in zip(
+                p.get("retrieved", []), s.get("retrieved_relevant") or [False] * 99, strict=False
+            )
         )
         if retrieved:
             lines.append(f"- retrieved (* = has evidence): {retrieved}")
@@ -141,8 +150,8 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     metrics = report.get("metrics", {})
     base = report.get("baseline") or {}
     names = [n for n in PLOT_METRICS if n in metrics]
-    cur = [metrics[n].get("value") or 0.0 for n in names]
-    old = [base.get(n) if base.get(n) is not None else 0.0 for n in names]
+    cur: list[float] = [float(metrics[n].get("value") or 0.0) for n in names]
+    old: list[float] = [float(base.get(n) or 0.0) for n in names]
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(names) + 1.5))
     y = range(len(names))
     h = 0.4
@@ -156,7 +165,10 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.set_xlim(0, 1.05)
     for i, v in enumerate(cur):
         ax.text(min(v, 1.0) + 0.01, i + h / 2, f"{v:.2f}", va="center", fontsize=7)
-    ax.set_title(f"{report.get('suite', 'fixed')}: metrics vs baseline (false_abstention_rate: lower is better)")
+    ax.set_title(
+        f"{report.get('suite', 'fixed')}: metrics vs baseline "
+        "(false_abstention_rate: lower is better)"
+    )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     p = out_dir / "metrics.png"

@@ -75,7 +75,9 @@ def evaluate_retrieval(
             "bm25": rank_of(_paragraph_ranking(keyword), target),
             "hybrid": rank_of([(p.source, p.paragraph) for p in fused], target),
         }
-        rows.append({"id": g.question.id, "source": g.source, "paragraph": g.paragraph, "ranks": ranks})
+        rows.append(
+            {"id": g.question.id, "source": g.source, "paragraph": g.paragraph, "ranks": ranks}
+        )
         if on_progress:
             on_progress(i, len(qs))
     table: dict[str, dict[str, float | None]] = {}
@@ -94,7 +96,9 @@ def evaluate_retrieval(
     }
 
 
-def sample_answerable(gold: Sequence[GoldQuestion], limit: int | None, seed: int = 0) -> list[GoldQuestion]:
+def sample_answerable(
+    gold: Sequence[GoldQuestion], limit: int | None, seed: int = 0
+) -> list[GoldQuestion]:
     """All answerable questions, or a fixed-seed sample of ``limit`` of them."""
     ans = [g for g in gold if g.question.answerable]
     if limit is None or limit >= len(ans):
@@ -113,6 +117,7 @@ def render_table(result: dict[str, Any]) -> str:
     ]
     for m, row in result["table"].items():
         lines.append(
-            f"| {m} | {row['recall_at_1']:.3f} | {row['recall_at_5']:.3f} | {row['mrr_at_10']:.3f} |"
+            f"| {m} | {row['recall_at_1']:.3f} | {row['recall_at_5']:.3f} "
+            f"| {row['mrr_at_10']:.3f} |"
         )
     return "\n".join(lines) + "\n"

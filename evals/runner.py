@@ -43,7 +43,14 @@ class RunResult:
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="questions", unit="q", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc="questions",
+        unit="q",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
 
 
 def run_suite(
@@ -128,7 +135,9 @@ def run_suite(
         "question_errors": [str(e) for e in question_errors],
         "questions": scores,
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     qmap = {q.id: q.model_dump() for q in questions}
     (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
     try:
@@ -173,21 +182,33 @@ def judge_run(
         for s, st in todo:
             p = preds.get(s["id"], {})
             text = next(
-                (c["text"] for c in p.get("citations", []) if c["quote"] == st["quote"] and c["paragraph"] == st["paragraph"]),
+                (
+                    c["text"]
+                    for c in p.get("citations", [])
+                    if c["quote"] == st["quote"] and c["paragraph"] == st["paragraph"]
+                ),
                 "",
             )
             asked = p.get("standalone_question") or by_id[s["id"]].question
-            st["verdicts"][judge.name] = judge.supported(st["statement"], st["quote"], text, asked) if text else None
+            st["verdicts"][judge.name] = (
+                judge.supported(st["statement"], st["quote"], text, asked) if text else None
+            )
             bar.update(1)
     metrics = aggregate(qs, scores, llm_judge=judge.name)
-    gates = check_gates(metrics, report.get("thresholds") or {}, {"metrics": report.get("baseline") or {}},
-                        question_errors=len(report.get("question_errors") or []))
+    gates = check_gates(
+        metrics,
+        report.get("thresholds") or {},
+        {"metrics": report.get("baseline") or {}},
+        question_errors=len(report.get("question_errors") or []),
+    )
     report["metrics"] = metrics
     report["judges"] = sorted(set(report.get("judges", [])) | {judge.name})
     report["llm_judged_statements"] = len(todo)
     report["gates"] = [g.to_dict() for g in gates]
     report["passed"] = all(g.passed for g in gates)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     qmap = {q.id: q.model_dump() for q in qs}
     (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
     try:

@@ -31,17 +31,37 @@ class MetricInfo:
 
 # name -> static info (the LLM judge's name is filled in at run time)
 METRICS: dict[str, MetricInfo] = {
-    "retrieval_recall_at_1": MetricInfo("evidence-match", True, "evidence in the top retrieved paragraph"),
-    "retrieval_recall_at_k": MetricInfo("evidence-match", True, "evidence in the top k retrieved paragraphs"),
-    "retrieval_mrr": MetricInfo("evidence-match", True, "1/rank of the first paragraph with evidence"),
-    "answer_contains": MetricInfo("gold-answer", True, "answerable: normalised gold answer in the answer"),
+    "retrieval_recall_at_1": MetricInfo(
+        "evidence-match", True, "evidence in the top retrieved paragraph"
+    ),
+    "retrieval_recall_at_k": MetricInfo(
+        "evidence-match", True, "evidence in the top k retrieved paragraphs"
+    ),
+    "retrieval_mrr": MetricInfo(
+        "evidence-match", True, "1/rank of the first paragraph with evidence"
+    ),
+    "answer_contains": MetricInfo(
+        "gold-answer", True, "answerable: normalised gold answer in the answer"
+    ),
     "answer_f1": MetricInfo("gold-answer", True, "answerable: SQuAD token F1 (best gold)"),
-    "overall_accuracy": MetricInfo("gold-answer", True, "answerable: gold contained; unanswerable: abstained"),
-    "citation_recall": MetricInfo("evidence-match", True, "ALCE: citations jointly contain evidence"),
-    "citation_precision": MetricInfo("evidence-match", True, "ALCE: share of citations containing evidence"),
-    "faithfulness_deterministic": MetricInfo("deterministic", True, "share of statements supported"),
-    "faithfulness_llm": MetricInfo("llm", True, "share of statements the LLM judge calls supported"),
-    "judge_agreement": MetricInfo("deterministic vs llm", True, "share of statements both judges agree on"),
+    "overall_accuracy": MetricInfo(
+        "gold-answer", True, "answerable: gold contained; unanswerable: abstained"
+    ),
+    "citation_recall": MetricInfo(
+        "evidence-match", True, "ALCE: citations jointly contain evidence"
+    ),
+    "citation_precision": MetricInfo(
+        "evidence-match", True, "ALCE: share of citations containing evidence"
+    ),
+    "faithfulness_deterministic": MetricInfo(
+        "deterministic", True, "share of statements supported"
+    ),
+    "faithfulness_llm": MetricInfo(
+        "llm", True, "share of statements the LLM judge calls supported"
+    ),
+    "judge_agreement": MetricInfo(
+        "deterministic vs llm", True, "share of statements both judges agree on"
+    ),
     "abstention_precision": MetricInfo("gold-label", True, "abstentions that were right"),
     "abstention_recall": MetricInfo("gold-label", True, "unanswerable questions abstained on"),
     "abstention_f1": MetricInfo("gold-label", True, "F1 of the two above"),
@@ -60,7 +80,8 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
         "answer": d["answer"],
         "abstained": d["abstained"],
         "citations": [
-            {k: c[k] for k in ("marker", "source", "paragraph", "text", "quote")} for c in d["citations"]
+            {k: c[k] for k in ("marker", "source", "paragraph", "text", "quote")}
+            for c in d["citations"]
         ],
         "standalone_question": d["standalone_question"],
         "retrieved": d["retrieved"],
@@ -227,7 +248,9 @@ def aggregate(
     return out
 
 
-def by_category(questions: Sequence[Question], scores: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def by_category(
+    questions: Sequence[Question], scores: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """Per category: question count, share correct (overall_accuracy), abstentions."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for q, s in zip(questions, scores, strict=True):

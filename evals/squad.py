@@ -34,11 +34,13 @@ DEFAULT_ARTICLES = (
 
 def default_squad_path() -> Path:
     """../shared/data/squad-v2-dev/dev-v2.0.json relative to the repository."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-v2-dev" / "dev-v2.0.json"
+    return (
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-v2-dev" / "dev-v2.0.json"
+    )
 
 
 def doc_name(title: str) -> str:
-    """A safe file name for an article title: ``Victoria_(Australia)`` -> ``Victoria_Australia.md``."""
+    """A safe file name for a title: ``Victoria_(Australia)`` -> ``Victoria_Australia.md``."""
     stem = re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_") or "article"
     return f"{stem}.md"
 
@@ -104,13 +106,14 @@ def all_questions(articles: Sequence[dict[str, Any]]) -> list[GoldQuestion]:
                     if t and t not in answers:
                         answers.append(t)
                 answerable = not impossible and bool(answers)
+                kind = "answerable" if answerable else "unanswerable"
                 q = Question(
                     id=str(qa["id"]),
                     question=" ".join(qa["question"].split()) or "?",
                     answerable=answerable,
                     answers=answers if answerable else [],
                     evidence=[ctx] if answerable else [],
-                    category=f"squad:{art['title']}:{'answerable' if answerable else 'unanswerable'}",
+                    category=f"squad:{art['title']}:{kind}",
                 )
                 out.append(GoldQuestion(q, source, pi))
     return out
@@ -144,7 +147,10 @@ def convert(
     per_article: int = 6,
     seed: int = 0,
 ) -> tuple[Path, Path, list[GoldQuestion]]:
-    """Write ``out_dir/corpus/*.md`` and ``out_dir/questions.jsonl``; return (corpus, questions file, sample)."""
+    """Write ``out_dir/corpus/*.md`` and ``out_dir/questions.jsonl``.
+
+    Returns (corpus folder, question file, the sampled questions).
+    """
     data = load_squad(squad_path)
     arts = select_articles(data, articles)
     corpus = out_dir / "corpus"

@@ -6,7 +6,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from evals.dataset import Question, load_questions, missing_evidence, parse_questions, write_questions
+from evals.dataset import (
+    Question,
+    load_questions,
+    missing_evidence,
+    parse_questions,
+    write_questions,
+)
 from rag.loading import load_corpus
 from tests.conftest import CORPUS, ROOT
 
@@ -63,7 +69,9 @@ def test_missing_required_fields_and_blank_question() -> None:
 
 
 def test_write_then_load_round_trip(tmp_path: Path) -> None:
-    q = Question(id="r", question="Q?", answerable=True, answers=["A"], evidence=["e"], all_answers=True)
+    q = Question(
+        id="r", question="Q?", answerable=True, answers=["A"], evidence=["e"], all_answers=True
+    )
     path = tmp_path / "q.jsonl"
     write_questions(path, [q])
     back, errors = load_questions(path)
@@ -71,7 +79,9 @@ def test_write_then_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_missing_evidence_finds_strings_not_in_the_corpus() -> None:
-    q = Question(id="m", question="Q?", answerable=True, answers=["A"], evidence=["in New  York", "in Paris"])
+    q = Question(
+        id="m", question="Q?", answerable=True, answers=["A"], evidence=["in New  York", "in Paris"]
+    )
     assert missing_evidence([q], ["It was signed in New York."]) == [("m", "in Paris")]
 
 
@@ -80,7 +90,15 @@ def test_fixed_suite_loads_without_errors() -> None:
     assert errors == [], [str(e) for e in errors]
     assert len(qs) >= 40
     cats = Counter(q.category for q in qs)
-    for cat in ("fact", "paraphrase", "multi_paragraph", "unanswerable", "outside_knowledge", "injection", "multi_turn"):
+    for cat in (
+        "fact",
+        "paraphrase",
+        "multi_paragraph",
+        "unanswerable",
+        "outside_knowledge",
+        "injection",
+        "multi_turn",
+    ):
         assert cats[cat] >= 3, cat
     assert any(q.history for q in qs)
     assert any(not q.answerable for q in qs) and any(q.answerable for q in qs)

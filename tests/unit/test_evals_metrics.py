@@ -69,7 +69,9 @@ def test_normalize_answer_is_squad_normalisation() -> None:
 def test_token_f1_hand_computed() -> None:
     # prediction tokens: kathmandu policy forum in nepal (5); gold: kathmandu policy forum (3)
     # overlap 3: precision 3/5, recall 3/3, F1 = 2*0.6*1/(1.6) = 0.75
-    assert m.token_f1("the Kathmandu Policy Forum in Nepal", "Kathmandu Policy Forum") == pytest.approx(0.75)
+    assert m.token_f1(
+        "the Kathmandu Policy Forum in Nepal", "Kathmandu Policy Forum"
+    ) == pytest.approx(0.75)
     assert m.token_f1("New York", "Kathmandu") == 0.0
     assert m.token_f1("", "") == 1.0
     assert m.token_f1("a", "Kathmandu") == 0.0  # prediction normalises to nothing
@@ -80,15 +82,28 @@ def test_answer_f1_best_gold_or_joined() -> None:
     assert m.answer_f1("New York", ["Paris", "New York"]) == 1.0
     # all_answers: gold "renewable energy technology" (3 tokens) vs prediction "renewable energy"
     # precision 2/2, recall 2/3 -> F1 0.8
-    assert m.answer_f1("renewable energy", ["renewable energy", "technology"], all_answers=True) == pytest.approx(0.8)
+    assert m.answer_f1(
+        "renewable energy", ["renewable energy", "technology"], all_answers=True
+    ) == pytest.approx(0.8)
     assert m.answer_f1("anything", []) == 0.0
 
 
 def test_answer_contains_whole_words_any_or_all() -> None:
-    assert m.answer_contains("It is at the Kathmandu Policy Forum. [1]", ["Kathmandu Policy Forum"]) == 1.0
+    assert (
+        m.answer_contains("It is at the Kathmandu Policy Forum. [1]", ["Kathmandu Policy Forum"])
+        == 1.0
+    )
     assert m.answer_contains("In 19490 years", ["1949"]) == 0.0  # whole words only
-    assert m.answer_contains("renewable energy", ["renewable energy", "technology"], all_answers=True) == 0.0
-    assert m.answer_contains("renewable energy and technology", ["renewable energy", "technology"], True) == 1.0
+    assert (
+        m.answer_contains("renewable energy", ["renewable energy", "technology"], all_answers=True)
+        == 0.0
+    )
+    assert (
+        m.answer_contains(
+            "renewable energy and technology", ["renewable energy", "technology"], True
+        )
+        == 1.0
+    )
     assert m.answer_contains("x", []) == 0.0
     assert m.answer_contains("5-10 years", ["5-10 years"]) == 1.0
 
@@ -121,10 +136,14 @@ def test_alce_no_precision_credit_when_nothing_is_supported() -> None:
 
 def test_alce_multi_paragraph_partial_recall() -> None:
     ev = ["Kathmandu Policy Forum", "New York"]
-    s = m.citation_scores([P_GOOD, P_OTHER], ev, answerable=True, abstained=False, all_required=True)
+    s = m.citation_scores(
+        [P_GOOD, P_OTHER], ev, answerable=True, abstained=False, all_required=True
+    )
     assert s.recall == 0.5
     assert s.precision == 0.5
-    s = m.citation_scores([P_GOOD, P_THIRD], ev, answerable=True, abstained=False, all_required=True)
+    s = m.citation_scores(
+        [P_GOOD, P_THIRD], ev, answerable=True, abstained=False, all_required=True
+    )
     assert (s.recall, s.precision) == (1.0, 1.0)
 
 
@@ -154,7 +173,10 @@ def test_split_and_pair_statements() -> None:
     ]
     cites = [{"marker": 1, "quote": "a"}, {"marker": 2, "quote": "b"}]
     pairs = m.pair_statements(text, cites)
-    assert [p[0] for p in pairs] == ["He works at the Kathmandu Policy Forum.", "“Qatar benefits from reserves.”"]
+    assert [p[0] for p in pairs] == [
+        "He works at the Kathmandu Policy Forum.",
+        "“Qatar benefits from reserves.”",
+    ]
     # two citations sharing marker 1 and two sentences ending in [1]
     text2 = "First fact. [1] Second fact. [1]"
     pairs2 = m.pair_statements(text2, [{"marker": 1}, {"marker": 1}])
@@ -167,10 +189,18 @@ def test_split_and_pair_statements() -> None:
 def test_statement_supported_rules() -> None:
     para = "Dr. Tenzin Wangchuk is a specialist at the Kathmandu Policy Forum."
     quote = "a specialist at the Kathmandu Policy Forum"
-    ok = m.statement_supported("Wangchuk works at the Kathmandu Policy Forum.", quote, para, "Where does Wangchuk work?", unsupported_words)
+    ok = m.statement_supported(
+        "Wangchuk works at the Kathmandu Policy Forum.",
+        quote,
+        para,
+        "Where does Wangchuk work?",
+        unsupported_words,
+    )
     assert ok
     # quote not verbatim in the paragraph
-    assert not m.statement_supported("Wangchuk is a specialist.", "a specialist in Delhi", para, "", unsupported_words)
+    assert not m.statement_supported(
+        "Wangchuk is a specialist.", "a specialist in Delhi", para, "", unsupported_words
+    )
     # a name the paragraph does not hold
     assert not m.statement_supported("Wangchuk works in Delhi.", quote, para, "", unsupported_words)
     # an unsupported ordinary content word: fails at max_soft=0, passes at max_soft=1

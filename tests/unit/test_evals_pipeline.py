@@ -23,11 +23,28 @@ PARA1 = "The signing of the Joint Communiqué in New York this month underscores
 PARA2 = "Qatar, benefiting from significant hydrocarbon reserves, invests in infrastructure."
 
 QUESTIONS = [
-    Question(id="a1", question="Where was it signed?", answerable=True, answers=["New York"],
-             evidence=["Joint Communiqué in New York"], category="fact"),
-    Question(id="a2", question="What reserves does Qatar have?", answerable=True,
-             answers=["hydrocarbon reserves"], evidence=["significant hydrocarbon reserves"], category="fact"),
-    Question(id="u1", question="What is the population of Bhutan?", answerable=False, category="unanswerable"),
+    Question(
+        id="a1",
+        question="Where was it signed?",
+        answerable=True,
+        answers=["New York"],
+        evidence=["Joint Communiqué in New York"],
+        category="fact",
+    ),
+    Question(
+        id="a2",
+        question="What reserves does Qatar have?",
+        answerable=True,
+        answers=["hydrocarbon reserves"],
+        evidence=["significant hydrocarbon reserves"],
+        category="fact",
+    ),
+    Question(
+        id="u1",
+        question="What is the population of Bhutan?",
+        answerable=False,
+        category="unanswerable",
+    ),
     Question(id="u2", question="Capital of Qatar?", answerable=False, category="outside"),
 ]
 
@@ -46,8 +63,12 @@ class FakeChain:
             c = Citation(1, "d.md", 1, "", PARA1, "The signing of the Joint Communiqué in New York")
             return Answer("It was signed in New York. [1]", False, (c,), ps, question, question, t)
         if question.startswith("Capital"):
-            c = Citation(1, "d.md", 2, "", PARA2, "Qatar, benefiting from significant hydrocarbon reserves")
-            return Answer("Doha is the capital of Qatar. [1]", False, (c,), ps, question, question, t)
+            c = Citation(
+                1, "d.md", 2, "", PARA2, "Qatar, benefiting from significant hydrocarbon reserves"
+            )
+            return Answer(
+                "Doha is the capital of Qatar. [1]", False, (c,), ps, question, question, t
+            )
         if question.startswith("boom"):
             raise RuntimeError("model crashed")
         return Answer(ABSTENTION_TEXT, True, (), ps, question, question, t)
@@ -61,8 +82,17 @@ class YesJudge:
 
 
 def _run(tmp_path: Path, **kw: Any) -> Any:
-    return run_suite(QUESTIONS, Settings(), tmp_path / "out", chain=FakeChain(), index=False,
-                     progress=False, thresholds_path=None, baseline_path=None, **kw)
+    return run_suite(
+        QUESTIONS,
+        Settings(),
+        tmp_path / "out",
+        chain=FakeChain(),
+        index=False,
+        progress=False,
+        thresholds_path=None,
+        baseline_path=None,
+        **kw,
+    )
 
 
 def test_run_suite_writes_every_output_and_scores_by_hand(tmp_path: Path) -> None:
@@ -72,9 +102,20 @@ def test_run_suite_writes_every_output_and_scores_by_hand(tmp_path: Path) -> Non
         assert (out / name).is_file(), name
     preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in preds] == ["a1", "a2", "u1", "u2"]
-    assert set(preds[0]) >= {"id", "answer", "abstained", "citations", "standalone_question", "retrieved", "timings"}
+    assert set(preds[0]) >= {
+        "id",
+        "answer",
+        "abstained",
+        "citations",
+        "standalone_question",
+        "retrieved",
+        "timings",
+    }
     assert set(preds[0]["citations"][0]) >= {"source", "paragraph", "text", "quote"}
-    assert preds[0]["retrieved"] == [{"source": "d.md", "paragraph": 1}, {"source": "d.md", "paragraph": 2}]
+    assert preds[0]["retrieved"] == [
+        {"source": "d.md", "paragraph": 1},
+        {"source": "d.md", "paragraph": 2},
+    ]
     mm = {k: v["value"] for k, v in res.report["metrics"].items()}
     assert mm["retrieval_recall_at_1"] == 0.5  # a1 at rank 1, a2 at rank 2
     assert mm["retrieval_recall_at_k"] == 1.0
@@ -102,20 +143,42 @@ def test_run_suite_writes_every_output_and_scores_by_hand(tmp_path: Path) -> Non
 
 def test_run_suite_survives_a_failing_question(tmp_path: Path) -> None:
     qs = [Question(id="x", question="boom?", answerable=False)] + QUESTIONS[:1]
-    res = run_suite(qs, Settings(), tmp_path, chain=FakeChain(), index=False, progress=False,
-                    thresholds_path=None, baseline_path=None)
+    res = run_suite(
+        qs,
+        Settings(),
+        tmp_path,
+        chain=FakeChain(),
+        index=False,
+        progress=False,
+        thresholds_path=None,
+        baseline_path=None,
+    )
     preds = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert preds[0]["error"].startswith("RuntimeError") and preds[1]["abstained"] is False
     assert res.report["questions"][0]["failures"][0].startswith("error")
 
 
 def test_history_is_passed_to_the_chain(tmp_path: Path) -> None:
-    q = Question(id="h", question="And him?", answerable=False,
-                 history=[{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "X."}])
+    q = Question(
+        id="h",
+        question="And him?",
+        answerable=False,
+        history=[{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "X."}],
+    )
     chain = FakeChain()
-    run_suite([q], Settings(), tmp_path, chain=chain, index=False, progress=False,
-              thresholds_path=None, baseline_path=None)
-    assert chain.calls == [("And him?", [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "X."}])]
+    run_suite(
+        [q],
+        Settings(),
+        tmp_path,
+        chain=chain,
+        index=False,
+        progress=False,
+        thresholds_path=None,
+        baseline_path=None,
+    )
+    assert chain.calls == [
+        ("And him?", [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "X."}])
+    ]
 
 
 # -- gates -----------------------------------------------------------------------------------
@@ -127,20 +190,40 @@ def _metrics(**vals: float | None) -> dict[str, dict[str, Any]]:
 
 
 def test_gates_min_max_and_na() -> None:
-    th = {"min": {"answer_contains": 0.6, "faithfulness_llm": 0.5}, "max": {"false_abstention_rate": 0.3}}
-    res = check_gates(_metrics(answer_contains=0.7, false_abstention_rate=0.4, faithfulness_llm=None), th)
+    th = {
+        "min": {"answer_contains": 0.6, "faithfulness_llm": 0.5},
+        "max": {"false_abstention_rate": 0.3},
+    }
+    res = check_gates(
+        _metrics(answer_contains=0.7, false_abstention_rate=0.4, faithfulness_llm=None), th
+    )
     by = {(g.metric, g.kind): g for g in res}
     assert by[("answer_contains", "min")].passed
     assert not by[("false_abstention_rate", "max")].passed
-    assert by[("faithfulness_llm", "min")].passed and "n/a" in by[("faithfulness_llm", "min")].message
+    assert (
+        by[("faithfulness_llm", "min")].passed and "n/a" in by[("faithfulness_llm", "min")].message
+    )
     res = check_gates(_metrics(answer_contains=0.59), th)
     assert not [g for g in res if g.metric == "answer_contains"][0].passed
 
 
 def test_gates_baseline_drop_with_margins_and_direction() -> None:
-    th = {"baseline_margin": 0.1, "baseline_margins": {"abstention_recall": 0.3}, "baseline_skip": ["latency_p95_s"]}
-    base = {"metrics": {"answer_contains": 0.8, "abstention_recall": 0.8, "false_abstention_rate": 0.1, "latency_p95_s": 1.0}}
-    cur = _metrics(answer_contains=0.69, abstention_recall=0.55, false_abstention_rate=0.25, latency_p95_s=50.0)
+    th = {
+        "baseline_margin": 0.1,
+        "baseline_margins": {"abstention_recall": 0.3},
+        "baseline_skip": ["latency_p95_s"],
+    }
+    base = {
+        "metrics": {
+            "answer_contains": 0.8,
+            "abstention_recall": 0.8,
+            "false_abstention_rate": 0.1,
+            "latency_p95_s": 1.0,
+        }
+    }
+    cur = _metrics(
+        answer_contains=0.69, abstention_recall=0.55, false_abstention_rate=0.25, latency_p95_s=50.0
+    )
     res = {g.metric: g for g in check_gates(cur, th, base)}
     assert not res["answer_contains"].passed  # dropped 0.11 > 0.1
     assert res["abstention_recall"].passed  # dropped 0.25 <= 0.3
@@ -158,7 +241,11 @@ def test_gates_question_file_errors_fail() -> None:
 def test_update_baseline_records_the_reports_suite(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"squad": {"metrics": {"x": 1}}}))
-    report = {"suite": "fixed", "n_questions": 3, "metrics": {"answer_contains": {"value": 0.7, "judge": "gold-answer"}}}
+    report = {
+        "suite": "fixed",
+        "n_questions": 3,
+        "metrics": {"answer_contains": {"value": 0.7, "judge": "gold-answer"}},
+    }
     data = update_baseline(path, report, source="r.json")
     assert data["fixed"]["metrics"] == {"answer_contains": 0.7}
     assert data["squad"] == {"metrics": {"x": 1}}
@@ -170,8 +257,17 @@ def test_update_baseline_records_the_reports_suite(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "want"),
-    [("yes", True), ("Yes.", True), (" no", False), ("No, it is not.", False), ("Supported", True),
-     ("The answer is yes", True), ("maybe", None), ("", None), ("It could be yes or no", None)],
+    [
+        ("yes", True),
+        ("Yes.", True),
+        (" no", False),
+        ("No, it is not.", False),
+        ("Supported", True),
+        ("The answer is yes", True),
+        ("maybe", None),
+        ("", None),
+        ("It could be yes or no", None),
+    ],
 )
 def test_parse_verdict(text: str, want: bool | None) -> None:
     assert parse_verdict(text) is want
@@ -189,7 +285,10 @@ def test_llm_judge_asks_the_model_and_parses() -> None:
     m = Model("Yes")
     j = LLMJudge(m, "llm:fake")
     assert j.supported("It was in New York.", "q", PARA1, "Where?") is True
-    assert "New York this month" in m.seen[0][1].content and "It was in New York." in m.seen[0][1].content
+    assert (
+        "New York this month" in m.seen[0][1].content
+        and "It was in New York." in m.seen[0][1].content
+    )
     assert LLMJudge(Model("no"), "x").supported("s", "q", "p", "") is False
 
     class Broken:
@@ -201,8 +300,12 @@ def test_llm_judge_asks_the_model_and_parses() -> None:
 
 def test_deterministic_judge() -> None:
     j = DeterministicJudge()
-    assert j.supported("It was signed in New York.", "Joint Communiqué in New York", PARA1, "Where was it signed?")
-    assert not j.supported("It was signed in Paris.", "Joint Communiqué in New York", PARA1, "Where was it signed?")
+    assert j.supported(
+        "It was signed in New York.", "Joint Communiqué in New York", PARA1, "Where was it signed?"
+    )
+    assert not j.supported(
+        "It was signed in Paris.", "Joint Communiqué in New York", PARA1, "Where was it signed?"
+    )
 
 
 # -- SQuAD conversion ------------------------------------------------------------------------
@@ -210,20 +313,56 @@ def test_deterministic_judge() -> None:
 SQUAD = {
     "version": "v2.0",
     "data": [
-        {"title": "Alpha_(A)", "paragraphs": [
-            {"context": "Alpha one.\nIt has  two lines.", "qas": [
-                {"id": "q1", "question": "What is alpha?", "answers": [{"text": "one"}, {"text": "one"}], "is_impossible": False},
-                {"id": "q2", "question": "What is beta?", "answers": [], "is_impossible": True},
-            ]},
-            {"context": "Alpha two.", "qas": [
-                {"id": "q3", "question": "Which alpha?", "answers": [{"text": "two"}], "is_impossible": False},
-                {"id": "q4", "question": "Why?", "answers": [], "is_impossible": True},
-            ]},
-        ]},
-        {"title": "Beta", "paragraphs": [
-            {"context": "Beta text.", "qas": [
-                {"id": "q5", "question": "Beta?", "answers": [{"text": "text"}], "is_impossible": False}]}
-        ]},
+        {
+            "title": "Alpha_(A)",
+            "paragraphs": [
+                {
+                    "context": "Alpha one.\nIt has  two lines.",
+                    "qas": [
+                        {
+                            "id": "q1",
+                            "question": "What is alpha?",
+                            "answers": [{"text": "one"}, {"text": "one"}],
+                            "is_impossible": False,
+                        },
+                        {
+                            "id": "q2",
+                            "question": "What is beta?",
+                            "answers": [],
+                            "is_impossible": True,
+                        },
+                    ],
+                },
+                {
+                    "context": "Alpha two.",
+                    "qas": [
+                        {
+                            "id": "q3",
+                            "question": "Which alpha?",
+                            "answers": [{"text": "two"}],
+                            "is_impossible": False,
+                        },
+                        {"id": "q4", "question": "Why?", "answers": [], "is_impossible": True},
+                    ],
+                },
+            ],
+        },
+        {
+            "title": "Beta",
+            "paragraphs": [
+                {
+                    "context": "Beta text.",
+                    "qas": [
+                        {
+                            "id": "q5",
+                            "question": "Beta?",
+                            "answers": [{"text": "text"}],
+                            "is_impossible": False,
+                        }
+                    ],
+                }
+            ],
+        },
     ],
 }
 
@@ -233,9 +372,13 @@ def test_squad_conversion(tmp_path: Path) -> None:
     src.write_text(json.dumps(SQUAD))
     (tmp_path / "out" / "corpus").mkdir(parents=True)
     (tmp_path / "out" / "corpus" / "stale.md").write_text("old")
-    corpus, qpath, sample = convert(src, tmp_path / "out", articles=["Alpha_(A)"], per_article=3, seed=1)
+    corpus, qpath, sample = convert(
+        src, tmp_path / "out", articles=["Alpha_(A)"], per_article=3, seed=1
+    )
     assert sorted(p.name for p in corpus.iterdir()) == ["Alpha_A.md"]
-    assert (corpus / "Alpha_A.md").read_text() == "# Alpha (A)\n\nAlpha one. It has two lines.\n\nAlpha two.\n"
+    assert (
+        corpus / "Alpha_A.md"
+    ).read_text() == "# Alpha (A)\n\nAlpha one. It has two lines.\n\nAlpha two.\n"
     qs, errors = load_questions(qpath)
     assert errors == [] and len(qs) == 3
     assert sum(q.answerable for q in qs) == 2
@@ -283,16 +426,24 @@ def test_cli_validate_reports_bad_lines(tmp_path: Path) -> None:
 
 def test_cli_baseline_updates_file(tmp_path: Path) -> None:
     rep = tmp_path / "report.json"
-    rep.write_text(json.dumps({"suite": "fixed", "metrics": {"answer_f1": {"value": 0.4, "judge": "gold-answer"}}}))
+    rep.write_text(
+        json.dumps(
+            {"suite": "fixed", "metrics": {"answer_f1": {"value": 0.4, "judge": "gold-answer"}}}
+        )
+    )
     base = tmp_path / "baseline.json"
     res = CliRunner().invoke(cli.app, ["baseline", "--from", str(rep), "--baseline", str(base)])
     assert res.exit_code == 0, res.output
     assert json.loads(base.read_text())["fixed"]["metrics"] == {"answer_f1": 0.4}
-    res = CliRunner().invoke(cli.app, ["baseline", "--from", str(tmp_path / "none.json"), "--baseline", str(base)])
+    res = CliRunner().invoke(
+        cli.app, ["baseline", "--from", str(tmp_path / "none.json"), "--baseline", str(base)]
+    )
     assert res.exit_code == 2
 
 
-def test_cli_run_exit_code_follows_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_run_exit_code_follows_the_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import evals.runner as runner
 
     real = runner.run_suite
@@ -306,8 +457,19 @@ def test_cli_run_exit_code_follows_the_gate(tmp_path: Path, monkeypatch: pytest.
     qf.write_text("\n".join(json.dumps(q.model_dump()) for q in QUESTIONS) + "\n")
     th = tmp_path / "th.json"
     th.write_text(json.dumps({"fixed": {"min": {"overall_accuracy": 0.5}}}))
-    args = ["run", "--questions", str(qf), "--out", str(tmp_path / "o"), "--thresholds", str(th),
-            "--baseline", str(tmp_path / "b.json"), "--no-llm-judge", "--no-progress"]
+    args = [
+        "run",
+        "--questions",
+        str(qf),
+        "--out",
+        str(tmp_path / "o"),
+        "--thresholds",
+        str(th),
+        "--baseline",
+        str(tmp_path / "b.json"),
+        "--no-llm-judge",
+        "--no-progress",
+    ]
     res = CliRunner().invoke(cli.app, args)
     assert res.exit_code == 0, res.output
     assert "All gates passed" in res.output
@@ -324,7 +486,9 @@ def test_cli_run_exit_code_follows_the_gate(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_parse_questions_accepts_comment_lines() -> None:
-    qs, errors = parse_questions(["// a comment", '{"id": "a", "question": "Q?", "answerable": false}'])
+    qs, errors = parse_questions(
+        ["// a comment", '{"id": "a", "question": "Q?", "answerable": false}']
+    )
     assert len(qs) == 1 and errors == []
 
 
@@ -341,4 +505,7 @@ def test_judge_run_adds_llm_verdicts_to_an_earlier_run(tmp_path: Path) -> None:
     after = json.loads((out / "report.json").read_text())
     assert after["metrics"]["judge_agreement"]["judge"] == "deterministic vs llm:fake"
     assert "llm:fake" in after["judges"]
-    assert after["questions"][0]["statements"][0]["verdicts"] == {"deterministic": True, "llm:fake": True}
+    assert after["questions"][0]["statements"][0]["verdicts"] == {
+        "deterministic": True,
+        "llm:fake": True,
+    }
