@@ -1,0 +1,307 @@
+"""Load benchmark for the web UI (not a test): N concurrent gradio_client sessions.
+
+Each session is its own ``gradio_client.Client`` (its own Gradio session and history) and asks
+one seed question through the UI's ``/ask`` endpoint, the same handler the browser uses. The
+script reports p50/p95/max latency, errors, correctness (the answer mentions the expected
+string, or abstains for the unanswerable question), and the server's RSS before/after.
+
+By default it starts the real app itself (``python -m rag.cli ui`` on a free port, the real
+chain: hybrid retrieval + the local LLM) so it can read the server's RSS; ``--url`` targets an
+app that is already running instead (add ``--pid`` to get its RSS).
+
+    .venv/bin/python bench/ui_load.py                  # 10 sessions
+    .venv/bin/python bench/ui_load.py --sessions 20    # the soak of issue 8
+    .venv/bin/python bench/ui_load.py --url http://127.0.0.1:7860/ --pid 12345
+
+Writes bench/out/ui_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "ui_load.json"
+
+# (question, expected substring in the answer, or None: the expected result is an abstention)
+SEEDS: list[tuple[str, str | None]] = [
+    ("Which institution is Dr. Tenzin Wangchuk affiliated with?", "Kathmandu Policy Forum"),
+    ("Where was the Joint Communiqué between Bhutan and Qatar signed?", "New York"),
+    ("What is the population of Bhutan?", None),
+]
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident set size of a process (and its children) in MiB, from /proc."""
+    if pid is None:
+        return None
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1) if total else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+SERVER_LOG = ROOT / "bench" / "out" / "ui_server.log"
+
+
+def start_server(port: int, extra: list[str], timeout_s: float) -> tuple[subprocess.Popen[str], str]:
+    """``rag ui`` in a subprocess (indexes ./corpus first if needed); returns (process, url).
+
+    Its output goes to bench/out/ui_server.log."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
+    cmd = [sys.executable, "-m", "rag.cli", "ui", "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url: list[str] = []
+    lines: list[str] = []
+
+    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    log = SERVER_LOG.open("w")
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            log.write(line)
+            log.flush()
+            m = re.search(r"running on (http://\S+)", line)
+            if m and not url:
+                url.append(m.group(1))
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if url:
+            return proc, url[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the UI server did not start:\n" + "\n".join(lines[-30:]))
+
+
+def wait_ready(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "gradio_api/info", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} is not answering")
+
+
+def judge(summary: dict[str, Any] | None, expected: str | None) -> bool:
+    if not summary:
+        return False
+    if expected is None:
+        return bool(summary.get("abstained"))
+    return (not summary.get("abstained")) and expected.lower() in summary.get("answer", "").lower()
+
+
+def one_session(url: str, i: int, auth: tuple[str, str] | None,
+                start: threading.Barrier, results: list[dict[str, Any]],
+                alive: Any = None, timeout_s: float = 1800) -> None:
+    from gradio_client import Client
+
+    question, expected = SEEDS[i % len(SEEDS)]
+    rec: dict[str, Any] = {"session": i, "question": question, "expected": expected}
+    try:
+        client = Client(url, auth=auth, verbose=False)
+        start.wait(timeout=120)
+        t0 = time.perf_counter()
+        job = client.submit(question, api_name="/ask")
+        while not job.done():
+            if alive is not None and not alive():
+                raise RuntimeError("the server process died")
+            if time.perf_counter() - t0 > timeout_s:
+                raise TimeoutError(f"no answer within {timeout_s:.0f} s")
+            time.sleep(0.1)
+        out = job.result()
+        rec["latency_s"] = round(time.perf_counter() - t0, 3)
+        summary = out[-1] if isinstance(out, (list, tuple)) else None
+        if not isinstance(summary, dict):
+            raise RuntimeError("no answer (the UI showed an error message)")
+        rec["answer"] = summary.get("answer")
+        rec["abstained"] = summary.get("abstained")
+        rec["server_total_s"] = (summary.get("timings") or {}).get("total")
+        rec["correct"] = judge(summary, expected)
+        rec["error"] = None
+    except Exception as exc:  # noqa: BLE001 - counted and reported
+        rec.setdefault("latency_s", None)
+        rec["correct"] = False
+        rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    results.append(rec)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    vs = sorted(values)
+    k = (len(vs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(vs) - 1)
+    return round(vs[lo] + (vs[hi] - vs[lo]) * (k - lo), 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=10, help="concurrent sessions (default 10)")
+    ap.add_argument("--url", help="an already running app (default: start `rag ui` here)")
+    ap.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS")
+    ap.add_argument("--user", default="user", help="login user when the app has a password")
+    ap.add_argument("--password", help="login password (or RAG_UI__PASSWORD)")
+    ap.add_argument("--corpus", help="passed to `rag ui --corpus`")
+    ap.add_argument("--db", help="passed to `rag ui --db`")
+    ap.add_argument("--timeout", type=float, default=1800, help="per-session limit, seconds")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up question")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"JSON report (default {OUT})")
+    args = ap.parse_args(argv)
+
+    password = args.password or os.environ.get("RAG_UI__PASSWORD")
+    auth = (args.user, password) if password else None
+    proc = None
+    pid = args.pid
+    if args.url:
+        url = args.url if args.url.endswith("/") else args.url + "/"
+    else:
+        extra: list[str] = []
+        if args.corpus:
+            extra += ["--corpus", args.corpus]
+        if args.db:
+            extra += ["--db", args.db]
+        t = time.perf_counter()
+        proc, url = start_server(free_port(), extra, timeout_s=900)
+        url = url if url.endswith("/") else url + "/"
+        pid = proc.pid
+        print(f"started `rag ui` (pid {pid}) at {url} in {time.perf_counter() - t:.1f} s")
+    try:
+        wait_ready(url)
+        rss_start = rss_mb(pid)
+        warmup_s = None
+        if not args.no_warmup:
+            from gradio_client import Client
+
+            t = time.perf_counter()
+            Client(url, auth=auth, verbose=False).predict(SEEDS[0][0], api_name="/ask")
+            warmup_s = round(time.perf_counter() - t, 2)
+            print(f"warm-up answer (loads the models): {warmup_s:.1f} s")
+        rss_before = rss_mb(pid)
+
+        results: list[dict[str, Any]] = []
+        barrier = threading.Barrier(args.sessions)
+        def alive() -> bool:
+            return proc is None or proc.poll() is None
+
+        threads = [
+            threading.Thread(target=one_session,
+                             args=(url, i, auth, barrier, results, alive, args.timeout))
+            for i in range(args.sessions)
+        ]
+        peak = [rss_before or 0.0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                r = rss_mb(pid)
+                if r:
+                    peak[0] = max(peak[0], r)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+        stop.set()
+        rss_after = rss_mb(pid)
+        server_exit = None if proc is None else proc.poll()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    results.sort(key=lambda r: r["session"])
+    lat = [r["latency_s"] for r in results if r.get("latency_s") is not None and not r["error"]]
+    errors = sum(1 for r in results if r["error"])
+    correct = sum(1 for r in results if r["correct"])
+    report = {
+        "sessions": args.sessions,
+        "url": url,
+        "wall_s": round(wall, 2),
+        "warmup_s": warmup_s,
+        "latency_s": {
+            "p50": percentile(lat, 0.5),
+            "p95": percentile(lat, 0.95),
+            "max": max(lat) if lat else None,
+            "mean": round(statistics.fmean(lat), 3) if lat else None,
+        },
+        "errors": errors,
+        "correct": correct,
+        "correct_rate": round(correct / args.sessions, 3) if args.sessions else None,
+        "throughput_answers_per_min": round(60 * len(lat) / wall, 2) if wall else None,
+        "server_exit_code": server_exit,
+        "rss_mb": {"start": rss_start, "before": rss_before, "peak": peak[0] or None,
+                   "after": rss_after},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+    print()
+    print(f"{'#':>3}  {'latency s':>9}  {'ok':>3}  question -> answer")
+    for r in results:
+        lat_s = f"{r['latency_s']:.1f}" if r.get("latency_s") is not None else "-"
+        shown = r["error"] or (r.get("answer") or "")
+        print(f"{r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
+              f"{r['question'][:45]} -> {shown[:70]}")
+    print()
+    print(f"sessions {args.sessions}   wall {wall:.1f} s   errors {errors}   "
+          f"correct {correct}/{args.sessions}")
+    ls = report["latency_s"]
+    print(f"latency  p50 {ls['p50']} s   p95 {ls['p95']} s   max {ls['max']} s")
+    rs = report["rss_mb"]
+    print(f"server RSS MiB  start {rs['start']}   before {rs['before']}   peak {rs['peak']}   "
+          f"after {rs['after']}")
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
