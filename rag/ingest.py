@@ -107,6 +107,10 @@ def ingest(
             store.reset()
         store.collection(create=True, embedding_model=embedder.model_name)
         existing = store.existing()
+        # A file that is still there but could not be read this time keeps its old chunks:
+        # a transient read error must not delete what was indexed.
+        skipped = {src for src, _ in report.skipped}
+        existing = {k: v for k, v in existing.items() if v.get("source") not in skipped}
         _apply(report, chunks, existing, store, embedder, settings, progress)
         store.set_fingerprint([c.id for c in chunks])
     finally:

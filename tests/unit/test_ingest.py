@@ -70,3 +70,15 @@ def test_model_change_requires_reset(tmp_settings: Settings, fake_embedder: Hash
         ingest(tmp_settings, embedder=other)
     report = ingest(tmp_settings, embedder=other, reset=True)
     assert report.chunks_added == 8
+
+
+def test_a_file_that_turns_unreadable_keeps_its_chunks(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    (tmp_settings.corpus_dir / "other.txt").write_text("Another doc.\n", encoding="utf-8")
+    ingest(tmp_settings, embedder=fake_embedder)
+    before = _ids(tmp_settings)
+    (tmp_settings.corpus_dir / "other.txt").write_bytes(b"\x00\x01 now binary")
+    report = ingest(tmp_settings, embedder=fake_embedder)
+    assert [s for s, _ in report.skipped] == ["other.txt"]
+    assert report.chunks_removed == 0 and _ids(tmp_settings) == before
