@@ -151,7 +151,9 @@ def _stems(text: str) -> set[str]:
     return {stem(w) for w in words(text)} | set(words(text))
 
 
-def unsupported_words(statement: str, support: str, question: str = "") -> tuple[list[str], list[str]]:
+def unsupported_words(
+    statement: str, support: str, question: str = ""
+) -> tuple[list[str], list[str]]:
     """Content words of ``statement`` found neither in ``support`` nor the question.
 
     Returns (hard, soft): numbers and names (capitalised words) must be in ``support``
@@ -170,7 +172,9 @@ def unsupported_words(statement: str, support: str, question: str = "") -> tuple
             if not part or part in STOPWORDS:
                 continue
             if _is_number(part):
-                if part not in sup and part.replace(",", "") not in {s.replace(",", "") for s in sup}:
+                if part not in sup and part.replace(",", "") not in {
+                    s.replace(",", "") for s in sup
+                }:
                     hard.append(raw)
                 continue
             known = part in sup or stem(part) in sup
@@ -182,6 +186,21 @@ def unsupported_words(statement: str, support: str, question: str = "") -> tuple
             elif not (part in qst or stem(part) in qst):
                 soft.append(raw)
     return hard, soft
+
+
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.]{0,40}\b(?:instructions?|rules?|prompts?|context|sources?)\b"
+    r"|\b(?:system|assistant)\s*(?:prompt)?\s*:"
+    r"|\b(?:reply|respond|answer|output)\s+(?:only\s+)?(?:with|in)\s+(?:the\s+)?(?:single\s+)?(?:word|json|exactly)\b"
+    r"|\byou\s+(?:are|must|should)\s+(?:now\s+)?(?:an?\s+)?(?:ai|assistant|language model|chatbot)\b"
+    r"|\b(?:print|reveal|show)\s+(?:your|the)\s+(?:system\s+)?prompt\b",
+    re.IGNORECASE,
+)
+
+
+def looks_like_instruction(text: str) -> bool:
+    """True for text that addresses the assistant (prompt injection), not the reader."""
+    return bool(_INSTRUCTION.search(fold(text)))
 
 
 def verify_claims(
@@ -204,6 +223,8 @@ def verify_claims(
         i, start, end = hit
         passage = passages[i]
         exact_quote = passage.text[start:end]
+        if looks_like_instruction(exact_quote):
+            continue  # text addressed to the assistant is never evidence (OWASP LLM01)
         hard, soft = unsupported_words(claim.statement, passage.text, question)
         if hard:
             continue
@@ -237,7 +258,9 @@ def find_supporting_sentence(
     sentence that shares a content word with the question and holds all the statement's
     numbers and names and most of its other content words (its evidence), or None."""
     content = [
-        w for w in words(statement) if w not in STOPWORDS and not (stem(w) in _stems(question) and not _is_number(w))
+        w
+        for w in words(statement)
+        if w not in STOPWORDS and not (stem(w) in _stems(question) and not _is_number(w))
     ]
     if not content:
         return None
