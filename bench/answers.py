@@ -62,13 +62,16 @@ def load_questions(all_questions: bool) -> list[dict[str, Any]]:
     return [by_id[i] for i in DEFAULT_IDS if i in by_id]
 
 
+N_THREADS = 2
+
+
 def settings_for(tmp: Path) -> Any:
     from rag.settings import LLMSettings, Settings
 
     # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
     # and would turn slow answers into abstentions.
     return Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR,
-                    llm=LLMSettings(timeout_s=900))
+                    llm=LLMSettings(timeout_s=900, n_threads=N_THREADS))
 
 
 def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
@@ -151,9 +154,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="every single-turn question in evals/questions.jsonl")
     ap.add_argument("--systems", nargs="*", default=["rag", "naive"], choices=["rag", "naive"])
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (RAG_LLM__N_THREADS)")
+    ap.add_argument("--ids", nargs="*", help="question ids from evals/questions.jsonl")
     ap.add_argument("--one", choices=["rag", "naive"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global N_THREADS
+    N_THREADS = args.threads
     questions = load_questions(args.all)
+    if args.ids:
+        questions = [q for q in questions if q["id"] in args.ids]
+    passthrough = ["--threads", str(args.threads)] + (["--all"] if args.all else []) + (["--ids", *args.ids] if args.ids else [])
 
     if args.one:
         with tempfile.TemporaryDirectory(prefix=f"bench-answers-{args.one}-") as tmp:
@@ -168,7 +178,7 @@ def main() -> None:
     summaries = {}
     for system in args.systems:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", system] + (["--all"] if args.all else []), cwd=ROOT)
+        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", system, *passthrough], cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"{system} failed")
         data = json.loads((OUT / f"answers_{system}.json").read_text())
@@ -196,7 +206,8 @@ def main() -> None:
             s["tokens_mean"], s["tokens_per_s"]["p50"], s["peak_rss_mb"],
         ))
     print(table(trows, header))
-    print("wrote", write_json("answers", {"summary": summaries, "questions": [q["id"] for q in questions]}))
+    print(f"llama.cpp threads: {args.threads}")
+    print("wrote", write_json("answers", {"summary": summaries, "questions": [q["id"] for q in questions], "llm_threads": args.threads}))
 
 
 if __name__ == "__main__":

@@ -120,24 +120,24 @@ def bench_chroma(n_queries: int, tmp: Path) -> dict[str, Any]:
         stop(proc)
 
 
-def bench_llm(n_questions: int, tmp: Path) -> dict[str, Any]:
+def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
     from rag.chain import AnswerChain
     from rag.ingest import ingest
     from rag.llm import packaged_model_path
     from rag.settings import LLMSettings, Settings
 
     local = Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "d", db_dir=tmp / "seed-db", models_dir=MODELS_DIR,
-                     llm=LLMSettings(timeout_s=600))
+                     llm=LLMSettings(timeout_s=900, n_threads=threads))
     ingest(local)
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path(local)),
                              "--model_alias", "qwen", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--n_ctx", "4096", "--n_threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         startup = wait_http(f"http://127.0.0.1:{port}/v1/models", proc, 300)
         remote = local.model_copy(update={"llm": LLMSettings(backend="openai", base_url=f"http://127.0.0.1:{port}/v1",
-                                                             model="qwen", timeout_s=600)})
+                                                             model="qwen", timeout_s=900, n_threads=threads)})
         chains = {"in-process llama.cpp": AnswerChain(settings=local), "llama_cpp.server (openai backend)": AnswerChain(settings=remote)}
         with Timer() as load:
             chains["in-process llama.cpp"].llm
@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--llm-questions", type=int, default=3)
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, in-process and server")
     args = ap.parse_args()
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
@@ -186,12 +187,12 @@ def main() -> None:
         print(table(rows, ["Chroma", "insert 1,204 s", "search p50 ms", "search p95 ms", "store.query p50 ms", "store.count p50 ms"]))
         print(f"chroma server: startup {ch['server_startup_s']:.1f} s, peak RSS {ch['server_peak_rss_mb']:.0f} MiB")
         if not args.skip_llm:
-            out["llm"] = llm = bench_llm(args.llm_questions, Path(tmp))
+            out["llm"] = llm = bench_llm(args.llm_questions, Path(tmp), args.threads)
             rows = [(n, d["ttft"]["p50"], d["total"]["p50"], d["total"]["max"]) for n, d in llm["s"].items()]
             print()
             print(table(rows, ["LLM", "TTFT p50 s", "total p50 s", "total max s"]))
             print(f"llama_cpp.server: startup {llm['server_startup_s']:.1f} s, peak RSS {llm['server_peak_rss_mb']:.0f} MiB; "
-                  f"same answers: {llm['same_answers']}")
+                  f"same answers: {llm['same_answers']}; llama.cpp threads {args.threads}")
     out["client_peak_rss_mb"] = peak_rss_mb()
     print("wrote", write_json("backends", out))
 
