@@ -279,6 +279,52 @@ def judge(
 
 
 @app.command()
+def score(
+    predictions: Annotated[
+        list[Path], typer.Argument(help="predictions.jsonl file(s); a later file wins per id.")
+    ],
+    questions: QuestionsOpt = DEFAULT_QUESTIONS,
+    corpus: CorpusOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
+    suite: Annotated[
+        str, typer.Option("--suite", help="Section of thresholds/baseline.")
+    ] = "fixed",
+    thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
+    baseline: BaselineOpt = DEFAULT_BASELINE,
+) -> None:
+    """Score saved predictions again (e.g. after a metric change, or merged partial runs)."""
+    from evals.dataset import load_questions
+    from evals.runner import score_predictions
+
+    qs, errors = load_questions(questions)
+    rows: dict[str, dict[str, Any]] = {}
+    for path in predictions:
+        if not path.is_file():
+            raise _fail(f"no predictions file at {path}")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["id"]] = row
+    settings = _settings(corpus, None)
+    result = score_predictions(
+        qs,
+        list(rows.values()),
+        settings,
+        out_dir,
+        suite=suite,
+        questions_file=str(questions),
+        thresholds_path=thresholds,
+        baseline_path=baseline,
+    )
+    missing = [q.id for q in qs if q.id not in rows]
+    if missing:
+        err.print(f"[yellow]Warning:[/] no prediction for {len(missing)} question(s)")
+    _print_summary(result)
+    if not result.passed or missing or errors:
+        raise typer.Exit(1)
+
+
+@app.command()
 def validate(questions: QuestionsOpt = DEFAULT_QUESTIONS, corpus: CorpusOpt = None) -> None:
     """Check a question file: schema per line, and that every evidence string is in the corpus."""
     from evals.dataset import load_questions, missing_evidence

@@ -216,3 +216,80 @@ def judge_run(
     except Exception as exc:
         logger.warning("plots failed: %s", exc)
     return RunResult(report, gates, out_dir)
+
+
+def score_predictions(
+    questions: Sequence[Question],
+    predictions: Sequence[dict[str, Any]],
+    settings: Any,
+    out_dir: Path,
+    *,
+    suite: str = "fixed",
+    questions_file: str = "",
+    thresholds_path: Path | None = DEFAULT_THRESHOLDS,
+    baseline_path: Path | None = DEFAULT_BASELINE,
+) -> RunResult:
+    """Score saved predictions (predictions.jsonl rows) without running the chain again.
+
+    Retrieved paragraphs are looked up by (source, paragraph) in ``settings.corpus_dir``, so the
+    corpus must be the one the predictions were made on. Questions without a prediction are
+    left out. Only the deterministic judge runs (use ``judge_run`` for the LLM judge).
+    """
+    from rag.loading import load_corpus
+    from rag.paragraphs import split_paragraphs
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paras = {
+        (p.source, p.number): p.text
+        for d in load_corpus(settings.corpus_dir)
+        for p in split_paragraphs(d)
+    }
+    by_id = {p["id"]: p for p in predictions}
+    qs = [q for q in questions if q.id in by_id]
+    judges: list[Judge] = [DeterministicJudge()]
+    k = int(settings.retrieval.k)
+    scores = []
+    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as pf:
+        for q in qs:
+            pred = by_id[q.id]
+            pf.write(json.dumps(pred, ensure_ascii=False) + "\n")
+            texts = [
+                paras.get((r["source"], int(r["paragraph"])), "") for r in pred.get("retrieved", [])
+            ]
+            scores.append(score_question(q, pred, texts, k=k, judges=judges))
+    metrics = aggregate(qs, scores)
+    thresholds = load_json(thresholds_path).get(suite, {})
+    baseline = load_json(baseline_path).get(suite, {})
+    gates = check_gates(metrics, thresholds, baseline)
+    report: dict[str, Any] = {
+        "suite": suite,
+        "questions_file": questions_file,
+        "corpus": str(settings.corpus_dir),
+        "k": k,
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": None,
+        "n_questions": len(qs),
+        "n_answerable": sum(1 for q in qs if q.answerable),
+        "judges": [j.name for j in judges],
+        "llm": settings.llm.backend,
+        "rescored": True,
+        "metrics": metrics,
+        "categories": by_category(qs, scores),
+        "thresholds": thresholds,
+        "baseline": baseline.get("metrics") or {},
+        "gates": [g.to_dict() for g in gates],
+        "passed": all(g.passed for g in gates),
+        "question_errors": [],
+        "questions": scores,
+    }
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    qmap = {q.id: q.model_dump() for q in qs}
+    (out_dir / "report.md").write_text(render_markdown(report, qmap, by_id), encoding="utf-8")
+    try:
+        write_plots(report, out_dir)
+    except Exception as exc:
+        logger.warning("plots failed: %s", exc)
+    return RunResult(report, gates, out_dir)

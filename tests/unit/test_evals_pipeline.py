@@ -509,3 +509,28 @@ def test_judge_run_adds_llm_verdicts_to_an_earlier_run(tmp_path: Path) -> None:
         "deterministic": True,
         "llm:fake": True,
     }
+
+
+def test_score_predictions_reproduces_the_run_from_saved_predictions(tmp_path: Path) -> None:
+    from evals.runner import score_predictions
+
+    res = _run(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "d.md").write_text(f"# Doc\n\n{PARA1}\n\n{PARA2}\n")
+    rows = [
+        json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    ]
+    again = score_predictions(
+        QUESTIONS,
+        rows[:3],
+        Settings(corpus_dir=corpus),
+        tmp_path / "re",
+        thresholds_path=None,
+        baseline_path=None,
+    )
+    assert again.report["n_questions"] == 3 and again.report["rescored"] is True
+    # retrieval metrics come from the corpus paragraphs looked up by (source, paragraph)
+    for name in ("retrieval_recall_at_1", "retrieval_mrr", "answer_contains"):
+        assert again.report["metrics"][name]["value"] == res.report["metrics"][name]["value"], name
+    assert again.report["metrics"]["abstention_recall"]["value"] == 1.0  # u2 left out
