@@ -87,6 +87,7 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
         "retrieved": d["retrieved"],
         "timings": d["timings"],
         "reason": d.get("reason", ""),
+        "raw_output": getattr(answer, "raw_output", ""),  # the unverified model text, for diagnosis
     }
 
 
