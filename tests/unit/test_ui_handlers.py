@@ -351,3 +351,44 @@ def test_example_questions(tmp_path: Path, settings: Settings) -> None:
     qs = example_questions(Settings(corpus_dir=corpus))
     assert any("Budget" in q for q in qs)
     assert example_questions(settings)  # missing corpus: generic questions
+
+
+def test_default_chain_always_takes_the_llm_lock(settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: concurrent requests crashed llama.cpp because the lazily loaded model was
+    treated as injected and generation ran unlocked (see ui.app.make_chain). The lock must be
+    held while tokens are generated, and the library's deadline must start only after it."""
+    import threading
+    from contextlib import contextmanager
+
+    import rag.llm
+
+    lock = threading.Lock()
+    entered: list[float] = []
+
+    @contextmanager
+    def fake_lock(_settings: Settings) -> Iterator[None]:
+        with lock:
+            entered.append(1)
+            yield
+
+    monkeypatch.setattr(rag.llm, "llm_lock", fake_lock)
+    chain = ChatController(settings).chain
+    chain._llm = object()  # what the lazy `llm` property does on first use
+
+    class Runnable:
+        def stream(self, inputs: dict) -> Iterator[str]:
+            assert lock.locked(), "generation ran without the LLM lock"
+            yield "a"
+            yield "b"
+
+    assert list(chain._generate_text(Runnable(), {})) == ["a", "b"]
+    assert entered == [1] and not lock.locked()
+    # a request that waited for the lock longer than the timeout still generates
+    chain.settings = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"timeout_s": 0.2})})
+    lock.acquire()
+    t = threading.Timer(0.5, lock.release)
+    t.start()
+    assert list(chain._generate_text(Runnable(), {})) == ["a", "b"]
+    t.join()
