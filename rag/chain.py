@@ -65,6 +65,7 @@ class AnswerChain:
         self.settings = settings or Settings()
         self._retriever = retriever
         self._llm = llm
+        self._llm_injected = llm is not None
 
     @property
     def retriever(self) -> Retriever:
@@ -79,7 +80,7 @@ class AnswerChain:
         return self._llm
 
     def _lock(self) -> Any:
-        if self._llm is not None:  # an injected model: the caller owns its concurrency
+        if self._llm_injected:  # an injected model: the caller owns its concurrency
             from contextlib import nullcontext
 
             return nullcontext()
@@ -89,8 +90,9 @@ class AnswerChain:
 
     def _generate_text(self, runnable: Runnable, inputs: dict[str, Any]) -> Iterator[str]:
         """Stream model tokens, stopping at the generation timeout."""
-        deadline = time.perf_counter() + self.settings.llm.timeout_s
         with self._lock():
+            # The deadline starts once the model is ours, not while queued behind others.
+            deadline = time.perf_counter() + self.settings.llm.timeout_s
             for token in runnable.stream(inputs):
                 yield token
                 if time.perf_counter() > deadline:
