@@ -39,7 +39,7 @@ OUT = ROOT / "bench" / "out" / "ui_load.json"
 # (question, expected substring in the answer, or None: the expected result is an abstention)
 SEEDS: list[tuple[str, str | None]] = [
     ("Which institution is Dr. Tenzin Wangchuk affiliated with?", "Kathmandu Policy Forum"),
-    ("Where was the Joint Communiqué between Bhutan and Qatar signed?", "New York"),
+    ("In what year did Bhutan gain its independence?", "1949"),
     ("What is the population of Bhutan?", None),
 ]
 
@@ -155,6 +155,7 @@ def one_session(url: str, i: int, auth: tuple[str, str] | None,
             raise RuntimeError("no answer (the UI showed an error message)")
         rec["answer"] = summary.get("answer")
         rec["abstained"] = summary.get("abstained")
+        rec["reason"] = summary.get("reason")
         rec["server_total_s"] = (summary.get("timings") or {}).get("total")
         rec["correct"] = judge(summary, expected)
         rec["error"] = None

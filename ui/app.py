@@ -37,8 +37,8 @@ TITLE = "groundedchat"
 
 SEED_EXAMPLES = [
     "Which institution is Dr. Tenzin Wangchuk affiliated with?",
-    "Where was the Joint Communiqué between Bhutan and Qatar signed?",
-    "Why does Qatar want to diversify its partnerships?",
+    "In what year did Bhutan gain its independence?",
+    "Which organization is Dr. Ahmed Al-Thani an analyst at?",
     "What is the population of Bhutan?",
 ]
 
@@ -96,6 +96,7 @@ def _answer_summary(answer: Answer) -> dict[str, Any]:
         ],
         "see_also": [{"source": p.source, "paragraph": p.paragraph} for p in answer.see_also],
         "standalone_question": answer.standalone_question,
+        "reason": answer.reason,
         "timings": answer.timings.to_dict(),
     }
 
