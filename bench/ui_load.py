@@ -74,14 +74,17 @@ def free_port() -> int:
 SERVER_LOG = ROOT / "bench" / "out" / "ui_server.log"
 
 
-def start_server(port: int, extra: list[str], timeout_s: float) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    port: int, extra: list[str], timeout_s: float
+) -> tuple[subprocess.Popen[str], str]:
     """``rag ui`` in a subprocess (indexes ./corpus first if needed); returns (process, url).
 
     Its output goes to bench/out/ui_server.log."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
     cmd = [sys.executable, "-m", "rag.cli", "ui", "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     url: list[str] = []
     lines: list[str] = []
 
@@ -130,9 +133,15 @@ def judge(summary: dict[str, Any] | None, expected: str | None) -> bool:
     return (not summary.get("abstained")) and expected.lower() in summary.get("answer", "").lower()
 
 
-def one_session(url: str, i: int, auth: tuple[str, str] | None,
-                start: threading.Barrier, results: list[dict[str, Any]],
-                alive: Any = None, timeout_s: float = 1800) -> None:
+def one_session(
+    url: str,
+    i: int,
+    auth: tuple[str, str] | None,
+    start: threading.Barrier,
+    results: list[dict[str, Any]],
+    alive: Any = None,
+    timeout_s: float = 1800,
+) -> None:
     from gradio_client import Client
 
     question, expected = SEEDS[i % len(SEEDS)]
@@ -221,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[dict[str, Any]] = []
         barrier = threading.Barrier(args.sessions)
+
         def alive() -> bool:
             return proc is None or proc.poll() is None
 
         threads = [
-            threading.Thread(target=one_session,
-                             args=(url, i, auth, barrier, results, alive, args.timeout))
+            threading.Thread(
+                target=one_session, args=(url, i, auth, barrier, results, alive, args.timeout)
+            )
             for i in range(args.sessions)
         ]
         peak = [rss_before or 0.0]
@@ -277,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         "correct_rate": round(correct / args.sessions, 3) if args.sessions else None,
         "throughput_answers_per_min": round(60 * len(lat) / wall, 2) if wall else None,
         "server_exit_code": server_exit,
-        "rss_mb": {"start": rss_start, "before": rss_before, "peak": peak[0] or None,
-                   "after": rss_after},
+        "rss_mb": {
+            "start": rss_start,
+            "before": rss_before,
+            "peak": peak[0] or None,
+            "after": rss_after,
+        },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": results,
     }
@@ -290,16 +305,22 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lat_s = f"{r['latency_s']:.1f}" if r.get("latency_s") is not None else "-"
         shown = r["error"] or (r.get("answer") or "")
-        print(f"{r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
-              f"{r['question'][:45]} -> {shown[:70]}")
+        print(
+            f"{r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
+            f"{r['question'][:45]} -> {shown[:70]}"
+        )
     print()
-    print(f"sessions {args.sessions}   wall {wall:.1f} s   errors {errors}   "
-          f"correct {correct}/{args.sessions}")
+    print(
+        f"sessions {args.sessions}   wall {wall:.1f} s   errors {errors}   "
+        f"correct {correct}/{args.sessions}"
+    )
     ls = report["latency_s"]
     print(f"latency  p50 {ls['p50']} s   p95 {ls['p95']} s   max {ls['max']} s")
     rs = report["rss_mb"]
-    print(f"server RSS MiB  start {rs['start']}   before {rs['before']}   peak {rs['peak']}   "
-          f"after {rs['after']}")
+    print(
+        f"server RSS MiB  start {rs['start']}   before {rs['before']}   peak {rs['peak']}   "
+        f"after {rs['after']}"
+    )
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0 if errors == 0 else 1
 

@@ -104,7 +104,9 @@ def _answer_summary(answer: Answer) -> dict[str, Any]:
 def _passages_detail(passages: Sequence[Any]) -> str:
     names = ", ".join(f"{p.source} ¶{p.paragraph}" for p in list(passages)[:4])
     more = f" (+{len(passages) - 4})" if len(passages) > 4 else ""
-    return f"Found {len(passages)} paragraphs: {names}{more}" if passages else "No paragraphs found."
+    return (
+        f"Found {len(passages)} paragraphs: {names}{more}" if passages else "No paragraphs found."
+    )
 
 
 def make_chain(settings: Settings) -> StreamingChain:
@@ -207,10 +209,7 @@ class ChatController:
                     break
                 if event.kind == "status":
                     status = event.message or status
-                    if (
-                        event.standalone_question
-                        and event.standalone_question.strip() != question
-                    ):
+                    if event.standalone_question and event.standalone_question.strip() != question:
                         detail = f"Searching for: {event.standalone_question}"
                 elif event.kind == "passages":
                     detail = _passages_detail(event.passages)

@@ -107,7 +107,9 @@ def group_citations(citations: Sequence[Citation]) -> dict[int, list[Citation]]:
     return dict(sorted(groups.items()))
 
 
-def render_citation(uid: str, marker: int, cites: Sequence[Citation], *, open_: bool = False) -> str:
+def render_citation(
+    uid: str, marker: int, cites: Sequence[Citation], *, open_: bool = False
+) -> str:
     """One source: a <details> whose summary names the document, ¶ and section, and whose body
     is the whole cited paragraph with the quoted span(s) highlighted."""
     first = cites[0]
@@ -125,7 +127,7 @@ def render_citation(uid: str, marker: int, cites: Sequence[Citation], *, open_: 
     missing = f'<ul class="rag-quotes">{quotes}</ul>' if quotes else ""
     return (
         f'<details class="rag-citation" id="{_anchor(uid, marker)}"'
-        f'{" open" if open_ else ""}>'
+        f"{' open' if open_ else ''}>"
         f'<summary><span class="rag-marker">[{int(marker)}]</span> '
         f"{_location(first.source, first.paragraph, first.section)}</summary>"
         f'<blockquote class="rag-paragraph">{body}</blockquote>{missing}</details>'
@@ -148,9 +150,7 @@ def _answer_text(text: str, uid: str, markers: set[int]) -> str:
         n = int(m.group(1))
         if n not in markers:
             return m.group(0)
-        return (
-            f'<a class="rag-cite" href="#{_anchor(uid, n)}" title="Show source {n}">[{n}]</a>'
-        )
+        return f'<a class="rag-cite" href="#{_anchor(uid, n)}" title="Show source {n}">[{n}]</a>'
 
     return _MARKER.sub(link, esc(text))
 
@@ -289,8 +289,10 @@ CSS = """
   border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
   animation: rag-spin 0.9s linear infinite; vertical-align: -0.1em; }
 @keyframes rag-spin { to { transform: rotate(360deg); } }
-.rag-error { border-left: 3px solid #c53030; padding: 0.4em 0.7em; background: rgba(197,48,48,0.08); }
-.rag-notice { border-left: 3px solid #3182ce; padding: 0.4em 0.7em; background: rgba(49,130,206,0.08); }
+.rag-error { border-left: 3px solid #c53030; padding: 0.4em 0.7em;
+  background: rgba(197,48,48,0.08); }
+.rag-notice { border-left: 3px solid #3182ce; padding: 0.4em 0.7em;
+  background: rgba(49,130,206,0.08); }
 .rag-status table { width: 100%; font-size: 0.9em; margin: 0.4em 0; }
 .rag-status td, .rag-status th { padding: 2px 4px; text-align: left; }
 .rag-user { white-space: pre-wrap; }

@@ -38,8 +38,9 @@ class EchoChain:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def stream(self, question: str, history: Sequence[dict[str, str]] | None = None
-               ) -> Iterator[AnswerEvent]:
+    def stream(
+        self, question: str, history: Sequence[dict[str, str]] | None = None
+    ) -> Iterator[AnswerEvent]:
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -52,9 +53,12 @@ class EchoChain:
             text = f"{question} | prior: {'; '.join(prior) or '-'}"
             para = f"Paragraph for {question}."
             cite = Citation(1, "doc.md", 1, "", para, para, 0, len(para))
-            yield AnswerEvent("final", answer=Answer(f"{text} [1]", False, (cite,),
-                                                     question=question,
-                                                     standalone_question=question))
+            yield AnswerEvent(
+                "final",
+                answer=Answer(
+                    f"{text} [1]", False, (cite,), question=question, standalone_question=question
+                ),
+            )
         finally:
             with self._lock:
                 self.active -= 1
@@ -88,8 +92,12 @@ def http_post(port: int, path: str, body: str) -> tuple[int, bytes]:
 
 
 def _settings(tmp: Path, **ui: Any) -> Settings:
-    return Settings(corpus_dir=ROOT / "corpus", data_dir=tmp / "data", db_dir=tmp / "db",
-                    ui=UISettings(port=free_port(), **ui))
+    return Settings(
+        corpus_dir=ROOT / "corpus",
+        data_dir=tmp / "data",
+        db_dir=tmp / "db",
+        ui=UISettings(port=free_port(), **ui),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +121,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, chain: EchoChain) -> Iterat
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ui.app import launch
 
-    settings = _settings(tmp_path_factory.mktemp("ui-auth"), username="ann",
-                         password=SecretStr("correct horse"))
+    settings = _settings(
+        tmp_path_factory.mktemp("ui-auth"), username="ann", password=SecretStr("correct horse")
+    )
     demo = launch(settings, EchoChain(0.0), block=False, quiet=True)
     try:
         yield demo, settings
@@ -194,15 +203,22 @@ def test_page_and_api_are_served(server: Any) -> None:
 def test_auth_refuses_unauthenticated_requests(auth_server: Any) -> None:
     _, settings = auth_server
     port = settings.ui.port
-    for path in ("/config", "/gradio_api/info", "/gradio_api/file=/etc/passwd",
-                 "/gradio_api/queue/status", "/gradio_api/queue/data?session_hash=abcdef"):
+    for path in (
+        "/config",
+        "/gradio_api/info",
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/queue/status",
+        "/gradio_api/queue/data?session_hash=abcdef",
+    ):
         status, body = http_get(port, path)
         assert status in (401, 403) or 300 <= status < 400, (path, status)
         assert b"Kathmandu" not in body and b"named_endpoints" not in body
     for path, payload in (
         ("/gradio_api/call/ask", '{"data": ["x"]}'),
-        ("/gradio_api/queue/join",
-         '{"data": ["x", [], []], "fn_index": 1, "session_hash": "abcdef"}'),
+        (
+            "/gradio_api/queue/join",
+            '{"data": ["x", [], []], "fn_index": 1, "session_hash": "abcdef"}',
+        ),
         ("/gradio_api/run/ask", '{"data": ["x"]}'),
     ):
         status, body = http_post(port, path, payload)

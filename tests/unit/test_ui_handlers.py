@@ -33,8 +33,15 @@ QUOTE = "a specialist in Himalayan geopolitics at the Kathmandu Policy Forum"
 EVIL = 'Evil <script>alert("x")</script> & <img src=x onerror=alert(1)> paragraph.'
 
 
-def cited_answer(question: str, text: str = PARA, quote: str = QUOTE, *, offsets: bool = True,
-                 standalone: str | None = None, section: str = "Historical Background") -> Answer:
+def cited_answer(
+    question: str,
+    text: str = PARA,
+    quote: str = QUOTE,
+    *,
+    offsets: bool = True,
+    standalone: str | None = None,
+    section: str = "Historical Background",
+) -> Answer:
     s = text.find(quote) if offsets else -1
     e = s + len(quote) if offsets else -1
     cite = Citation(1, "bhutan-qatar.md", 3, section, text, quote, s, e)
@@ -62,21 +69,29 @@ def abstention(question: str, see_also: Sequence[Passage] = ()) -> Answer:
 class FakeChain:
     """Records each call and streams status, passages, drafts, then a hand-built Answer."""
 
-    def __init__(self, answers: dict[str, Answer] | None = None, error: Exception | None = None,
-                 drafts: int = 5) -> None:
+    def __init__(
+        self,
+        answers: dict[str, Answer] | None = None,
+        error: Exception | None = None,
+        drafts: int = 5,
+    ) -> None:
         self.answers = answers or {}
         self.error = error
         self.drafts = drafts
         self.calls: list[tuple[str, list[dict[str, str]]]] = []
 
-    def stream(self, question: str, history: Sequence[dict[str, str]] | None = None
-               ) -> Iterator[AnswerEvent]:
+    def stream(
+        self, question: str, history: Sequence[dict[str, str]] | None = None
+    ) -> Iterator[AnswerEvent]:
         self.calls.append((question, [dict(h) for h in (history or [])]))
         yield AnswerEvent("status", "Searching the sources…", standalone_question=question)
         if self.error is not None:
             raise self.error
-        yield AnswerEvent("passages", "Found 1 paragraphs.",
-                          passages=(Passage("bhutan-qatar.md", 3, "H", PARA, 0.03),))
+        yield AnswerEvent(
+            "passages",
+            "Found 1 paragraphs.",
+            passages=(Passage("bhutan-qatar.md", 3, "H", PARA, 0.03),),
+        )
         yield AnswerEvent("status", "Reading the paragraphs…")
         for _ in range(self.drafts):
             yield AnswerEvent("draft", "SECRETDRAFT ")
@@ -86,8 +101,11 @@ class FakeChain:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(corpus_dir=tmp_path / "corpus", data_dir=tmp_path / "data",
-                    ui=UISettings(max_input_chars=100))
+    return Settings(
+        corpus_dir=tmp_path / "corpus",
+        data_dir=tmp_path / "data",
+        ui=UISettings(max_input_chars=100),
+    )
 
 
 def run(ctl: ChatController, message: str, chat: list | None = None, history: list | None = None):
@@ -105,7 +123,10 @@ def test_first_question_has_no_history_and_history_grows(settings: Settings) -> 
     assert chain.calls == [("Which institution?", [])]
     assert history == [
         {"role": "user", "content": "Which institution?"},
-        {"role": "assistant", "content": "Dr. Tenzin Wangchuk is at the Kathmandu Policy Forum. [1]"},
+        {
+            "role": "assistant",
+            "content": "Dr. Tenzin Wangchuk is at the Kathmandu Policy Forum. [1]",
+        },
     ]
     assert box == ""
     assert [m["role"] for m in chat] == ["user", "assistant"]
@@ -154,8 +175,13 @@ def test_progress_is_shown_but_never_draft_tokens(settings: Settings) -> None:
 # -- errors and input validation -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("exc", [LLMError("the model did not finish within 90 s"),
-                                 RagError("the index is empty: run `rag ingest` first")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        LLMError("the model did not finish within 90 s"),
+        RagError("the index is empty: run `rag ingest` first"),
+    ],
+)
 def test_library_errors_become_a_chat_message(settings: Settings, exc: RagError) -> None:
     ctl = ChatController(settings, FakeChain(error=exc))
     chat, history, _, summary = run(ctl, "Which institution?")[-1]
@@ -225,8 +251,9 @@ def test_answer_has_linked_markers_and_a_source_that_opens_the_paragraph() -> No
 
 
 def test_quote_is_located_when_offsets_are_missing() -> None:
-    html = render.render_answer(cited_answer("q", offsets=False,
-                                             quote="A specialist in  Himalayan geopolitics"), "u")
+    html = render.render_answer(
+        cited_answer("q", offsets=False, quote="A specialist in  Himalayan geopolitics"), "u"
+    )
     assert "<mark>a specialist in Himalayan geopolitics</mark>" in html
 
 
@@ -237,7 +264,7 @@ def test_unlocatable_quote_is_listed_instead_of_highlighted() -> None:
 
 
 def test_document_html_is_escaped_everywhere() -> None:
-    quote = "<script>alert(\"x\")</script>"
+    quote = '<script>alert("x")</script>'
     ans = cited_answer("q", text=EVIL, quote=quote, section="<b>bold</b>")
     html = render.render_answer(ans, "u")
     assert "<script>" not in html and "<img" not in html and "<b>bold" not in html
@@ -249,8 +276,13 @@ def test_document_html_is_escaped_everywhere() -> None:
 
 
 def test_answer_text_is_escaped_but_markers_are_links() -> None:
-    ans = Answer(text="Use <b>x</b> here. [1] and [7]", abstained=False,
-                 citations=cited_answer("q").citations, question="q", standalone_question="q")
+    ans = Answer(
+        text="Use <b>x</b> here. [1] and [7]",
+        abstained=False,
+        citations=cited_answer("q").citations,
+        question="q",
+        standalone_question="q",
+    )
     html = render.render_answer(ans, "u")
     assert "&lt;b&gt;x&lt;/b&gt;" in html
     assert 'href="#rag-src-u-1"' in html
@@ -262,14 +294,16 @@ def test_two_quotes_from_one_paragraph_share_a_marker() -> None:
     q2 = "Bhutan’s neutrality"
     c2 = Citation(1, "bhutan-qatar.md", 3, "Historical Background", PARA, q2, 0, len(q2))
     html = render.render_answer(
-        Answer(a.text, False, a.citations + (c2,), question="q", standalone_question="q"), "u")
+        Answer(a.text, False, a.citations + (c2,), question="q", standalone_question="q"), "u"
+    )
     assert html.count('<details class="rag-citation"') == 1
     assert html.count("<mark>") == 2
 
 
 def test_highlight_merges_overlaps_and_clamps() -> None:
     assert render.highlight("abcdef", [(1, 3), (2, 4), (-5, 0), (5, 99)]) == (
-        "a<mark>bcd</mark>e<mark>f</mark>")
+        "a<mark>bcd</mark>e<mark>f</mark>"
+    )
 
 
 def test_abstention_looks_different_and_lists_see_also() -> None:
@@ -285,7 +319,8 @@ def test_abstention_looks_different_and_lists_see_also() -> None:
 
 def test_rewritten_follow_up_shows_the_standalone_question() -> None:
     html = render.render_answer(
-        cited_answer("Where is he?", standalone="Where is Dr. Tenzin Wangchuk <based>?"), "u")
+        cited_answer("Where is he?", standalone="Where is Dr. Tenzin Wangchuk <based>?"), "u"
+    )
     assert "Searched for: “Where is Dr. Tenzin Wangchuk &lt;based&gt;?”" in html
     assert "Searched for" not in render.render_answer(cited_answer("same"), "u")
 
@@ -300,9 +335,15 @@ def test_abstention_through_the_handler(settings: Settings) -> None:
 
 
 def test_status_panel_escapes_and_counts() -> None:
-    st = IndexStatus(location="/x", collection="corpus", exists=True,
-                     embedding_model="all-MiniLM-L6-v2", configured_model="all-MiniLM-L6-v2",
-                     chunks=12, documents={"<evil>.md": {"paragraphs": 9, "chunks": 12}})
+    st = IndexStatus(
+        location="/x",
+        collection="corpus",
+        exists=True,
+        embedding_model="all-MiniLM-L6-v2",
+        configured_model="all-MiniLM-L6-v2",
+        chunks=12,
+        documents={"<evil>.md": {"paragraphs": 9, "chunks": 12}},
+    )
     html = render.render_status(st)
     assert "&lt;evil&gt;.md" in html and "<evil>" not in html
     assert "<td>9</td>" in html
@@ -353,8 +394,9 @@ def test_example_questions(tmp_path: Path, settings: Settings) -> None:
     assert example_questions(settings)  # missing corpus: generic questions
 
 
-def test_default_chain_always_takes_the_llm_lock(settings: Settings,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_chain_always_takes_the_llm_lock(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Regression: concurrent requests crashed llama.cpp because the lazily loaded model was
     treated as injected and generation ran unlocked (see ui.app.make_chain). The lock must be
     held while tokens are generated, and the library's deadline must start only after it."""
@@ -386,7 +428,8 @@ def test_default_chain_always_takes_the_llm_lock(settings: Settings,
     assert entered == [1] and not lock.locked()
     # a request that waited for the lock longer than the timeout still generates
     chain.settings = settings.model_copy(
-        update={"llm": settings.llm.model_copy(update={"timeout_s": 0.2})})
+        update={"llm": settings.llm.model_copy(update={"timeout_s": 0.2})}
+    )
     lock.acquire()
     t = threading.Timer(0.5, lock.release)
     t.start()
