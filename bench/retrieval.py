@@ -325,6 +325,8 @@ def main() -> None:
 
     if args.one:
         res = run_seed(args.seed) if args.one == "seed" else run_size(int(args.one), args.queries, args.seed)
+        OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
+        (OUT / f"retrieval_{args.one}.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         print("RESULT " + json.dumps(res))
         return
 
