@@ -57,10 +57,14 @@ def chromium_path() -> str:
 def app_url(real_settings: Settings) -> Iterator[str]:
     from ui.app import launch
 
+    # A generous generation timeout: this checks the UI, not the model's speed on a busy CPU.
     settings = real_settings.model_copy(
-        update={"ui": real_settings.ui.model_copy(update={"port": _free_port()})}
+        update={
+            "ui": real_settings.ui.model_copy(update={"port": _free_port()}),
+            "llm": real_settings.llm.model_copy(update={"timeout_s": 600.0}),
+        }
     )
-    demo = launch(settings, block=False, quiet=True)  # the real chain (rag.get_chain)
+    demo = launch(settings, block=False, quiet=True)  # the real chain (ui.app.make_chain)
     try:
         yield f"http://127.0.0.1:{settings.ui.port}/"
     finally:
