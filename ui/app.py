@@ -110,36 +110,10 @@ def _passages_detail(passages: Sequence[Any]) -> str:
 
 
 def make_chain(settings: Settings) -> StreamingChain:
-    """The real chain, with every llama.cpp call serialised by the library's lock.
+    """The library's chain for these settings (it serialises llama.cpp calls itself)."""
+    from rag.chain import get_chain
 
-    Works around two issues in ``rag.chain.AnswerChain`` that only concurrent callers (this
-    UI) hit:
-
-    * ``_lock`` treats a model it loaded lazily as an injected one (``self._llm is not None``)
-      and skips ``rag.llm.llm_lock``: concurrent requests ran llama.cpp from several threads
-      at once and the server crashed (SIGSEGV).
-    * ``_generate_text`` starts the generation deadline before waiting for the lock, so a
-      request queued behind others used up its timeout waiting and abstained.
-
-    Here the lock is taken *around* the library's ``_generate_text`` (whose deadline therefore
-    starts once the model is free) and its own ``_lock`` is a no-op (the lock is not
-    re-entrant). For the OpenAI-compatible backend ``llm_lock`` is itself a no-op.
-    """
-    from contextlib import nullcontext
-
-    from rag.chain import AnswerChain
-
-    class SerialLLMChain(AnswerChain):
-        def _lock(self) -> Any:
-            return nullcontext()
-
-        def _generate_text(self, runnable: Any, inputs: dict[str, Any]) -> Iterator[str]:
-            from rag import llm as rag_llm
-
-            with rag_llm.llm_lock(self.settings):
-                yield from super()._generate_text(runnable, inputs)
-
-    return SerialLLMChain(settings=settings)
+    return get_chain(settings)
 
 
 # -- the chat controller --------------------------------------------------------------------

@@ -64,7 +64,7 @@ def app_url(real_settings: Settings) -> Iterator[str]:
             "llm": real_settings.llm.model_copy(update={"timeout_s": 600.0}),
         }
     )
-    demo = launch(settings, block=False, quiet=True)  # the real chain (ui.app.make_chain)
+    demo = launch(settings, block=False, quiet=True)  # the real chain (rag.get_chain)
     try:
         yield f"http://127.0.0.1:{settings.ui.port}/"
     finally:

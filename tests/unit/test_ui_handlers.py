@@ -398,12 +398,12 @@ def test_default_chain_always_takes_the_llm_lock(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Regression: concurrent requests crashed llama.cpp because the lazily loaded model was
-    treated as injected and generation ran unlocked (see ui.app.make_chain). The lock must be
+    treated as injected and generation ran unlocked (rag.chain.AnswerChain._lock). The lock must be
     held while tokens are generated, and the library's deadline must start only after it."""
     import threading
     from contextlib import contextmanager
 
-    import rag.llm
+    import rag.chain
 
     lock = threading.Lock()
     entered: list[float] = []
@@ -414,7 +414,7 @@ def test_default_chain_always_takes_the_llm_lock(
             entered.append(1)
             yield
 
-    monkeypatch.setattr(rag.llm, "llm_lock", fake_lock)
+    monkeypatch.setattr(rag.chain, "llm_lock", fake_lock)
     chain = ChatController(settings).chain
     chain._llm = object()  # what the lazy `llm` property does on first use
 
