@@ -30,31 +30,113 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import MODELS_DIR, OUT, ROOT, SEED_CORPUS, RssSampler, peak_rss_mb, summary, table, write_json
+from common import (
+    MODELS_DIR,
+    OUT,
+    ROOT,
+    SEED_CORPUS,
+    RssSampler,
+    peak_rss_mb,
+    summary,
+    table,
+    write_json,
+)
 
 QUESTIONS = ROOT / "evals" / "questions.jsonl"
 DEFAULT_IDS = [
-    "fact-01", "fact-02", "fact-03", "para-01", "para-03", "para-05", "multi-01",
-    "unans-01", "unans-04", "outside-01",
+    "fact-01",
+    "fact-02",
+    "fact-03",
+    "para-01",
+    "para-03",
+    "para-05",
+    "multi-01",
+    "unans-01",
+    "unans-04",
+    "outside-01",
 ]
 FALLBACK = [  # used only when evals/questions.jsonl is missing
-    {"id": "fact-01", "question": "Which institution is Dr. Tenzin Wangchuk affiliated with?", "answerable": True, "answers": ["Kathmandu Policy Forum"], "evidence": ["at the Kathmandu Policy Forum"]},
-    {"id": "fact-02", "question": "Where was the Joint Communiqué between Bhutan and Qatar signed?", "answerable": True, "answers": ["New York"], "evidence": ["Joint Communiqué in New York"]},
-    {"id": "fact-03", "question": "In what year did Bhutan gain its independence?", "answerable": True, "answers": ["1949"], "evidence": ["independence in 1949"]},
-    {"id": "fact-04", "question": "Which organization is Dr. Ahmed Al-Thani an analyst at?", "answerable": True, "answers": ["Brookings Doha Center"], "evidence": ["analyst at the Brookings Doha Center"]},
-    {"id": "fact-05", "question": "What did Qatar's technical assistance to Bhutan's border security forces focus on?", "answerable": True, "answers": ["surveillance"], "evidence": ["focusing on surveillance and monitoring technologies"]},
-    {"id": "fact-06", "question": "Which conference of the Non-Aligned Movement did Bhutan participate in?", "answerable": True, "answers": ["Mid-Term Ministerial Conference"], "evidence": ["19th Mid-Term Ministerial Conference"]},
-    {"id": "fact-07", "question": "In which sectors are trade and investment between Bhutan and Qatar expected to increase?", "answerable": True, "answers": ["renewable energy"], "evidence": ["renewable energy and technology"]},
-    {"id": "unans-01", "question": "What is the population of Bhutan?", "answerable": False, "answers": [], "evidence": []},
-    {"id": "unans-04", "question": "How much money has Qatar invested in Bhutan so far?", "answerable": False, "answers": [], "evidence": []},
-    {"id": "outside-01", "question": "What is the capital of Qatar?", "answerable": False, "answers": [], "evidence": []},
+    {
+        "id": "fact-01",
+        "question": "Which institution is Dr. Tenzin Wangchuk affiliated with?",
+        "answerable": True,
+        "answers": ["Kathmandu Policy Forum"],
+        "evidence": ["at the Kathmandu Policy Forum"],
+    },
+    {
+        "id": "fact-02",
+        "question": "Where was the Joint Communiqué between Bhutan and Qatar signed?",
+        "answerable": True,
+        "answers": ["New York"],
+        "evidence": ["Joint Communiqué in New York"],
+    },
+    {
+        "id": "fact-03",
+        "question": "In what year did Bhutan gain its independence?",
+        "answerable": True,
+        "answers": ["1949"],
+        "evidence": ["independence in 1949"],
+    },
+    {
+        "id": "fact-04",
+        "question": "Which organization is Dr. Ahmed Al-Thani an analyst at?",
+        "answerable": True,
+        "answers": ["Brookings Doha Center"],
+        "evidence": ["analyst at the Brookings Doha Center"],
+    },
+    {
+        "id": "fact-05",
+        "question": "What did Qatar's technical assistance to Bhutan's border security forces focus on?",
+        "answerable": True,
+        "answers": ["surveillance"],
+        "evidence": ["focusing on surveillance and monitoring technologies"],
+    },
+    {
+        "id": "fact-06",
+        "question": "Which conference of the Non-Aligned Movement did Bhutan participate in?",
+        "answerable": True,
+        "answers": ["Mid-Term Ministerial Conference"],
+        "evidence": ["19th Mid-Term Ministerial Conference"],
+    },
+    {
+        "id": "fact-07",
+        "question": "In which sectors are trade and investment between Bhutan and Qatar expected to increase?",
+        "answerable": True,
+        "answers": ["renewable energy"],
+        "evidence": ["renewable energy and technology"],
+    },
+    {
+        "id": "unans-01",
+        "question": "What is the population of Bhutan?",
+        "answerable": False,
+        "answers": [],
+        "evidence": [],
+    },
+    {
+        "id": "unans-04",
+        "question": "How much money has Qatar invested in Bhutan so far?",
+        "answerable": False,
+        "answers": [],
+        "evidence": [],
+    },
+    {
+        "id": "outside-01",
+        "question": "What is the capital of Qatar?",
+        "answerable": False,
+        "answers": [],
+        "evidence": [],
+    },
 ]
 
 
 def load_questions(all_questions: bool) -> list[dict[str, Any]]:
     if not QUESTIONS.exists():
         return FALLBACK
-    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     rows = [r for r in rows if not r.get("history")]
     if all_questions:
         return rows
@@ -70,8 +152,13 @@ def settings_for(tmp: Path) -> Any:
 
     # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
     # and would turn slow answers into abstentions.
-    return Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR,
-                    llm=LLMSettings(timeout_s=900, n_threads=N_THREADS))
+    return Settings(
+        corpus_dir=SEED_CORPUS,
+        data_dir=tmp / "data",
+        db_dir=tmp / "db",
+        models_dir=MODELS_DIR,
+        llm=LLMSettings(timeout_s=900, n_threads=N_THREADS),
+    )
 
 
 def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
@@ -81,7 +168,7 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
     settings = settings_for(tmp)
     ingest(settings)
     chain = get_chain(settings)
-    chain.llm  # load the model before timing (both systems do)
+    _ = chain.llm  # load the model before timing (both systems do)
     chain.retriever.search("warm up", k=1)
     out = []
     for q in questions:
@@ -99,18 +186,20 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
         total = time.perf_counter() - t0
         assert answer is not None
         d = answer.to_dict()
-        out.append({
-            "id": q["id"],
-            "answer": d["answer"],
-            "abstained": answer.abstained,
-            "reason": answer.reason,
-            "citations": d["citations"],
-            "retrieved_texts": [p.text for p in answer.passages],
-            "first_token_s": first,
-            "total_s": total,
-            "n_tokens": n_tok,
-            "raw_output": answer.raw_output,
-        })
+        out.append(
+            {
+                "id": q["id"],
+                "answer": d["answer"],
+                "abstained": answer.abstained,
+                "reason": answer.reason,
+                "citations": d["citations"],
+                "retrieved_texts": [p.text for p in answer.passages],
+                "first_token_s": first,
+                "total_s": total,
+                "n_tokens": n_tok,
+                "raw_output": answer.raw_output,
+            }
+        )
         print(f"rag   {q['id']:<10} {total:6.1f}s  {d['answer'][:90]!r}", file=sys.stderr)
     return out
 
@@ -121,25 +210,30 @@ def run_naive(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]
     settings = settings_for(tmp)
     naive = NaiveRAG(settings, persist_directory=tmp / "naive-db")
     naive.index()
-    naive.llm  # load the model before timing
+    _ = naive.llm  # load the model before timing
     naive.retrieve("warm up")
     out = []
     for q in questions:
         res = naive.invoke(q["question"])
         abstained = says_dont_know(res.answer)
-        out.append({
-            "id": q["id"],
-            "answer": res.answer,
-            "abstained": abstained,
-            "reason": "",
-            "citations": [] if abstained else naive.sources(res),
-            "retrieved_texts": [d.page_content for d in res.docs],
-            "first_token_s": res.timings["first_token"],
-            "total_s": res.timings["total"],
-            "n_tokens": res.n_tokens,
-            "raw_output": res.answer,
-        })
-        print(f"naive {q['id']:<10} {res.timings['total']:6.1f}s  {res.answer[:90]!r}", file=sys.stderr)
+        out.append(
+            {
+                "id": q["id"],
+                "answer": res.answer,
+                "abstained": abstained,
+                "reason": "",
+                "citations": [] if abstained else naive.sources(res),
+                "retrieved_texts": [d.page_content for d in res.docs],
+                "first_token_s": res.timings["first_token"],
+                "total_s": res.timings["total"],
+                "n_tokens": res.n_tokens,
+                "raw_output": res.answer,
+            }
+        )
+        print(
+            f"naive {q['id']:<10} {res.timings['total']:6.1f}s  {res.answer[:90]!r}",
+            file=sys.stderr,
+        )
     return out
 
 
@@ -151,8 +245,12 @@ def tokens_per_s(r: dict[str, Any]) -> float | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--all", action="store_true", help="every single-turn question in evals/questions.jsonl")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--all", action="store_true", help="every single-turn question in evals/questions.jsonl"
+    )
     ap.add_argument("--systems", nargs="*", default=["rag", "naive"], choices=["rag", "naive"])
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (RAG_LLM__N_THREADS)")
     ap.add_argument("--ids", nargs="*", help="question ids from evals/questions.jsonl")
@@ -163,22 +261,34 @@ def main() -> None:
     questions = load_questions(args.all)
     if args.ids:
         questions = [q for q in questions if q["id"] in args.ids]
-    passthrough = ["--threads", str(args.threads)] + (["--all"] if args.all else []) + (["--ids", *args.ids] if args.ids else [])
+    passthrough = (
+        ["--threads", str(args.threads)]
+        + (["--all"] if args.all else [])
+        + (["--ids", *args.ids] if args.ids else [])
+    )
 
     if args.one:
         with tempfile.TemporaryDirectory(prefix=f"bench-answers-{args.one}-") as tmp:
             with RssSampler() as rss:
                 rows = (run_rag if args.one == "rag" else run_naive)(questions, Path(tmp))
         OUT.mkdir(parents=True, exist_ok=True)
-        payload = {"system": args.one, "questions": [q["id"] for q in questions], "results": rows,
-                   "peak_rss_mb": max(rss.peak, peak_rss_mb())}
-        (OUT / f"answers_{args.one}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        payload = {
+            "system": args.one,
+            "questions": [q["id"] for q in questions],
+            "results": rows,
+            "peak_rss_mb": max(rss.peak, peak_rss_mb()),
+        }
+        (OUT / f"answers_{args.one}.json").write_text(
+            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+        )
         return
 
     summaries = {}
     for system in args.systems:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(Path(__file__)), "--one", system, *passthrough], cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__)), "--one", system, *passthrough], cwd=ROOT
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{system} failed")
         data = json.loads((OUT / f"answers_{system}.json").read_text())
@@ -196,18 +306,47 @@ def main() -> None:
             "peak_rss_mb": data["peak_rss_mb"],
             "wall_s": time.perf_counter() - t0,
         }
-    header = ["system", "questions", "LLM calls", "TTFT p50 s", "TTFT p95 s", "total p50 s", "total p95 s",
-              "tokens/answer", "tokens/s p50", "peak RSS MB"]
+    header = [
+        "system",
+        "questions",
+        "LLM calls",
+        "TTFT p50 s",
+        "TTFT p95 s",
+        "total p50 s",
+        "total p95 s",
+        "tokens/answer",
+        "tokens/s p50",
+        "peak RSS MB",
+    ]
     trows = []
     for system, s in summaries.items():
-        trows.append((
-            "this project" if system == "rag" else "naive (LangChain tutorial)", s["questions"], s["model_calls"],
-            s["ttft_s"]["p50"], s["ttft_s"]["p95"], s["total_s"]["p50"], s["total_s"]["p95"],
-            s["tokens_mean"], s["tokens_per_s"]["p50"], s["peak_rss_mb"],
-        ))
+        trows.append(
+            (
+                "this project" if system == "rag" else "naive (LangChain tutorial)",
+                s["questions"],
+                s["model_calls"],
+                s["ttft_s"]["p50"],
+                s["ttft_s"]["p95"],
+                s["total_s"]["p50"],
+                s["total_s"]["p95"],
+                s["tokens_mean"],
+                s["tokens_per_s"]["p50"],
+                s["peak_rss_mb"],
+            )
+        )
     print(table(trows, header))
     print(f"llama.cpp threads: {args.threads}")
-    print("wrote", write_json("answers", {"summary": summaries, "questions": [q["id"] for q in questions], "llm_threads": args.threads}))
+    print(
+        "wrote",
+        write_json(
+            "answers",
+            {
+                "summary": summaries,
+                "questions": [q["id"] for q in questions],
+                "llm_threads": args.threads,
+            },
+        ),
+    )
 
 
 if __name__ == "__main__":

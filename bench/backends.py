@@ -16,7 +16,6 @@ question: TTFT, total, and the server's RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import socket
 import subprocess
@@ -86,18 +85,45 @@ def bench_chroma(n_queries: int, tmp: Path) -> dict[str, Any]:
     qs = random.Random(1).sample(questions, n_queries)
     port = free_port()
     chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp / "server-db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp / "server-db"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         startup = wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc, 60)
-        embedded = Settings(corpus_dir=tmp / "c", data_dir=tmp / "data-e", db_dir=tmp / "db-e", models_dir=MODELS_DIR)
-        server = Settings(corpus_dir=tmp / "c", data_dir=tmp / "data-s", db_dir=tmp / "db-s", models_dir=MODELS_DIR,
-                          chroma_url=f"http://127.0.0.1:{port}")
+        embedded = Settings(
+            corpus_dir=tmp / "c",
+            data_dir=tmp / "data-e",
+            db_dir=tmp / "db-e",
+            models_dir=MODELS_DIR,
+        )
+        server = Settings(
+            corpus_dir=tmp / "c",
+            data_dir=tmp / "data-s",
+            db_dir=tmp / "db-s",
+            models_dir=MODELS_DIR,
+            chroma_url=f"http://127.0.0.1:{port}",
+        )
         ins = {"embedded": insert(embedded, paras, vecs), "server": insert(server, paras, vecs)}
-        rets = {"embedded": HybridRetriever(settings=embedded), "server": HybridRetriever(settings=server)}
+        rets = {
+            "embedded": HybridRetriever(settings=embedded),
+            "server": HybridRetriever(settings=server),
+        }
         for r in rets.values():
             r.search("warm up", k=5)
-        t: dict[str, dict[str, list[float]]] = {k: {"search": [], "query": [], "count": []} for k in rets}
+        t: dict[str, dict[str, list[float]]] = {
+            k: {"search": [], "query": [], "count": []} for k in rets
+        }
         for q in qs:
             v = rets["embedded"].embedder.embed_query(q["question"])
             for name, r in rets.items():
@@ -114,7 +140,13 @@ def bench_chroma(n_queries: int, tmp: Path) -> dict[str, Any]:
             "server_startup_s": startup,
             "server_peak_rss_mb": rss_mb(proc.pid),
             "insert_1204_s": ins,
-            "ms": {n: {k: {m: x * 1000 for m, x in summary(v).items() if m != "n"} for k, v in d.items()} for n, d in t.items()},
+            "ms": {
+                n: {
+                    k: {m: x * 1000 for m, x in summary(v).items() if m != "n"}
+                    for k, v in d.items()
+                }
+                for n, d in t.items()
+            },
         }
     finally:
         stop(proc)
@@ -126,21 +158,55 @@ def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
     from rag.llm import packaged_model_path
     from rag.settings import LLMSettings, Settings
 
-    local = Settings(corpus_dir=SEED_CORPUS, data_dir=tmp / "d", db_dir=tmp / "seed-db", models_dir=MODELS_DIR,
-                     llm=LLMSettings(timeout_s=900, n_threads=threads))
+    local = Settings(
+        corpus_dir=SEED_CORPUS,
+        data_dir=tmp / "d",
+        db_dir=tmp / "seed-db",
+        models_dir=MODELS_DIR,
+        llm=LLMSettings(timeout_s=900, n_threads=threads),
+    )
     ingest(local)
     port = free_port()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path(local)),
-                             "--model_alias", "qwen", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(packaged_model_path(local)),
+            "--model_alias",
+            "qwen",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            str(threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         startup = wait_http(f"http://127.0.0.1:{port}/v1/models", proc, 300)
-        remote = local.model_copy(update={"llm": LLMSettings(backend="openai", base_url=f"http://127.0.0.1:{port}/v1",
-                                                             model="qwen", timeout_s=900, n_threads=threads)})
-        chains = {"in-process llama.cpp": AnswerChain(settings=local), "llama_cpp.server (openai backend)": AnswerChain(settings=remote)}
+        remote = local.model_copy(
+            update={
+                "llm": LLMSettings(
+                    backend="openai",
+                    base_url=f"http://127.0.0.1:{port}/v1",
+                    model="qwen",
+                    timeout_s=900,
+                    n_threads=threads,
+                )
+            }
+        )
+        chains = {
+            "in-process llama.cpp": AnswerChain(settings=local),
+            "llama_cpp.server (openai backend)": AnswerChain(settings=remote),
+        }
         with Timer() as load:
-            chains["in-process llama.cpp"].llm
+            _ = chains["in-process llama.cpp"].llm
         for c in chains.values():  # warm up: first prompt fills the prompt cache on both
             c.invoke(LLM_QUESTIONS[-1])
         res: dict[str, dict[str, list[float]]] = {k: {"ttft": [], "total": []} for k in chains}
@@ -164,7 +230,8 @@ def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
             "server_peak_rss_mb": rss_mb(proc.pid),
             "in_process_model_load_s": load.seconds,
             "s": {n: {k: summary(v) for k, v in d.items()} for n, d in res.items()},
-            "same_answers": answers["in-process llama.cpp"] == answers["llama_cpp.server (openai backend)"],
+            "same_answers": answers["in-process llama.cpp"]
+            == answers["llama_cpp.server (openai backend)"],
             "answers": answers,
         }
     finally:
@@ -172,27 +239,59 @@ def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--llm-questions", type=int, default=3)
     ap.add_argument("--skip-llm", action="store_true")
-    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, in-process and server")
+    ap.add_argument(
+        "--threads", type=int, default=2, help="llama.cpp threads, in-process and server"
+    )
     args = ap.parse_args()
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         out["chroma"] = ch = bench_chroma(args.queries, Path(tmp))
         rows = []
         for name, d in ch["ms"].items():
-            rows.append((name, ch["insert_1204_s"][name], d["search"]["p50"], d["search"]["p95"], d["query"]["p50"], d["count"]["p50"]))
-        print(table(rows, ["Chroma", "insert 1,204 s", "search p50 ms", "search p95 ms", "store.query p50 ms", "store.count p50 ms"]))
-        print(f"chroma server: startup {ch['server_startup_s']:.1f} s, peak RSS {ch['server_peak_rss_mb']:.0f} MiB")
+            rows.append(
+                (
+                    name,
+                    ch["insert_1204_s"][name],
+                    d["search"]["p50"],
+                    d["search"]["p95"],
+                    d["query"]["p50"],
+                    d["count"]["p50"],
+                )
+            )
+        print(
+            table(
+                rows,
+                [
+                    "Chroma",
+                    "insert 1,204 s",
+                    "search p50 ms",
+                    "search p95 ms",
+                    "store.query p50 ms",
+                    "store.count p50 ms",
+                ],
+            )
+        )
+        print(
+            f"chroma server: startup {ch['server_startup_s']:.1f} s, peak RSS {ch['server_peak_rss_mb']:.0f} MiB"
+        )
         if not args.skip_llm:
             out["llm"] = llm = bench_llm(args.llm_questions, Path(tmp), args.threads)
-            rows = [(n, d["ttft"]["p50"], d["total"]["p50"], d["total"]["max"]) for n, d in llm["s"].items()]
+            rows = [
+                (n, d["ttft"]["p50"], d["total"]["p50"], d["total"]["max"])
+                for n, d in llm["s"].items()
+            ]
             print()
             print(table(rows, ["LLM", "TTFT p50 s", "total p50 s", "total max s"]))
-            print(f"llama_cpp.server: startup {llm['server_startup_s']:.1f} s, peak RSS {llm['server_peak_rss_mb']:.0f} MiB; "
-                  f"same answers: {llm['same_answers']}; llama.cpp threads {args.threads}")
+            print(
+                f"llama_cpp.server: startup {llm['server_startup_s']:.1f} s, peak RSS {llm['server_peak_rss_mb']:.0f} MiB; "
+                f"same answers: {llm['same_answers']}; llama.cpp threads {args.threads}"
+            )
     out["client_peak_rss_mb"] = peak_rss_mb()
     print("wrote", write_json("backends", out))
 

@@ -21,7 +21,9 @@ from retrieval import base_paragraphs
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", nargs="*", type=int, default=[1204, 10000, 100000])
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
@@ -62,7 +64,9 @@ def main() -> None:
             t0 = time.perf_counter()
             top_sp = sparse.top_n(terms, 30)
             t_sp.append(time.perf_counter() - t0)
-            ref_sorted = [int(i) for i in top_ref[np.argsort(-ref[top_ref], kind="stable")] if ref[i] > 0]
+            ref_sorted = [
+                int(i) for i in top_ref[np.argsort(-ref[top_ref], kind="stable")] if ref[i] > 0
+            ]
             # equal as score multisets (ties may order differently)
             same += np.allclose(sorted(ref[ref_sorted]), sorted(sparse.scores(terms)[top_sp]))
         r = {
@@ -75,11 +79,36 @@ def main() -> None:
         }
         results.append(r)
         print(f"done {size}", flush=True)
-    rows = [(r["size"], r["rank_bm25_ms"]["p50"], r["rank_bm25_ms"]["p95"], r["sparse_ms"]["p50"], r["sparse_ms"]["p95"],
-             r["rank_bm25_ms"]["p50"] / r["sparse_ms"]["p50"], r["same_top30_scores"], r["rank_bm25_build_s"], r["sparse_build_s"])
-            for r in results]
-    print(table(rows, ["paragraphs", "rank_bm25 p50 ms", "rank_bm25 p95 ms", "sparse p50 ms", "sparse p95 ms", "speed-up",
-                       "same top-30 scores", "rank_bm25 build s", "sparse build s"]))
+    rows = [
+        (
+            r["size"],
+            r["rank_bm25_ms"]["p50"],
+            r["rank_bm25_ms"]["p95"],
+            r["sparse_ms"]["p50"],
+            r["sparse_ms"]["p95"],
+            r["rank_bm25_ms"]["p50"] / r["sparse_ms"]["p50"],
+            r["same_top30_scores"],
+            r["rank_bm25_build_s"],
+            r["sparse_build_s"],
+        )
+        for r in results
+    ]
+    print(
+        table(
+            rows,
+            [
+                "paragraphs",
+                "rank_bm25 p50 ms",
+                "rank_bm25 p95 ms",
+                "sparse p50 ms",
+                "sparse p95 ms",
+                "speed-up",
+                "same top-30 scores",
+                "rank_bm25 build s",
+                "sparse build s",
+            ],
+        )
+    )
     print("wrote", write_json("bm25_scaling", {"results": results, "peak_rss_mb": peak_rss_mb()}))
 
 

@@ -17,7 +17,9 @@ from common import DEV_ARTICLES, clean, load_squad, summary, table, write_json
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--paragraphs", type=int, default=48)
     ap.add_argument("--reps", type=int, default=2)
@@ -53,12 +55,31 @@ def main() -> None:
     for n in (1, 2):
         s = summary(lat[n])
         rows.append((n, s["p50"] * 1000, s["p95"] * 1000, sum(thr[n]) / len(thr[n])))
-    print(table(rows, ["torch threads", "query embed p50 ms", "query embed p95 ms", "paragraphs/s (batch 32)"]))
+    print(
+        table(
+            rows,
+            [
+                "torch threads",
+                "query embed p50 ms",
+                "query embed p95 ms",
+                "paragraphs/s (batch 32)",
+            ],
+        )
+    )
     print(f"(torch default here: {default} threads)")
-    print("wrote", write_json("embedding_threads", {
-        "query_ms": {n: {k: v * 1000 for k, v in summary(lat[n]).items() if k != "n"} for n in lat},
-        "paragraphs_per_s": thr, "default_threads": default,
-    }))
+    print(
+        "wrote",
+        write_json(
+            "embedding_threads",
+            {
+                "query_ms": {
+                    n: {k: v * 1000 for k, v in summary(lat[n]).items() if k != "n"} for n in lat
+                },
+                "paragraphs_per_s": thr,
+                "default_threads": default,
+            },
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -139,11 +139,41 @@ def main() -> None:
             "peak_rss_mb_during_ingest": rss.peak,
         }
         rows = [
-            ("raw SentenceTransformer.encode (mean of before/after)", n, f"{raw:.1f}", f"{raw_pps:.1f}", "1.00"),
-            ("rag.ingest, fresh index", n, f"{t_ingest.seconds:.1f}", f"{ingest_pps:.1f}", f"{ingest_pps / raw_pps:.2f}"),
-            (f"raw encode of the {len(chunk_texts)} chunk texts, {args.batch_size * 4}-text calls", n, f"{raw_chunks_sliced:.1f}", f"{n / raw_chunks_sliced:.1f}", f"{raw / raw_chunks_sliced:.2f}"),
-            (f"raw encode of the {len(chunk_texts)} chunk texts, one call", n, f"{raw_chunks_whole:.1f}", f"{n / raw_chunks_whole:.1f}", f"{raw / raw_chunks_whole:.2f}"),
-            ("rag.ingest again (nothing changed)", n, f"{t_again.seconds:.2f}", f"{n / t_again.seconds:.0f}", "-"),
+            (
+                "raw SentenceTransformer.encode (mean of before/after)",
+                n,
+                f"{raw:.1f}",
+                f"{raw_pps:.1f}",
+                "1.00",
+            ),
+            (
+                "rag.ingest, fresh index",
+                n,
+                f"{t_ingest.seconds:.1f}",
+                f"{ingest_pps:.1f}",
+                f"{ingest_pps / raw_pps:.2f}",
+            ),
+            (
+                f"raw encode of the {len(chunk_texts)} chunk texts, {args.batch_size * 4}-text calls",
+                n,
+                f"{raw_chunks_sliced:.1f}",
+                f"{n / raw_chunks_sliced:.1f}",
+                f"{raw / raw_chunks_sliced:.2f}",
+            ),
+            (
+                f"raw encode of the {len(chunk_texts)} chunk texts, one call",
+                n,
+                f"{raw_chunks_whole:.1f}",
+                f"{n / raw_chunks_whole:.1f}",
+                f"{raw / raw_chunks_whole:.2f}",
+            ),
+            (
+                "rag.ingest again (nothing changed)",
+                n,
+                f"{t_again.seconds:.2f}",
+                f"{n / t_again.seconds:.0f}",
+                "-",
+            ),
         ]
         print(table(rows, ["run", "paragraphs", "seconds", "paragraphs/s", "ratio vs raw"]))
         print()
@@ -154,8 +184,10 @@ def main() -> None:
                 ["ingest stage", "seconds"],
             )
         )
-        print(f"\n{report.chunks} chunks from {n} paragraphs; peak RSS {rss.peak:.0f} MiB; "
-              f"model load {t_load.seconds:.1f} s (not counted)")
+        print(
+            f"\n{report.chunks} chunks from {n} paragraphs; peak RSS {rss.peak:.0f} MiB; "
+            f"model load {t_load.seconds:.1f} s (not counted)"
+        )
         print("wrote", write_json("ingest", result))
 
 

@@ -33,10 +33,26 @@ RAG_PROMPT = (
 )
 
 DONT_KNOW = (
-    "don't know", "do not know", "not know", "does not say", "doesn't say", "not mentioned",
-    "not provided", "no information", "does not provide", "doesn't provide", "not specified",
-    "cannot be determined", "not stated", "does not mention", "doesn't mention", "unknown",
-    "not available", "no mention", "isn't mentioned", "is not mentioned",
+    "don't know",
+    "do not know",
+    "not know",
+    "does not say",
+    "doesn't say",
+    "not mentioned",
+    "not provided",
+    "no information",
+    "does not provide",
+    "doesn't provide",
+    "not specified",
+    "cannot be determined",
+    "not stated",
+    "does not mention",
+    "doesn't mention",
+    "unknown",
+    "not available",
+    "no mention",
+    "isn't mentioned",
+    "is not mentioned",
 )
 
 
@@ -95,13 +111,17 @@ class NaiveRAG:
         for p in sorted(Path(self.settings.corpus_dir).rglob("*")):
             if p.is_file() and p.suffix.lower() in {".md", ".txt"}:
                 rel = p.relative_to(self.settings.corpus_dir).as_posix()
-                docs.append(Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": rel}))
+                docs.append(
+                    Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": rel})
+                )
         return docs
 
     def index(self) -> int:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=1000, chunk_overlap=200, add_start_index=True
+        )
         splits = splitter.split_documents(self.load())
         self.vector_store.add_documents(documents=splits)
         return len(splits)
@@ -131,12 +151,15 @@ class NaiveRAG:
             parts.append(text)
             yield "token", text
         total = time.perf_counter() - t0
-        yield "final", NaiveResult(
-            question,
-            "".join(parts).strip(),
-            docs,
-            {"retrieval": t_ret, "first_token": first, "total": total},
-            len(parts),
+        yield (
+            "final",
+            NaiveResult(
+                question,
+                "".join(parts).strip(),
+                docs,
+                {"retrieval": t_ret, "first_token": first, "total": total},
+                len(parts),
+            ),
         )
 
     def invoke(self, question: str) -> NaiveResult:

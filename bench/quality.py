@@ -63,19 +63,30 @@ def score(system: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "timings": {"total": r["total_s"]},
         }
         qs.append(q)
-        scores.append(score_question(q, pred, r["retrieved_texts"], k=len(r["retrieved_texts"]) or 1, judges=judges))
+        scores.append(
+            score_question(
+                q, pred, r["retrieved_texts"], k=len(r["retrieved_texts"]) or 1, judges=judges
+            )
+        )
     return aggregate(qs, scores), scores
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--run", action="store_true", help="run bench/answers.py first")
     ap.add_argument("--all", action="store_true", help="with --run: every single-turn question")
     args = ap.parse_args()
     if not (ROOT / "evals" / "scoring.py").exists():
         raise SystemExit("evals/ is missing: this script reuses evals.scoring and evals.metrics")
     if args.run or not all((OUT / f"answers_{s}.json").exists() for s in ("rag", "naive")):
-        subprocess.run([sys.executable, str(Path(__file__).with_name("answers.py"))] + (["--all"] if args.all else []), check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("answers.py"))]
+            + (["--all"] if args.all else []),
+            check=True,
+            cwd=ROOT,
+        )
 
     agg = {}
     per_q = {}
@@ -88,12 +99,21 @@ def main() -> None:
             rows.append((label, a.get("value"), "n/a (quotes nothing)", a.get("n")))
             continue
         rows.append((label, a.get("value"), b.get("value"), f"{a.get('n')} / {b.get('n')}"))
-    print(table(rows, ["metric", "this project", "naive (LangChain tutorial)", "n (project / naive)"]))
+    print(
+        table(rows, ["metric", "this project", "naive (LangChain tutorial)", "n (project / naive)"])
+    )
     print()
     qrows = []
     for s_rag, s_naive in zip(per_q["rag"], per_q["naive"], strict=True):
-        qrows.append((s_rag["id"], "yes" if s_rag["correct"] else "NO", "yes" if s_naive["correct"] else "NO",
-                      "abstained" if s_rag["abstained"] else "answered", "abstained" if s_naive["abstained"] else "answered"))
+        qrows.append(
+            (
+                s_rag["id"],
+                "yes" if s_rag["correct"] else "NO",
+                "yes" if s_naive["correct"] else "NO",
+                "abstained" if s_rag["abstained"] else "answered",
+                "abstained" if s_naive["abstained"] else "answered",
+            )
+        )
     print(table(qrows, ["question", "project correct", "naive correct", "project", "naive"]))
     print("wrote", write_json("quality", {"aggregate": agg, "per_question": per_q}))
 

@@ -100,7 +100,10 @@ def base_vectors(texts: list[str]) -> np.ndarray:
     emb = get_embedder(Settings())
     t0 = time.perf_counter()
     vecs = np.asarray(emb.embed_documents(texts), dtype=np.float32)
-    print(f"embedded {len(texts)} base paragraphs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(
+        f"embedded {len(texts)} base paragraphs in {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     np.save(path, vecs)
     return vecs
@@ -190,7 +193,12 @@ def run_size(size: int, n_queries: int, seed: int) -> dict[str, Any]:
     rows, cvecs, base_of = build_corpus(size, paras, vecs, seed)
     qs = random.Random(seed).sample(questions, n_queries)
     with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-{size}-") as tmp:
-        settings = Settings(corpus_dir=Path(tmp) / "corpus", data_dir=Path(tmp) / "data", db_dir=Path(tmp) / "db", models_dir=MODELS_DIR)
+        settings = Settings(
+            corpus_dir=Path(tmp) / "corpus",
+            data_dir=Path(tmp) / "data",
+            db_dir=Path(tmp) / "db",
+            models_dir=MODELS_DIR,
+        )
         with RssSampler() as rss_build:
             insert_s = insert(settings, rows, cvecs)
             del cvecs
@@ -198,12 +206,21 @@ def run_size(size: int, n_queries: int, seed: int) -> dict[str, Any]:
             retriever.embedder.embed_query("warm up")
             with Timer() as t_bm25:
                 bm25 = get_bm25(retriever.store)
-        return measure(settings, retriever, bm25, rows, base_of, qs, paras, {
-            "size": size,
-            "insert_s": insert_s,
-            "bm25_build_s": t_bm25.seconds,
-            "rss_after_build_mb": rss_build.peak,
-        })
+        return measure(
+            settings,
+            retriever,
+            bm25,
+            rows,
+            base_of,
+            qs,
+            paras,
+            {
+                "size": size,
+                "insert_s": insert_s,
+                "bm25_build_s": t_bm25.seconds,
+                "rss_after_build_mb": rss_build.peak,
+            },
+        )
 
 
 def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[str, Any]:
@@ -215,7 +232,18 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
     rs = settings.retrieval
     key_of = {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
     # Stage timings, the same calls HybridRetriever.search makes, in its order.
-    stages: dict[str, list[float]] = {k: [] for k in ("total", "count", "embed_query", "chroma_query", "bm25_fingerprint+cache", "bm25_search", "fuse")}
+    stages: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "total",
+            "count",
+            "embed_query",
+            "chroma_query",
+            "bm25_fingerprint+cache",
+            "bm25_search",
+            "fuse",
+        )
+    }
     strict = anycopy = 0
     for q in qs:
         t0 = time.perf_counter()
@@ -267,7 +295,10 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
         "queries": n,
         "recall_at_5_strict": strict / n,
         "recall_at_5_any_copy": anycopy / n,
-        "latency_ms": {k: {m: v * 1000 for m, v in summary(vals).items() if m != "n"} for k, vals in stages.items()},
+        "latency_ms": {
+            k: {m: v * 1000 for m, v in summary(vals).items() if m != "n"}
+            for k, vals in stages.items()
+        },
         "sparse_bm25": {
             "build_s": t_sparse_build.seconds,
             "search_ms": {m: v * 1000 for m, v in summary(sparse_times).items() if m != "n"},
@@ -287,7 +318,12 @@ def run_seed(seed: int) -> dict[str, Any]:
     from rag.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-seed-") as tmp:
-        settings = Settings(corpus_dir=SEED_CORPUS, data_dir=Path(tmp) / "data", db_dir=Path(tmp) / "db", models_dir=MODELS_DIR)
+        settings = Settings(
+            corpus_dir=SEED_CORPUS,
+            data_dir=Path(tmp) / "data",
+            db_dir=Path(tmp) / "db",
+            models_dir=MODELS_DIR,
+        )
         rep = ingest(settings)
         retriever = HybridRetriever(settings=settings)
         retriever.embedder.embed_query("warm up")
@@ -315,7 +351,9 @@ def run_seed(seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", nargs="*", type=int, default=[1204, 10000, 100000])
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -324,9 +362,15 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.one:
-        res = run_seed(args.seed) if args.one == "seed" else run_size(int(args.one), args.queries, args.seed)
+        res = (
+            run_seed(args.seed)
+            if args.one == "seed"
+            else run_size(int(args.one), args.queries, args.seed)
+        )
         OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
-        (OUT / f"retrieval_{args.one}.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        (OUT / f"retrieval_{args.one}.json").write_text(
+            json.dumps(res, indent=2) + "\n", encoding="utf-8"
+        )
         print("RESULT " + json.dumps(res))
         return
 
@@ -337,14 +381,25 @@ def main() -> None:
     for job in jobs:
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, str(Path(__file__)), "--one", job, "--queries", str(args.queries), "--seed", str(args.seed)],
-            capture_output=True, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                str(Path(__file__)),
+                "--one",
+                job,
+                "--queries",
+                str(args.queries),
+                "--seed",
+                str(args.seed),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"size {job} failed")
-        res = json.loads(line[len("RESULT "):])
+        res = json.loads(line[len("RESULT ") :])
         res["wall_s"] = time.perf_counter() - t0
         results.append(res)
         print(f"done {job} in {res['wall_s']:.0f} s", file=sys.stderr)
@@ -352,25 +407,80 @@ def main() -> None:
     rows = []
     for r in results:
         lat = r["latency_ms"]
-        rows.append((
-            r["size"], r["queries"], lat["total"]["p50"], lat["total"]["p95"],
-            r.get("recall_at_5_any_copy", float("nan")), r.get("recall_at_5_strict", float("nan")),
-            r["index_on_disk_mb"], r["peak_rss_mb"],
-        ))
-    print(table(rows, ["paragraphs", "queries", "p50 ms", "p95 ms", "recall@5 (any copy)", "recall@5 (strict)", "index MB", "peak RSS MB"]))
+        rows.append(
+            (
+                r["size"],
+                r["queries"],
+                lat["total"]["p50"],
+                lat["total"]["p95"],
+                r.get("recall_at_5_any_copy", float("nan")),
+                r.get("recall_at_5_strict", float("nan")),
+                r["index_on_disk_mb"],
+                r["peak_rss_mb"],
+            )
+        )
+    print(
+        table(
+            rows,
+            [
+                "paragraphs",
+                "queries",
+                "p50 ms",
+                "p95 ms",
+                "recall@5 (any copy)",
+                "recall@5 (strict)",
+                "index MB",
+                "peak RSS MB",
+            ],
+        )
+    )
     print()
     stage_rows = []
     for r in results:
         if "bm25_search" not in r["latency_ms"]:
             continue
         lat = r["latency_ms"]
-        stage_rows.append((
-            r["size"], *(lat[k]["p50"] for k in ("count", "embed_query", "chroma_query", "bm25_fingerprint+cache", "bm25_search", "fuse")),
-            r["sparse_bm25"]["search_ms"]["p50"], r["sparse_bm25"]["same_top_candidates"],
-            r["insert_s"], r["bm25_build_s"],
-        ))
-    print(table(stage_rows, ["paragraphs", "count ms", "embed_query ms", "chroma query ms", "bm25 fingerprint ms", "rank_bm25 search ms", "fuse ms", "sparse BM25 search ms", "sparse = rank_bm25 top-30", "insert s", "BM25 build s"]))
-    print("(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)")
+        stage_rows.append(
+            (
+                r["size"],
+                *(
+                    lat[k]["p50"]
+                    for k in (
+                        "count",
+                        "embed_query",
+                        "chroma_query",
+                        "bm25_fingerprint+cache",
+                        "bm25_search",
+                        "fuse",
+                    )
+                ),
+                r["sparse_bm25"]["search_ms"]["p50"],
+                r["sparse_bm25"]["same_top_candidates"],
+                r["insert_s"],
+                r["bm25_build_s"],
+            )
+        )
+    print(
+        table(
+            stage_rows,
+            [
+                "paragraphs",
+                "count ms",
+                "embed_query ms",
+                "chroma query ms",
+                "bm25 fingerprint ms",
+                "rank_bm25 search ms",
+                "fuse ms",
+                "sparse BM25 search ms",
+                "sparse = rank_bm25 top-30",
+                "insert s",
+                "BM25 build s",
+            ],
+        )
+    )
+    print(
+        "(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)"
+    )
     print("wrote", write_json("retrieval", {"results": results}))
 
 

@@ -43,7 +43,11 @@ def chroma_command() -> list[str]:
     found = shutil.which("chroma")
     if found:
         return [found]
-    return [sys.executable, "-c", "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())",
+    ]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -57,13 +61,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+def chroma_url(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     base = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
     log = base / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*chroma_command(), "run", "--path", str(base / "db"), "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *chroma_command(),
+                "run",
+                "--path",
+                str(base / "db"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -80,7 +95,10 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"chroma run did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"chroma run did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n"
+                f"{log.read_text()[-3000:]}"
+            )
         time.sleep(0.3)
     yield url
 
@@ -125,7 +143,9 @@ def test_retrieve_through_server(server_settings: Settings) -> None:
     ingest(server_settings)
     top = retrieve("Kathmandu Policy Forum", k=5, settings=server_settings)
     assert top, "no passages"
-    assert (top[0].source, top[0].paragraph) == ("bhutan-qatar.md", 3), [(p.source, p.paragraph) for p in top]
+    assert (top[0].source, top[0].paragraph) == ("bhutan-qatar.md", 3), [
+        (p.source, p.paragraph) for p in top
+    ]
     assert "Kathmandu Policy Forum" in top[0].text
     assert top[0].dense_rank is not None and top[0].bm25_rank is not None
 
@@ -136,7 +156,9 @@ def test_ask_through_server(server_settings: Settings) -> None:
     from rag.ingest import ingest
 
     ingest(server_settings)
-    answer = ask("Which institution is Dr. Tenzin Wangchuk affiliated with?", settings=server_settings)
+    answer = ask(
+        "Which institution is Dr. Tenzin Wangchuk affiliated with?", settings=server_settings
+    )
     assert not answer.abstained, (answer.reason, answer.raw_output)
     assert "Kathmandu Policy Forum" in answer.text
     assert ("bhutan-qatar.md", 3) in {(c.source, c.paragraph) for c in answer.citations}

@@ -48,18 +48,25 @@ def wait_for_models(url: str, proc: subprocess.Popen[bytes], log: Path) -> list[
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
                 body = json.loads(resp.read())
             return [m["id"] for m in body.get("data", [])]
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             time.sleep(0.5)
-    pytest.fail(f"llama_cpp.server did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(
+        f"llama_cpp.server did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n"
+        f"{log.read_text()[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
-def llm_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+def llm_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A running ``llama_cpp.server`` on the packaged model; yields its ``/v1`` base URL."""
     pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
     from rag.llm import packaged_model_path
@@ -71,13 +78,21 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "llama_cpp.server",
-                "--model", str(model),
-                "--model_alias", SERVED_MODEL,
-                "--host", "127.0.0.1",
-                "--port", str(port),
-                "--n_ctx", "4096",
-                "--n_threads", "2",
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--model_alias",
+                SERVED_MODEL,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                "2",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -89,11 +104,17 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
     yield url
 
 
-def test_answer_chain_through_openai_compatible_server(llm_server: str, real_settings: Settings) -> None:
+def test_answer_chain_through_openai_compatible_server(
+    llm_server: str, real_settings: Settings
+) -> None:
     from rag.chain import AnswerChain
 
     settings = real_settings.model_copy(
-        update={"llm": LLMSettings(backend="openai", base_url=llm_server, model=SERVED_MODEL, timeout_s=600)}
+        update={
+            "llm": LLMSettings(
+                backend="openai", base_url=llm_server, model=SERVED_MODEL, timeout_s=600
+            )
+        }
     )
     events = list(AnswerChain(settings=settings).stream(QUESTION))
     answer = events[-1].answer
@@ -115,7 +136,10 @@ def test_openai_backend_reports_unreachable_server(real_settings: Settings) -> N
     settings = real_settings.model_copy(
         update={
             "llm": LLMSettings(
-                backend="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="x", timeout_s=10
+                backend="openai",
+                base_url=f"http://127.0.0.1:{free_port()}/v1",
+                model="x",
+                timeout_s=10,
             )
         }
     )
