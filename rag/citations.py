@@ -210,13 +210,25 @@ def verify_claims(
     *,
     max_soft_unsupported: int = 1,
 ) -> list[VerifiedClaim]:
-    """Keep the claims whose quote occurs in a passage, cited where it truly occurs."""
+    """Keep the claims whose evidence occurs in a passage, cited where it truly occurs.
+
+    The evidence is the model's quote when it occurs in a passage and holds the statement's
+    numbers and names. Otherwise (no quote, an invented quote, or a real quote that does not
+    support the statement) it is the source sentence that does support the statement, if
+    there is one; a statement no sentence supports is dropped.
+    """
     verified: list[VerifiedClaim] = []
     seen: set[tuple[str, int, int]] = set()
     for claim in claims:
         prefer = claim.claimed_paragraph - 1 if claim.claimed_paragraph else None
         hit = locate_quote(claim.quote, passages, prefer=prefer) if claim.quote else None
-        if hit is None and not claim.quote:
+        if hit is not None:
+            i, start, end = hit
+            if looks_like_instruction(passages[i].text[start:end]):
+                hit = None
+            elif unsupported_words(claim.statement, passages[i].text, question)[0]:
+                hit = None  # a real quote, but not evidence for what the statement says
+        if hit is None and claim.statement != claim.quote:
             hit = find_supporting_sentence(claim.statement, passages, question)
         if hit is None:
             continue

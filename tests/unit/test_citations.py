@@ -108,3 +108,13 @@ def test_instructions_inside_documents_are_never_evidence() -> None:
         [ok],
     )
     assert v.passage.source == "a.md"
+
+
+def test_a_real_quote_that_does_not_support_the_statement_is_regrounded() -> None:
+    """The model quoted the wrong sentence; the citation moves to the sentence that says it."""
+    claims = [Claim("Bhutan is a small kingdom.", "Dr. Jane Roe is at the Lumen Institute.", 1)]
+    [v] = verify_claims(claims, [P1, P2], "Where does Dr. Jane Roe work?")
+    assert v.passage.paragraph == 2 and "Lumen Institute" in v.quote
+    # ... and a statement no sentence supports is still dropped.
+    claims = [Claim("Bhutan is a small kingdom.", "Jane Roe works at the Nova Institute.", 1)]
+    assert verify_claims(claims, [P1, P2], "Where does Jane Roe work?") == []
