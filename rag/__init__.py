@@ -17,6 +17,7 @@ from rag.errors import (
     IndexNotFoundError,
     InvalidQueryError,
     LLMError,
+    LLMTimeoutError,
     ModelNotAvailableError,
     RagError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "IngestReport",
     "InvalidQueryError",
     "LLMError",
+    "LLMTimeoutError",
     "ModelNotAvailableError",
     "Passage",
     "RagError",

@@ -20,7 +20,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.citations import VerifiedClaim, parse_claims, verify_claims
-from rag.errors import InvalidQueryError, LLMError
+from rag.errors import InvalidQueryError, LLMError, LLMTimeoutError
 from rag.llm import get_llm, llm_lock
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
@@ -93,10 +93,20 @@ class AnswerChain:
         with self._lock():
             # The deadline starts once the model is ours, not while queued behind others.
             deadline = time.perf_counter() + self.settings.llm.timeout_s
-            for token in runnable.stream(inputs):
+            stream = iter(runnable.stream(inputs))
+            while True:
+                try:
+                    token = next(stream)
+                except StopIteration:
+                    return
+                except LLMError:
+                    raise
+                except Exception as exc:  # provider errors: connection refused, HTTP 5xx, …
+                    where = self.settings.llm.base_url or self.settings.llm.backend
+                    raise LLMError(f"the language model ({where}) failed: {exc}") from exc
                 yield token
                 if time.perf_counter() > deadline:
-                    raise LLMError(
+                    raise LLMTimeoutError(
                         f"the model did not finish within {self.settings.llm.timeout_s:.0f} s "
                         "(RAG_LLM__TIMEOUT_S)"
                     )
@@ -228,7 +238,7 @@ class AnswerChain:
                     first = time.perf_counter() - t0
                 parts.append(token)
                 yield AnswerEvent("draft", token)
-        except LLMError as exc:
+        except LLMTimeoutError as exc:
             # Keep what was generated: complete Quote/Answer pairs can still be verified.
             logger.warning("generation failed: %s", exc)
             failure = str(exc)

@@ -28,7 +28,8 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CorpusOpt = Annotated[
-    Path | None, typer.Option("--corpus", help="Corpus folder [env RAG_CORPUS_DIR; default ./corpus]")
+    Path | None,
+    typer.Option("--corpus", help="Corpus folder [env RAG_CORPUS_DIR; default ./corpus]"),
 ]
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="Index folder [env RAG_DB_DIR; default ./data/chroma]")
@@ -214,7 +215,9 @@ def search(
         snippet = " ".join(p.text.split())
         snippet = snippet[:160] + ("…" if len(snippet) > 160 else "")
         section = f" · {escape(p.section)}" if p.section else ""
-        out.print(f"[bold]{rank}.[/] {escape(p.source)} ¶{p.paragraph}{section}  (score {p.score:.4f})")
+        out.print(
+            f"[bold]{rank}.[/] {escape(p.source)} ¶{p.paragraph}{section}  (score {p.score:.4f})"
+        )
         out.print(f"   {escape(snippet)}")
 
 
@@ -227,7 +230,10 @@ def _print_answer(answer: Any) -> None:
         section = f" · {escape(c.section)}" if c.section else ""
         out.print(f"  [{c.marker}] {escape(c.source)} ¶{c.paragraph}{section}: “{escape(c.quote)}”")
     if answer.abstained and answer.see_also:
-        out.print("  See also: " + ", ".join(f"{escape(p.source)} ¶{p.paragraph}" for p in answer.see_also))
+        out.print(
+            "  See also: "
+            + ", ".join(f"{escape(p.source)} ¶{p.paragraph}" for p in answer.see_also)
+        )
 
 
 @app.command()
@@ -252,7 +258,9 @@ def ask(
         answer = run_ask(question, settings=settings)
     if json_out:
         d = answer.to_dict()
-        payload = {k: d[k] for k in ("answer", "abstained", "citations", "standalone_question", "timings")}
+        payload = {
+            k: d[k] for k in ("answer", "abstained", "citations", "standalone_question", "timings")
+        }
         out.print_json(json.dumps(payload))
     else:
         _print_answer(answer)
@@ -293,7 +301,9 @@ def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
 
 @app.command()
 def ui(
-    host: Annotated[str | None, typer.Option("--host", help="Interface [default 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface [default 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port [default 7860].")] = None,
     corpus: CorpusOpt = None,
     db: DbOpt = None,

@@ -33,3 +33,7 @@ class ModelNotAvailableError(RagError):
 
 class LLMError(RagError):
     """The language model failed or timed out."""
+
+
+class LLMTimeoutError(LLMError):
+    """The model did not finish within the generation timeout."""

@@ -35,7 +35,9 @@ def index_lock(settings: Settings) -> FileLock:
     """The writer lock of one index (a file beside the Chroma folder)."""
     if settings.chroma_server:
         lock_dir = settings.data_dir
-        name = "chroma-server-" + "".join(ch if ch.isalnum() else "_" for ch in settings.chroma_server)
+        name = "chroma-server-" + "".join(
+            ch if ch.isalnum() else "_" for ch in settings.chroma_server
+        )
     else:
         lock_dir = settings.index_dir.parent
         name = settings.index_dir.name
@@ -43,7 +45,9 @@ def index_lock(settings: Settings) -> FileLock:
     return FileLock(str(lock_dir / f".{name}.{settings.chroma.collection}.lock"))
 
 
-def build_chunks(settings: Settings, on_skip: Callable[[str, str], None] | None = None) -> tuple[int, int, list[Chunk]]:
+def build_chunks(
+    settings: Settings, on_skip: Callable[[str, str], None] | None = None
+) -> tuple[int, int, list[Chunk]]:
     """Load, split and chunk the corpus: (documents, paragraphs, chunks)."""
     docs = load_corpus(settings.corpus_dir, on_skip=on_skip)
     chunker = TiktokenChunker(settings.chunking)

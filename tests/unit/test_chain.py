@@ -134,3 +134,17 @@ def test_a_lazily_loaded_model_is_serialised(retriever: HybridRetriever, monkeyp
     chain = AnswerChain(settings=settings, retriever=retriever)
     assert not chain.invoke("When did Bhutan become independent?").abstained
     assert taken == [True]
+
+
+def test_a_failing_model_server_is_one_clear_error(retriever: HybridRetriever) -> None:
+    from rag.errors import LLMError
+
+    class Down(FakeListChatModel):
+        def _stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise ConnectionError("connection refused")
+
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    chain = AnswerChain(settings=settings, retriever=retriever, llm=Down(responses=["x"]))
+    with pytest.raises(LLMError, match="failed: connection refused"):
+        chain.invoke("When did Bhutan become independent?")

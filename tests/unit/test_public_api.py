@@ -6,7 +6,7 @@ def test_public_api_is_pinned() -> None:
         [
             "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent", "Citation", "CorpusError",
             "CorpusRetriever", "EmbeddingModelMismatchError", "HybridRetriever", "IndexBusyError",
-            "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError",
+            "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError", "LLMTimeoutError",
             "ModelNotAvailableError", "Passage", "RagError", "Settings", "Timings", "ask",
             "ensure_index", "get_chain", "index_status", "ingest", "relevance", "retrieve",
             "stream_answer",
