@@ -93,9 +93,9 @@ _CACHE: dict[str, BM25Index] = {}
 _LOCK = threading.Lock()
 
 
-def get_bm25(store: ChromaStore) -> BM25Index:
+def get_bm25(store: ChromaStore, fingerprint: str | None = None) -> BM25Index:
     """The BM25 index for this store, rebuilt only when its fingerprint changed."""
-    fp = store.fingerprint()
+    fp = fingerprint if fingerprint is not None else store.fingerprint()
     key = f"{store.settings.chroma_server or store.settings.index_dir.resolve()}::{store.name}"
     with _LOCK:
         cached = _CACHE.get(key)

@@ -88,11 +88,15 @@ class HybridRetriever:
         rs = self.settings.retrieval
         k = rs.k if k is None else k
         query = validate_query(query, max_chars=rs.max_query_chars, k=k)
-        if self.store.count() == 0:
+        col = self.store.collection()  # one handle and one count per search
+        total = int(col.count())
+        if total == 0:
             raise IndexNotFoundError("the index is empty: run `rag ingest` first")
         srcs = list(sources) if sources else None
-        dense = self.store.query(self.embedder.embed_query(query), rs.candidates, srcs)
-        keyword = get_bm25(self.store).search(query, rs.candidates, srcs)
+        vector = self.embedder.embed_query(query)
+        dense = self.store.query(vector, rs.candidates, srcs, col=col, total=total)
+        bm25 = get_bm25(self.store, fingerprint=self.store.fingerprint(col, total))
+        keyword = bm25.search(query, rs.candidates, srcs)
         return self.fuse(dense, keyword, k)
 
     def fuse(

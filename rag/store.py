@@ -197,11 +197,17 @@ class ChromaStore:
         return out
 
     def query(
-        self, embedding: list[float], n: int, sources: list[str] | None = None
+        self,
+        embedding: list[float],
+        n: int,
+        sources: list[str] | None = None,
+        *,
+        col: Any = None,
+        total: int | None = None,
     ) -> list[tuple[StoredChunk, float]]:
-        """Nearest chunks with their cosine similarity."""
-        col = self.collection()
-        total = col.count()
+        """Nearest chunks with their cosine similarity (``col``/``total`` save round trips)."""
+        col = col if col is not None else self.collection()
+        total = total if total is not None else col.count()
         if total == 0:
             return []
         where: dict[str, Any] | None = None
@@ -226,10 +232,11 @@ class ChromaStore:
             out.append((StoredChunk(cid, doc or "", dict(meta or {})), 1.0 - float(dist)))
         return out
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, col: Any = None, total: int | None = None) -> str:
         """Changes whenever the set of stored chunks changes (written by ``ingest``)."""
-        col = self.collection()
-        return str((col.metadata or {}).get("fingerprint", "")) + f":{col.count()}"
+        col = col if col is not None else self.collection()
+        total = total if total is not None else col.count()
+        return str((col.metadata or {}).get("fingerprint", "")) + f":{total}"
 
     def set_fingerprint(self, ids: list[str]) -> None:
         col = self.collection(create=True)
