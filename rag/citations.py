@@ -168,6 +168,8 @@ def unsupported_words(
         w = fold(raw).strip(".,'")
         if not w or w in STOPWORDS:
             continue
+        if not _is_number(w) and (w in sup or stem(w) in sup):
+            continue  # the whole word (a contraction, a hyphenated name) is in the support
         for part in re.split(r"[-']", w) if not _is_number(w) else [w]:
             if not part or part in STOPWORDS:
                 continue

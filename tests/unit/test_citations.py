@@ -118,3 +118,8 @@ def test_a_real_quote_that_does_not_support_the_statement_is_regrounded() -> Non
     # ... and a statement no sentence supports is still dropped.
     claims = [Claim("Bhutan is a small kingdom.", "Jane Roe works at the Nova Institute.", 1)]
     assert verify_claims(claims, [P1, P2], "Where does Jane Roe work?") == []
+
+
+def test_contractions_copied_from_the_source_are_supported() -> None:
+    text = "The establishment of ties isn’t a spontaneous occurrence. They’re not rivals."
+    assert unsupported_words("It isn’t spontaneous; they’re not rivals", text) == ([], [])
