@@ -25,6 +25,7 @@ from rag.llm import get_llm, llm_lock
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
 from rag.settings import Settings
+from rag.text import content_terms
 from rag.types import ABSTENTION_TEXT, Answer, AnswerEvent, Citation, Passage, Timings
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,15 @@ class AnswerChain:
         return list(passages[: self.settings.llm.max_context_passages])
 
     def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[VerifiedClaim]:
-        return verify_claims(parse_claims(raw), passages, question)
+        claims = verify_claims(parse_claims(raw), passages, question)
+        distinctive = getattr(self.retriever, "distinctive_terms", None)
+        if not self.settings.verification.evidence_must_match_question or distinctive is None:
+            return claims
+        # A verbatim quote can still be about something else ("Who was the first king?"
+        # answered with a true sentence that merely names the country). The evidence must
+        # share a distinctive question term with the question.
+        wanted = distinctive(question)
+        return [c for c in claims if wanted & set(content_terms(c.quote))]
 
     # -- answer assembly ------------------------------------------------------------------
 

@@ -61,13 +61,27 @@ class BM25Index:
     fingerprint: str
     chunks: list[StoredChunk]
     weights: _Weights | None
+    doc_freq: dict[str, int] | None = None
 
     @classmethod
     def build(cls, chunks: list[StoredChunk], fingerprint: str = "") -> BM25Index:
         corpus = [content_terms(c.text + " " + str(c.metadata.get("section", ""))) for c in chunks]
         if not chunks or not any(corpus):
             return cls(fingerprint, chunks, None)
-        return cls(fingerprint, chunks, _Weights.from_bm25(BM25Okapi(corpus)))
+        doc_freq: dict[str, int] = {}
+        for terms in corpus:
+            for t in set(terms):
+                doc_freq[t] = doc_freq.get(t, 0) + 1
+        return cls(fingerprint, chunks, _Weights.from_bm25(BM25Okapi(corpus)), doc_freq)
+
+    def distinctive_terms(self, text: str) -> set[str]:
+        """Terms of ``text`` found in at most half of the chunks (BM25's idf > 0): the words
+        that can tell one passage from another. Ubiquitous words (the corpus's own subject,
+        e.g. a country name in an article about it) and unknown words are not distinctive."""
+        if not self.doc_freq:
+            return set()
+        n = len(self.chunks)
+        return {t for t in content_terms(text) if 0 < self.doc_freq.get(t, 0) <= n / 2}
 
     def search(
         self, query: str, n: int, sources: list[str] | None = None

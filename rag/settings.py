@@ -48,6 +48,16 @@ class RetrievalSettings(BaseModel):
     )
 
 
+class VerificationSettings(BaseModel):
+    """What a statement needs before it is shown."""
+
+    evidence_must_match_question: bool = Field(
+        True,
+        description="Reject evidence that shares no distinctive term (one found in at most half "
+        "of the indexed chunks) with the question: a true quote about something else.",
+    )
+
+
 class LLMSettings(BaseModel):
     """The generator. The default is the embedded Qwen2.5-Coder-1.5B GGUF on llama.cpp."""
 
@@ -117,6 +127,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     ui: UISettings = Field(default_factory=UISettings)

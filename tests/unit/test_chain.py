@@ -148,3 +148,14 @@ def test_a_failing_model_server_is_one_clear_error(retriever: HybridRetriever) -
     chain = AnswerChain(settings=settings, retriever=retriever, llm=Down(responses=["x"]))
     with pytest.raises(LLMError, match="failed: connection refused"):
         chain.invoke("When did Bhutan become independent?")
+
+
+def test_a_true_quote_about_something_else_is_not_an_answer(retriever: HybridRetriever) -> None:
+    """The quote is verbatim, but shares no distinctive word with the question."""
+    out = (
+        'Quote: "Bhutan’s longstanding policy of neutrality, enshrined in its constitution, '
+        'dates back to its independence in 1949."\nAnswer: Bhutan’s longstanding policy of '
+        "neutrality, enshrined in its constitution, dates back to its independence in 1949."
+    )
+    assert chain_with(retriever, out).invoke("Who was the first king of Bhutan?").abstained
+    assert not chain_with(retriever, out).invoke("When did Bhutan become independent?").abstained
