@@ -140,10 +140,13 @@ class AnswerChain:
         if not self.settings.verification.evidence_must_match_question or distinctive is None:
             return claims
         # A verbatim quote can still be about something else ("Who was the first king?"
-        # answered with a true sentence that merely names the country). The evidence must
-        # share a distinctive question term with the question.
+        # answered with a true sentence that merely names the country). The cited paragraph
+        # must share a distinctive term with the question (checking the quote alone was
+        # measured to reject too many paraphrased questions).
         wanted = distinctive(question)
-        return [c for c in claims if wanted & set(content_terms(c.quote))]
+        if wanted is None:
+            return claims
+        return [c for c in claims if wanted & set(content_terms(c.passage.text))]
 
     # -- answer assembly ------------------------------------------------------------------
 

@@ -74,13 +74,14 @@ class BM25Index:
                 doc_freq[t] = doc_freq.get(t, 0) + 1
         return cls(fingerprint, chunks, _Weights.from_bm25(BM25Okapi(corpus)), doc_freq)
 
-    def distinctive_terms(self, text: str) -> set[str]:
+    def distinctive_terms(self, text: str) -> set[str] | None:
         """Terms of ``text`` found in at most half of the chunks (BM25's idf > 0): the words
         that can tell one passage from another. Ubiquitous words (the corpus's own subject,
-        e.g. a country name in an article about it) and unknown words are not distinctive."""
-        if not self.doc_freq:
-            return set()
+        e.g. a country name in an article about it) and unknown words are not distinctive.
+        None when the index is too small (under 4 chunks) for the notion to mean anything."""
         n = len(self.chunks)
+        if not self.doc_freq or n < 4:
+            return None
         return {t for t in content_terms(text) if 0 < self.doc_freq.get(t, 0) <= n / 2}
 
     def search(

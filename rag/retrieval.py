@@ -99,8 +99,9 @@ class HybridRetriever:
         keyword = bm25.search(query, rs.candidates, srcs)
         return self.fuse(dense, keyword, k)
 
-    def distinctive_terms(self, text: str) -> set[str]:
-        """Stemmed terms of ``text`` that occur in at most half of the indexed chunks."""
+    def distinctive_terms(self, text: str) -> set[str] | None:
+        """Stemmed terms of ``text`` that occur in at most half of the indexed chunks
+        (None for an index too small to tell)."""
         return get_bm25(self.store).distinctive_terms(text)
 
     def fuse(

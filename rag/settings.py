@@ -53,8 +53,8 @@ class VerificationSettings(BaseModel):
 
     evidence_must_match_question: bool = Field(
         True,
-        description="Reject evidence that shares no distinctive term (one found in at most half "
-        "of the indexed chunks) with the question: a true quote about something else.",
+        description="Reject evidence whose paragraph shares no distinctive term (one found in at "
+        "most half of the indexed chunks) with the question: a true quote about something else.",
     )
 
 
