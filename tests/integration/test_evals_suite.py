@@ -56,7 +56,6 @@ def test_fixed_suite_passes_its_gates(tmp_path: Path, models_env: None) -> None:
     assert report["metrics"]["faithfulness_deterministic"]["judge"] == "deterministic"
 
 
-@pytest.mark.skipif(not SQUAD_DEV.is_file(), reason="../shared SQuAD dev set not present")
 def test_small_squad_run_end_to_end(tmp_path: Path, models_env: None) -> None:
     out = tmp_path / "squad"
     thresholds = tmp_path / "thresholds.json"

@@ -54,7 +54,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def squad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not SQUAD.exists():
-        pytest.skip(f"{SQUAD} is not available")
+        pytest.fail(f"{SQUAD} is not available (../shared must be beside the repo)")
     data = json.loads(SQUAD.read_text(encoding="utf-8"))
     corpus = tmp_path_factory.mktemp("squad") / "corpus"
     corpus.mkdir()

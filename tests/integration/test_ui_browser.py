@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("gradio")
+import gradio  # noqa: E402,F401
 
 from rag.settings import Settings  # noqa: E402
 
@@ -73,7 +73,7 @@ def app_url(real_settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(chromium_path: str, app_url: str) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as sync_api
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:

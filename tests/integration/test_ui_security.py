@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("gradio")
-pytest.importorskip("gradio_client")
+import gradio  # noqa: E402,F401
+import gradio_client  # noqa: E402,F401
 
 from pydantic import SecretStr  # noqa: E402
 
