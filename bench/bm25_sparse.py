@@ -6,7 +6,8 @@ doc_freqs]``: a Python loop over the whole corpus per term, O(corpus) per query.
 per-(document, term) BM25 weights are precomputed once into a CSC matrix; a query touches only
 the postings of its own terms (an inverted index), O(sum of their document frequencies).
 
-Used by bench/retrieval.py to measure the fix proposed for ``rag/keyword.py``.
+Used by bench/retrieval.py and bench/bm25_scaling.py; the same weights now serve
+``rag/keyword.py``.
 """
 
 from __future__ import annotations
@@ -25,24 +26,11 @@ class SparseBM25:
 
     @classmethod
     def from_bm25(cls, bm25: object) -> SparseBM25:
-        """Build from a fitted ``BM25Okapi`` (its doc_freqs, doc_len, avgdl, idf, k1, b)."""
-        k1, b, avgdl = bm25.k1, bm25.b, bm25.avgdl  # type: ignore[attr-defined]
-        idf: dict[str, float] = bm25.idf  # type: ignore[attr-defined]
-        vocab: dict[str, int] = {t: i for i, t in enumerate(idf)}
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        for d, (freqs, dl) in enumerate(zip(bm25.doc_freqs, bm25.doc_len, strict=True)):  # type: ignore[attr-defined]
-            norm = k1 * (1 - b + b * dl / avgdl)
-            for term, tf in freqs.items():
-                rows.append(d)
-                cols.append(vocab[term])
-                vals.append(idf[term] * tf * (k1 + 1) / (tf + norm))
-        m = sparse.csc_matrix(
-            (np.asarray(vals, dtype=np.float64), (np.asarray(rows), np.asarray(cols))),
-            shape=(len(bm25.doc_len), len(vocab)),  # type: ignore[attr-defined]
-        )
-        return cls(m, vocab)
+        """Build from a fitted ``BM25Okapi``: the weights ``rag.keyword`` now uses."""
+        from rag.keyword import _Weights
+
+        w = _Weights.from_bm25(bm25)  # type: ignore[arg-type]
+        return cls(w.matrix, w.vocab)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.n_docs, dtype=np.float64)

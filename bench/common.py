@@ -33,17 +33,7 @@ SQUAD_DEV = SHARED / "data" / "squad-v2-dev" / "dev-v2.0.json"
 SEED_CORPUS = ROOT / "corpus"
 MODELS_DIR = ROOT / "data" / "models"
 
-DEV_ARTICLES = (
-    "Southern_California",
-    "Victoria_(Australia)",
-    "Huguenot",
-    "Steam_engine",
-    "1973_oil_crisis",
-    "Black_Death",
-    "Geology",
-    "Pharmacy",
-    "Private_school",
-)
+from evals.squad import DEFAULT_ARTICLES as DEV_ARTICLES  # noqa: E402
 
 
 def load_squad() -> list[dict[str, Any]]:
