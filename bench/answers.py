@@ -8,6 +8,9 @@ peak RSS is its own), one after the other, on the same questions:
   first ``draft`` event of ``get_chain(settings).stream``; it also retrieves, and abstains
   without calling the model when the best paragraph is too dissimilar: no TTFT then);
 * total: question in -> final answer (this project: the verified ``final`` event);
+* sources shown (this project only): question in -> the ``passages`` event, i.e. the first
+  visible progress with content (the UI lists the paragraphs it found before the model reads
+  them; the naive chain shows nothing until its first token);
 * tokens/s: streamed chunks after the first / (total - TTFT) (llama.cpp streams one token per
   chunk);
 * peak RSS of the process (models + index + everything).
@@ -174,9 +177,12 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
     for q in questions:
         t0 = time.perf_counter()
         first = None
+        progress = None
         n_tok = 0
         answer = None
         for ev in chain.stream(q["question"]):
+            if ev.kind == "passages" and progress is None:
+                progress = time.perf_counter() - t0
             if ev.kind == "draft":
                 n_tok += 1
                 if first is None:
@@ -195,6 +201,7 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
                 "citations": d["citations"],
                 "retrieved_texts": [p.text for p in answer.passages],
                 "first_token_s": first,
+                "sources_shown_s": progress,
                 "total_s": total,
                 "n_tokens": n_tok,
                 "raw_output": answer.raw_output,
@@ -296,7 +303,9 @@ def main() -> None:
         ttft = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
         total = [r["total_s"] for r in rows]
         tps = [t for t in (tokens_per_s(r) for r in rows) if t is not None]
+        shown = [r["sources_shown_s"] for r in rows if r.get("sources_shown_s") is not None]
         summaries[system] = {
+            "sources_shown_s": summary(shown) if shown else None,
             "questions": len(rows),
             "ttft_s": summary(ttft),
             "total_s": summary(total),
@@ -335,6 +344,13 @@ def main() -> None:
             )
         )
     print(table(trows, header))
+    for system, s in summaries.items():
+        if s["sources_shown_s"]:
+            shown = s["sources_shown_s"]
+            print(
+                f"{system}: first visible progress (paragraphs found) "
+                f"p50 {shown['p50']:.2f} s, p95 {shown['p95']:.2f} s"
+            )
     print(f"llama.cpp threads: {args.threads}")
     print(
         "wrote",

@@ -6,7 +6,7 @@ doc_freqs]``: a Python loop over the whole corpus per term, O(corpus) per query.
 per-(document, term) BM25 weights are precomputed once into a CSC matrix; a query touches only
 the postings of its own terms (an inverted index), O(sum of their document frequencies).
 
-Used by bench/retrieval.py and bench/bm25_scaling.py; the same weights now serve
+Used by bench/bm25_scaling.py; the same weights now serve
 ``rag/keyword.py``.
 """
 

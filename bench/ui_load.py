@@ -1,16 +1,19 @@
 """Load benchmark for the web UI (not a test): N concurrent gradio_client sessions.
 
 Each session is its own ``gradio_client.Client`` (its own Gradio session and history) and asks
-one seed question through the UI's ``/ask`` endpoint, the same handler the browser uses. The
-script reports p50/p95/max latency, errors, correctness (the answer mentions the expected
-string, or abstains for the unanswerable question), and the server's RSS before/after.
+one seed question per wave through the UI's ``/ask`` endpoint, the same handler the browser
+uses; neighbouring sessions ask different questions, so an answer that leaked from another
+session is counted wrong. ``--rounds`` repeats the wave (each session moves on to the next
+question). The script reports p50/p95/max latency, errors, correctness (the answer mentions
+the expected string, or abstains for the unanswerable question), and the server's RSS at the
+start, after warm-up, at its peak and after every wave (flat across waves = no leak).
 
 By default it starts the real app itself (``python -m rag.cli ui`` on a free port, the real
 chain: hybrid retrieval + the local LLM) so it can read the server's RSS; ``--url`` targets an
 app that is already running instead (add ``--pid`` to get its RSS).
 
     .venv/bin/python bench/ui_load.py                  # 10 sessions
-    .venv/bin/python bench/ui_load.py --sessions 20    # the soak of issue 8
+    .venv/bin/python bench/ui_load.py --sessions 20 --rounds 2   # the soak of issue 8
     .venv/bin/python bench/ui_load.py --url http://127.0.0.1:7860/ --pid 12345
 
 Writes bench/out/ui_load.json.
@@ -141,10 +144,11 @@ def one_session(
     results: list[dict[str, Any]],
     alive: Any = None,
     timeout_s: float = 1800,
+    q: int | None = None,
 ) -> None:
     from gradio_client import Client
 
-    question, expected = SEEDS[i % len(SEEDS)]
+    question, expected = SEEDS[(i if q is None else q) % len(SEEDS)]
     rec: dict[str, Any] = {"session": i, "question": question, "expected": expected}
     try:
         client = Client(url, auth=auth, verbose=False)
@@ -193,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--password", help="login password (or RAG_UI__PASSWORD)")
     ap.add_argument("--corpus", help="passed to `rag ui --corpus`")
     ap.add_argument("--db", help="passed to `rag ui --db`")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="waves of concurrent questions (server RSS is read after each; default 1)",
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="per-session limit, seconds")
     ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up question")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON report (default {OUT})")
@@ -228,18 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm-up answer (loads the models): {warmup_s:.1f} s")
         rss_before = rss_mb(pid)
 
-        results: list[dict[str, Any]] = []
-        barrier = threading.Barrier(args.sessions)
-
         def alive() -> bool:
             return proc is None or proc.poll() is None
 
-        threads = [
-            threading.Thread(
-                target=one_session, args=(url, i, auth, barrier, results, alive, args.timeout)
-            )
-            for i in range(args.sessions)
-        ]
         peak = [rss_before or 0.0]
         stop = threading.Event()
 
@@ -251,11 +252,33 @@ def main(argv: list[str] | None = None) -> int:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        results: list[dict[str, Any]] = []
+        rss_waves: list[float | None] = []
         t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        for wave in range(args.rounds):
+            mine: list[dict[str, Any]] = []
+            barrier = threading.Barrier(args.sessions)
+            threads = [
+                threading.Thread(
+                    target=one_session,
+                    # session i asks question i + wave: each wave, each session a new question
+                    args=(url, i, auth, barrier, mine, alive, args.timeout, i + wave),
+                )
+                for i in range(args.sessions)
+            ]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            for r in mine:
+                r["wave"] = wave + 1
+            results.extend(mine)
+            rss_waves.append(rss_mb(pid))
+            print(
+                f"wave {wave + 1}/{args.rounds}: {sum(r['correct'] for r in mine)}/{len(mine)} "
+                f"correct, {sum(1 for r in mine if r['error'])} errors, "
+                f"server RSS {rss_waves[-1]} MiB, {time.perf_counter() - t0:.0f} s"
+            )
         wall = time.perf_counter() - t0
         stop.set()
         rss_after = rss_mb(pid)
@@ -268,12 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    results.sort(key=lambda r: r["session"])
+    results.sort(key=lambda r: (r["wave"], r["session"]))
     lat = [r["latency_s"] for r in results if r.get("latency_s") is not None and not r["error"]]
     errors = sum(1 for r in results if r["error"])
     correct = sum(1 for r in results if r["correct"])
+    n = len(results)
     report = {
         "sessions": args.sessions,
+        "rounds": args.rounds,
+        "questions": n,
         "url": url,
         "wall_s": round(wall, 2),
         "warmup_s": warmup_s,
@@ -285,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "errors": errors,
         "correct": correct,
-        "correct_rate": round(correct / args.sessions, 3) if args.sessions else None,
+        "correct_rate": round(correct / n, 3) if n else None,
         "throughput_answers_per_min": round(60 * len(lat) / wall, 2) if wall else None,
         "server_exit_code": server_exit,
         "rss_mb": {
@@ -293,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "before": rss_before,
             "peak": peak[0] or None,
             "after": rss_after,
+            "after_each_wave": rss_waves,
         },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": results,
@@ -301,25 +328,25 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
     print()
-    print(f"{'#':>3}  {'latency s':>9}  {'ok':>3}  question -> answer")
+    print(f"{'wave':>4} {'#':>3}  {'latency s':>9}  {'ok':>3}  question -> answer")
     for r in results:
         lat_s = f"{r['latency_s']:.1f}" if r.get("latency_s") is not None else "-"
         shown = r["error"] or (r.get("answer") or "")
         print(
-            f"{r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
+            f"{r['wave']:>4} {r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
             f"{r['question'][:45]} -> {shown[:70]}"
         )
     print()
     print(
-        f"sessions {args.sessions}   wall {wall:.1f} s   errors {errors}   "
-        f"correct {correct}/{args.sessions}"
+        f"sessions {args.sessions} x {args.rounds} waves   wall {wall:.1f} s   "
+        f"errors {errors}   correct {correct}/{n}"
     )
     ls = report["latency_s"]
     print(f"latency  p50 {ls['p50']} s   p95 {ls['p95']} s   max {ls['max']} s")
     rs = report["rss_mb"]
     print(
         f"server RSS MiB  start {rs['start']}   before {rs['before']}   peak {rs['peak']}   "
-        f"after {rs['after']}"
+        f"after {rs['after']}   after each wave {rs['after_each_wave']}"
     )
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0 if errors == 0 else 1

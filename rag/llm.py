@@ -5,6 +5,7 @@ Backends are chosen by settings only (``RAG_LLM__BACKEND``), never by code chang
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
@@ -75,6 +76,28 @@ def packaged_model_path(settings: Settings | None = None) -> Path:
 _LLMS: dict[str, BaseChatModel] = {}
 _LLM_LOCKS: dict[str, threading.Lock] = {}
 _FACTORY_LOCK = threading.Lock()
+
+
+@atexit.register
+def close_models() -> None:
+    """Free in-process llama.cpp models while the interpreter is still intact.
+
+    Left to garbage collection at shutdown, ``Llama.__del__`` runs after its module globals are
+    gone and prints a ``TypeError`` traceback at the end of every command.
+    """
+    with _FACTORY_LOCK:
+        for key, model in _LLMS.items():
+            close = getattr(getattr(model, "client", None), "close", None)
+            lock = _LLM_LOCKS.get(key)
+            # Never free a model a (daemon) thread is still generating with.
+            if not callable(close) or lock is None or not lock.acquire(timeout=1):
+                continue
+            try:
+                close()
+            except Exception:  # best effort at exit
+                logger.debug("closing llama.cpp model failed", exc_info=True)
+            finally:
+                lock.release()
 
 
 def _key(settings: Settings) -> str:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -45,7 +49,13 @@ def test_follow_up_uses_the_history(real_settings: Settings) -> None:
 def test_cli_ask_json(real_settings: Settings) -> None:
     r = CliRunner().invoke(
         app,
-        ["ask", "When did Bhutan gain independence?", "--json", "--db", str(real_settings.index_dir)],
+        [
+            "ask",
+            "When did Bhutan gain independence?",
+            "--json",
+            "--db",
+            str(real_settings.index_dir),
+        ],
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
@@ -63,3 +73,31 @@ def test_cli_chat_keeps_history(real_settings: Settings) -> None:
     assert r.exit_code == 0, r.output
     assert r.stdout.count("Kathmandu Policy Forum") >= 2
     assert "searched for:" in r.stdout  # the follow-up was rewritten with the history
+
+
+def test_installed_rag_ask_exits_cleanly(real_settings: Settings) -> None:
+    """The console script a user runs: answer on stdout, nothing alarming on stderr (llama.cpp
+    models freed at interpreter shutdown used to print a TypeError traceback)."""
+    exe = Path(sys.executable).parent / "rag"
+    assert exe.is_file(), f"{exe} is not installed (pip install -e .)"
+    env = {
+        **os.environ,
+        "RAG_MODELS_DIR": str(real_settings.models_dir),
+        "RAG_DATA_DIR": str(real_settings.data_dir),
+    }
+    r = subprocess.run(
+        [
+            str(exe),
+            "ask",
+            "When did Bhutan gain independence?",
+            "--db",
+            str(real_settings.index_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "1949" in r.stdout
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
