@@ -30,9 +30,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", help="Question file (JSONL).")]
 CorpusOpt = Annotated[
-    Path | None, typer.Option("--corpus", help="Corpus folder [default ./corpus].")
+    Path | None, typer.Option("--corpus", help="Corpus folder (default: ./corpus).")
 ]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder [default ./data/chroma].")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder (default: ./data/chroma).")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")]
 ThresholdsOpt = Annotated[
     Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")
@@ -240,7 +240,7 @@ def judge(
     ),
     questions: Annotated[
         Path | None,
-        typer.Option("--questions", help="Question file [default: the one the run used]."),
+        typer.Option("--questions", help="Question file (default: the one the run used)."),
     ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Judge only the first N statements.")
@@ -354,12 +354,12 @@ def _parse_articles(articles: str | None) -> list[str]:
 
 SquadPathArg = Annotated[
     Path | None,
-    typer.Argument(help="SQuAD 2.0 JSON [default ../shared/data/squad-v2-dev/dev-v2.0.json]."),
+    typer.Argument(help="SQuAD 2.0 JSON (default: ../shared/data/squad-v2-dev/dev-v2.0.json)."),
 ]
 ArticlesOpt = Annotated[
     str | None,
     typer.Option(
-        "--articles", help="Comma-separated article titles [default: the 9 dev articles]."
+        "--articles", help="Comma-separated article titles (default: the 9 dev articles)."
     ),
 ]
 
@@ -431,7 +431,7 @@ def retrieval(
     per_article: Annotated[
         int | None,
         typer.Option(
-            "--per-article", min=1, help="Answerable questions per article [default: all]."
+            "--per-article", min=1, help="Answerable questions per article (default: all)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,

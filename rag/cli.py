@@ -29,10 +29,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CorpusOpt = Annotated[
     Path | None,
-    typer.Option("--corpus", help="Corpus folder [env RAG_CORPUS_DIR; default ./corpus]"),
+    typer.Option("--corpus", help="Corpus folder (env RAG_CORPUS_DIR; default: ./corpus)"),
 ]
 DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="Index folder [env RAG_DB_DIR; default ./data/chroma]")
+    Path | None, typer.Option("--db", help="Index folder (env RAG_DB_DIR; default: ./data/chroma)")
 ]
 
 T = TypeVar("T")
@@ -302,9 +302,9 @@ def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
 @app.command()
 def ui(
     host: Annotated[
-        str | None, typer.Option("--host", help="Interface [default 127.0.0.1].")
+        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port [default 7860].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7860).")] = None,
     corpus: CorpusOpt = None,
     db: DbOpt = None,
 ) -> None:

@@ -90,7 +90,13 @@ class SentenceTransformerEmbedder(Embeddings):
                 kwargs: dict[str, Any] = {"device": self.settings.device}
                 if self.settings.backend != "torch":
                     kwargs["backend"] = self.settings.backend
-                self._model = SentenceTransformer(str(path), **kwargs)
+                try:
+                    self._model = SentenceTransformer(str(path), **kwargs)
+                except Exception as exc:  # e.g. backend="onnx" without optimum/onnxruntime
+                    raise ModelNotAvailableError(
+                        f"cannot load embedding model {self.settings.model!r} "
+                        f"(backend {self.settings.backend!r}): {exc}"
+                    ) from exc
         return self._model
 
     @property
