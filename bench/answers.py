@@ -20,6 +20,11 @@ Questions: 10 from evals/questions.jsonl (7 answerable incl. paraphrase and mult
 bench/out/answers_<system>.json (bench/quality.py scores them).
 
     python bench/answers.py [--all] [--systems rag naive]
+    python bench/answers.py --squad 3     # the 9 SQuAD dev articles, 3 questions each
+
+With ``--squad N`` the corpus is the 9 SQuAD development articles and the questions are the
+``evals squad`` sample (N per article, answerable and unanswerable); outputs get a ``_squad``
+suffix and ``python bench/quality.py --squad`` scores them.
 """
 
 from __future__ import annotations
@@ -132,12 +137,15 @@ FALLBACK = [  # used only when evals/questions.jsonl is missing
 ]
 
 
-def load_questions(all_questions: bool) -> list[dict[str, Any]]:
-    if not QUESTIONS.exists():
+def load_questions(all_questions: bool, path: Path | None = None) -> list[dict[str, Any]]:
+    if path is not None:  # another question file (e.g. the SQuAD sample): every question
+        all_questions = True
+    path = path or QUESTIONS
+    if not path.exists():
         return FALLBACK
     rows = [
         json.loads(line)
-        for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
+        for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
     rows = [r for r in rows if not r.get("history")]
@@ -148,6 +156,18 @@ def load_questions(all_questions: bool) -> list[dict[str, Any]]:
 
 
 N_THREADS = 2
+CORPUS = SEED_CORPUS
+
+
+def squad_sample(per_article: int) -> tuple[Path, Path]:
+    """The 9 SQuAD development articles as a corpus + question file (as `evals squad` makes
+    them: ``per_article`` questions per article, answerable and unanswerable, seed 0)."""
+    from common import SQUAD_DEV
+
+    from evals.squad import convert
+
+    corpus, qpath, _ = convert(SQUAD_DEV, OUT / "squad", per_article=per_article, seed=0)
+    return corpus, qpath
 
 
 def settings_for(tmp: Path) -> Any:
@@ -156,7 +176,7 @@ def settings_for(tmp: Path) -> Any:
     # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
     # and would turn slow answers into abstentions.
     return Settings(
-        corpus_dir=SEED_CORPUS,
+        corpus_dir=CORPUS,
         data_dir=tmp / "data",
         db_dir=tmp / "db",
         models_dir=MODELS_DIR,
@@ -261,17 +281,30 @@ def main() -> None:
     ap.add_argument("--systems", nargs="*", default=["rag", "naive"], choices=["rag", "naive"])
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (RAG_LLM__N_THREADS)")
     ap.add_argument("--ids", nargs="*", help="question ids from evals/questions.jsonl")
+    ap.add_argument(
+        "--squad",
+        type=int,
+        metavar="N",
+        help="instead of the seed corpus: the 9 SQuAD dev articles, N questions per article",
+    )
     ap.add_argument("--one", choices=["rag", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--questions", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    global N_THREADS
+    global N_THREADS, CORPUS
     N_THREADS = args.threads
-    questions = load_questions(args.all)
+    if args.squad and not args.one:
+        args.corpus, args.questions = squad_sample(args.squad)
+    CORPUS = args.corpus or SEED_CORPUS
+    tag = "_squad" if args.questions else ""
+    questions = load_questions(args.all, args.questions)
     if args.ids:
         questions = [q for q in questions if q["id"] in args.ids]
     passthrough = (
         ["--threads", str(args.threads)]
         + (["--all"] if args.all else [])
         + (["--ids", *args.ids] if args.ids else [])
+        + (["--corpus", str(args.corpus), "--questions", str(args.questions)] if tag else [])
     )
 
     if args.one:
@@ -281,11 +314,13 @@ def main() -> None:
         OUT.mkdir(parents=True, exist_ok=True)
         payload = {
             "system": args.one,
+            "corpus": str(CORPUS),
+            "questions_file": str(args.questions or QUESTIONS),
             "questions": [q["id"] for q in questions],
             "results": rows,
             "peak_rss_mb": max(rss.peak, peak_rss_mb()),
         }
-        (OUT / f"answers_{args.one}.json").write_text(
+        (OUT / f"answers_{args.one}{tag}.json").write_text(
             json.dumps(payload, indent=2) + "\n", encoding="utf-8"
         )
         return
@@ -298,7 +333,7 @@ def main() -> None:
         )
         if proc.returncode != 0:
             raise SystemExit(f"{system} failed")
-        data = json.loads((OUT / f"answers_{system}.json").read_text())
+        data = json.loads((OUT / f"answers_{system}{tag}.json").read_text())
         rows = data["results"]
         ttft = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
         total = [r["total_s"] for r in rows]
@@ -355,7 +390,7 @@ def main() -> None:
     print(
         "wrote",
         write_json(
-            "answers",
+            "answers" + tag,
             {
                 "summary": summaries,
                 "questions": [q["id"] for q in questions],

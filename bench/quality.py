@@ -41,13 +41,14 @@ METRICS = [
 ]
 
 
-def score(system: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score(system: str, tag: str = "") -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from evals.dataset import load_questions
     from evals.judge import DeterministicJudge
     from evals.scoring import aggregate, score_question
 
-    data = json.loads((OUT / f"answers_{system}.json").read_text())
-    questions, errors = load_questions(ROOT / "evals" / "questions.jsonl")
+    data = json.loads((OUT / f"answers_{system}{tag}.json").read_text())
+    qfile = data.get("questions_file") or ROOT / "evals" / "questions.jsonl"
+    questions, errors = load_questions(Path(qfile))
     assert not errors, errors
     by_id = {q.id: q for q in questions}
     qs, scores = [], []
@@ -77,10 +78,18 @@ def main() -> None:
     )
     ap.add_argument("--run", action="store_true", help="run bench/answers.py first")
     ap.add_argument("--all", action="store_true", help="with --run: every single-turn question")
+    ap.add_argument(
+        "--squad",
+        action="store_true",
+        help="score the SQuAD outputs (bench/answers.py --squad N) instead of the seed ones",
+    )
     args = ap.parse_args()
+    tag = "_squad" if args.squad else ""
     if not (ROOT / "evals" / "scoring.py").exists():
         raise SystemExit("evals/ is missing: this script reuses evals.scoring and evals.metrics")
-    if args.run or not all((OUT / f"answers_{s}.json").exists() for s in ("rag", "naive")):
+    if args.squad and not all((OUT / f"answers_{s}{tag}.json").exists() for s in ("rag", "naive")):
+        raise SystemExit("run `python bench/answers.py --squad N` first")
+    if args.run or not all((OUT / f"answers_{s}{tag}.json").exists() for s in ("rag", "naive")):
         subprocess.run(
             [sys.executable, str(Path(__file__).with_name("answers.py"))]
             + (["--all"] if args.all else []),
@@ -91,7 +100,7 @@ def main() -> None:
     agg = {}
     per_q = {}
     for system in ("rag", "naive"):
-        agg[system], per_q[system] = score(system)
+        agg[system], per_q[system] = score(system, tag)
     rows = []
     for name, label in METRICS:
         a, b = agg["rag"].get(name, {}), agg["naive"].get(name, {})
@@ -115,7 +124,7 @@ def main() -> None:
             )
         )
     print(table(qrows, ["question", "project correct", "naive correct", "project", "naive"]))
-    print("wrote", write_json("quality", {"aggregate": agg, "per_question": per_q}))
+    print("wrote", write_json("quality" + tag, {"aggregate": agg, "per_question": per_q}))
 
 
 if __name__ == "__main__":
