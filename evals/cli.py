@@ -379,7 +379,7 @@ def squad(
     articles: ArticlesOpt = None,
     per_article: Annotated[
         int, typer.Option("--per-article", min=1, help="Questions per article.")
-    ] = 6,
+    ] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Output folder (corpus, db, reports).")
