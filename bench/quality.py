@@ -87,9 +87,10 @@ def main() -> None:
     tag = "_squad" if args.squad else ""
     if not (ROOT / "evals" / "scoring.py").exists():
         raise SystemExit("evals/ is missing: this script reuses evals.scoring and evals.metrics")
-    if args.squad and not all((OUT / f"answers_{s}{tag}.json").exists() for s in ("rag", "naive")):
+    have_outputs = all((OUT / f"answers_{s}{tag}.json").exists() for s in ("rag", "naive"))
+    if args.squad and not have_outputs:
         raise SystemExit("run `python bench/answers.py --squad N` first")
-    if args.run or not all((OUT / f"answers_{s}{tag}.json").exists() for s in ("rag", "naive")):
+    if args.run or not have_outputs:
         subprocess.run(
             [sys.executable, str(Path(__file__).with_name("answers.py"))]
             + (["--all"] if args.all else []),

@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -277,14 +279,36 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
         "queries": n,
         "recall_at_5_strict": strict / n,
         "recall_at_5_any_copy": anycopy / n,
-        "latency_ms": {
-            k: {m: v * 1000 for m, v in summary(vals).items() if m != "n"}
-            for k, vals in stages.items()
-        },
+        "latency_ms": {k: _ms(vals) for k, vals in stages.items()},
         "index_on_disk_mb": dir_size_mb(db),
         "peak_rss_mb": peak_rss_mb(),
     }
     return out
+
+
+def _ms(seconds: list[float]) -> dict[str, float]:
+    """p50/p95/... of a list of durations, in milliseconds."""
+    return {m: v * 1000 for m, v in summary(seconds).items() if m != "n"}
+
+
+@contextmanager
+def _ingested(corpus_dir: Path, tmp: str) -> Iterator[tuple[Any, Any, Any]]:
+    """(settings, ingest report, warm retriever) for ``corpus_dir`` through the real
+    ``rag.ingest`` into a temporary index; the embedder and BM25 are built before any timing."""
+    from rag.ingest import ingest
+    from rag.retrieval import HybridRetriever
+    from rag.settings import Settings
+
+    settings = Settings(
+        corpus_dir=corpus_dir,
+        data_dir=Path(tmp) / "data",
+        db_dir=Path(tmp) / "db",
+        models_dir=MODELS_DIR,
+    )
+    rep = ingest(settings)
+    retriever = HybridRetriever(settings=settings)
+    retriever.search("warm up", k=5)  # loads the embedder, builds the BM25 index
+    yield settings, rep, retriever
 
 
 def run_squad9(n_queries: int, seed: int) -> dict[str, Any]:
@@ -292,67 +316,39 @@ def run_squad9(n_queries: int, seed: int) -> dict[str, Any]:
     queried with their own answerable questions: the latency a user of a small real corpus sees."""
     from common import DEV_ARTICLES, write_corpus
 
-    from rag.ingest import ingest
-    from rag.retrieval import HybridRetriever
-    from rag.settings import Settings
-
+    dev_files = {article_file_name(t) for t in DEV_ARTICLES}
     paras, questions = base_paragraphs()
-    mine = [q for q in questions if paras[q["base"]]["source"] in _dev_files()]
+    mine = [q for q in questions if paras[q["base"]]["source"] in dev_files]
     qs = random.Random(seed).sample(mine, min(n_queries, len(mine)))
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-squad9-") as tmp:
         corpus = write_corpus(Path(tmp) / "corpus", DEV_ARTICLES)
-        settings = Settings(
-            corpus_dir=Path(tmp) / "corpus",
-            data_dir=Path(tmp) / "data",
-            db_dir=Path(tmp) / "db",
-            models_dir=MODELS_DIR,
-        )
-        rep = ingest(settings)
-        retriever = HybridRetriever(settings=settings)
-        retriever.embedder.embed_query("warm up")
-        retriever.search("warm up", k=5)  # builds the BM25 index outside the timed calls
-        times = []
-        hits = 0
-        for q in qs:
-            gold = paras[q["base"]]
-            t = time.perf_counter()
-            got = retriever.search(q["question"], k=5)
-            times.append(time.perf_counter() - t)
-            hits += any((p.source, p.paragraph) == (gold["source"], gold["paragraph"]) for p in got)
-        return {
-            "size": f"9 SQuAD articles ({rep.paragraphs} paragraphs, {len(corpus)} documents)",
-            "queries": len(times),
-            "recall_at_5_strict": hits / len(times),
-            "recall_at_5_any_copy": hits / len(times),
-            "latency_ms": {"total": {m: v * 1000 for m, v in summary(times).items() if m != "n"}},
-            "index_on_disk_mb": dir_size_mb(settings.index_dir),
-            "peak_rss_mb": peak_rss_mb(),
-        }
-
-
-def _dev_files() -> set[str]:
-    from common import DEV_ARTICLES
-
-    return {article_file_name(t) for t in DEV_ARTICLES}
+        with _ingested(Path(tmp) / "corpus", tmp) as (settings, rep, retriever):
+            times = []
+            hits = 0
+            for q in qs:
+                gold = paras[q["base"]]
+                t = time.perf_counter()
+                got = retriever.search(q["question"], k=5)
+                times.append(time.perf_counter() - t)
+                hits += any(
+                    (p.source, p.paragraph) == (gold["source"], gold["paragraph"]) for p in got
+                )
+            return {
+                "size": f"9 SQuAD articles ({rep.paragraphs} paragraphs, {len(corpus)} documents)",
+                "queries": len(times),
+                "recall_at_5_strict": hits / len(times),
+                "recall_at_5_any_copy": hits / len(times),
+                "latency_ms": {"total": _ms(times)},
+                "index_on_disk_mb": dir_size_mb(settings.index_dir),
+                "peak_rss_mb": peak_rss_mb(),
+            }
 
 
 def run_seed(seed: int) -> dict[str, Any]:
-    from rag.ingest import ingest
-    from rag.keyword import get_bm25
-    from rag.retrieval import HybridRetriever
-    from rag.settings import Settings
-
-    with tempfile.TemporaryDirectory(prefix="bench-retrieval-seed-") as tmp:
-        settings = Settings(
-            corpus_dir=SEED_CORPUS,
-            data_dir=Path(tmp) / "data",
-            db_dir=Path(tmp) / "db",
-            models_dir=MODELS_DIR,
-        )
-        rep = ingest(settings)
-        retriever = HybridRetriever(settings=settings)
-        retriever.embedder.embed_query("warm up")
-        bm25 = get_bm25(retriever.store)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-retrieval-seed-") as tmp,
+        _ingested(SEED_CORPUS, tmp) as (settings, rep, retriever),
+    ):
         times = []
         for _ in range(3):
             for q in SEED_QUERIES:
@@ -360,11 +356,10 @@ def run_seed(seed: int) -> dict[str, Any]:
                 got = retriever.search(q, k=5)
                 times.append(time.perf_counter() - t)
         top = retriever.search("Kathmandu Policy Forum", k=5)[0]
-        del bm25
         return {
             "size": f"seed ({rep.paragraphs} paragraphs)",
             "queries": len(times),
-            "latency_ms": {"total": {m: v * 1000 for m, v in summary(times).items() if m != "n"}},
+            "latency_ms": {"total": _ms(times)},
             "kathmandu_top1": f"{top.source}#{top.paragraph}",
             "index_on_disk_mb": dir_size_mb(settings.index_dir),
             "peak_rss_mb": peak_rss_mb(),
