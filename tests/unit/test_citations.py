@@ -123,3 +123,47 @@ def test_a_real_quote_that_does_not_support_the_statement_is_regrounded() -> Non
 def test_contractions_copied_from_the_source_are_supported() -> None:
     text = "The establishment of ties isn’t a spontaneous occurrence. They’re not rivals."
     assert unsupported_words("It isn’t spontaneous; they’re not rivals", text) == ([], [])
+
+
+def test_cited_answer_lines_become_claims_for_their_paragraph() -> None:
+    out = (
+        "Answer: Its capital is Thimphu. [P1]\n"
+        "Answer: Jane Roe is a scholar at the Lumen Institute. [P2]"
+    )
+    assert parse_claims(out) == [
+        Claim("", "Its capital is Thimphu.", 1),
+        Claim("", "Jane Roe is a scholar at the Lumen Institute.", 2),
+    ]
+    v = verify_claims(parse_claims(out), [P1, P2], "What is the capital, and who is Jane Roe?")
+    assert [(c.passage.paragraph, c.quote) for c in v] == [
+        (1, "Its capital is Thimphu."),
+        (2, P2.text),
+    ]
+
+
+def test_a_name_elsewhere_in_the_paragraph_does_not_support_a_sentence() -> None:
+    p = Passage(
+        "b.md",
+        3,
+        "",
+        "Dr. Ann Lee is an analyst at the Porto Center. Trade grew fast. "
+        "Shipping costs fell as well. Growth will continue, said Dr. Bo Kim.",
+        0.1,
+        "p3",
+    )
+    q = "Where do the analysts work?"
+    assert verify_claims(parse_claims("Answer: Ann Lee works at the Porto Center. [P1]"), [p], q)
+    # Both names are in the paragraph, but no sentence (or the one before it) says Kim is there.
+    wrong = parse_claims("Answer: Bo Kim works at the Porto Center. [P1]")
+    assert verify_claims(wrong, [p], q) == []
+
+
+def test_abbreviations_do_not_end_sentences() -> None:
+    from rag.citations import sentence_spans
+
+    text = "It was founded by Dr. J. R. Smith in 1990. The U.S. Army left. Done."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "It was founded by Dr. J. R. Smith in 1990.",
+        "The U.S. Army left.",
+        "Done.",
+    ]
