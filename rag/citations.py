@@ -25,7 +25,9 @@ _QUOTE_LINE = re.compile(
     r"^\s*(?:[-*]\s*)?quote\s*(?:\[\s*(?:P|¶|#)?\s*(\d+)\s*\]|\(?\s*P\s*(\d+)\s*\)?)?\s*:\s*(.*)$",
     re.IGNORECASE,
 )
-_ANSWER_LINE = re.compile(r"^\s*(?:[-*]\s*)?answer\s*:\s*(.*)$", re.IGNORECASE)
+_ANSWER_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?answer\s*(?:\[\s*(?:P|¶|#)?\s*(\d+)\s*\])?\s*:\s*(.*)$", re.IGNORECASE
+)
 _QUOTE_CHARS = "\"'“”‘’«»`"
 _INLINE_MARKER = re.compile(r"\s*\[(?:P)?\d+\]")
 _CITED = re.compile(r"\[\s*(?:P|¶|#)?\s*(\d+)\s*\]", re.IGNORECASE)
@@ -67,7 +69,7 @@ def parse_claims(output: str) -> list[Claim]:
             continue
         a = _ANSWER_LINE.match(line)
         if a:
-            statement = _INLINE_MARKER.sub("", a.group(1)).strip()
+            statement = _INLINE_MARKER.sub("", a.group(2)).strip()
             if statement and fold(statement).strip(" .") != fold(NOT_FOUND):
                 if pending:
                     for quote, num in pending:
@@ -75,7 +77,7 @@ def parse_claims(output: str) -> list[Claim]:
                 else:
                     # "Answer: <statement> [P<n>]": cited, unquoted; verification finds the
                     # sentence of the source that supports it.
-                    cited = _CITED.findall(a.group(1))
+                    cited = [a.group(1)] if a.group(1) else _CITED.findall(a.group(2))
                     claims.append(Claim("", statement, int(cited[0]) if cited else None))
             pending = []
     # Quotes with no answer line still count as extractive claims.
@@ -87,7 +89,7 @@ def parse_claims(output: str) -> list[Claim]:
         for sentence in _SENTENCE_SPLIT.split(output.strip()):
             label = _ANSWER_LINE.match(sentence)  # an "Answer:" line with no quote
             if label:
-                sentence = label.group(1)
+                sentence = label.group(2)
             sentence = _INLINE_MARKER.sub("", sentence).strip()
             if sentence and fold(NOT_FOUND) not in fold(sentence):
                 claims.append(Claim("", sentence, None))
