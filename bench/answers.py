@@ -174,14 +174,12 @@ def settings_for(tmp: Path) -> Any:
     from rag.settings import LLMSettings, Settings
 
     # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
-    # and would turn slow answers into abstentions.
-    return Settings(
-        corpus_dir=CORPUS,
-        data_dir=tmp / "data",
-        db_dir=tmp / "db",
-        models_dir=MODELS_DIR,
-        llm=LLMSettings(timeout_s=900, n_threads=N_THREADS),
+    # and would turn slow answers into abstentions. Other RAG_LLM__* variables still apply.
+    s = Settings(corpus_dir=CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR)
+    s.llm = LLMSettings.model_validate(
+        {**s.llm.model_dump(), "timeout_s": 900, "n_threads": N_THREADS}
     )
+    return s
 
 
 def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
