@@ -94,7 +94,9 @@ FALLBACK = [  # used only when evals/questions.jsonl is missing
     },
     {
         "id": "fact-05",
-        "question": "What did Qatar's technical assistance to Bhutan's border security forces focus on?",
+        "question": (
+            "What did Qatar's technical assistance to Bhutan's border security forces focus on?"
+        ),
         "answerable": True,
         "answers": ["surveillance"],
         "evidence": ["focusing on surveillance and monitoring technologies"],
@@ -108,7 +110,10 @@ FALLBACK = [  # used only when evals/questions.jsonl is missing
     },
     {
         "id": "fact-07",
-        "question": "In which sectors are trade and investment between Bhutan and Qatar expected to increase?",
+        "question": (
+            "In which sectors are trade and investment between Bhutan and Qatar expected to "
+            "increase?"
+        ),
         "answerable": True,
         "answers": ["renewable energy"],
         "evidence": ["renewable energy and technology"],

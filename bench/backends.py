@@ -278,7 +278,8 @@ def main() -> None:
             )
         )
         print(
-            f"chroma server: startup {ch['server_startup_s']:.1f} s, peak RSS {ch['server_peak_rss_mb']:.0f} MiB"
+            f"chroma server: startup {ch['server_startup_s']:.1f} s, "
+            f"peak RSS {ch['server_peak_rss_mb']:.0f} MiB"
         )
         if not args.skip_llm:
             out["llm"] = llm = bench_llm(args.llm_questions, Path(tmp), args.threads)
@@ -289,7 +290,8 @@ def main() -> None:
             print()
             print(table(rows, ["LLM", "TTFT p50 s", "total p50 s", "total max s"]))
             print(
-                f"llama_cpp.server: startup {llm['server_startup_s']:.1f} s, peak RSS {llm['server_peak_rss_mb']:.0f} MiB; "
+                f"llama_cpp.server: startup {llm['server_startup_s']:.1f} s, "
+                f"peak RSS {llm['server_peak_rss_mb']:.0f} MiB; "
                 f"same answers: {llm['same_answers']}; llama.cpp threads {args.threads}"
             )
     out["client_peak_rss_mb"] = peak_rss_mb()

@@ -154,7 +154,8 @@ def main() -> None:
                 f"{ingest_pps / raw_pps:.2f}",
             ),
             (
-                f"raw encode of the {len(chunk_texts)} chunk texts, {args.batch_size * 4}-text calls",
+                f"raw encode of the {len(chunk_texts)} chunk texts, "
+                f"{args.batch_size * 4}-text calls",
                 n,
                 f"{raw_chunks_sliced:.1f}",
                 f"{n / raw_chunks_sliced:.1f}",

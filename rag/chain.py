@@ -1,7 +1,7 @@
 """The answer chain (LangChain LCEL):
 
 condense(question, history) -> retrieve -> prompt with numbered paragraphs -> LLM -> parse
--> verify quotes -> Answer (or abstention).
+-> verify each statement against a source sentence -> Answer (or abstention).
 
 Nothing the model writes reaches the user unverified: streamed ``draft`` events are progress
 only; the ``final`` event carries the verified ``Answer``.
@@ -256,10 +256,10 @@ class AnswerChain:
             failure = str(exc)
         raw = "".join(parts)
         t_gen = time.perf_counter() - t2
-        yield AnswerEvent("status", "Checking every quote against the sources…")
+        yield AnswerEvent("status", "Checking every statement against the sources…")
         claims = self.verify(raw, context, standalone) if raw.strip() else []
         if failure:
-            # The last statement may be cut off mid-sentence: show the verified quotes instead.
+            # The last statement may be cut off mid-sentence: show the supporting sentences instead.
             claims = [replace(c, statement=c.quote, extractive=True) for c in claims]
         timings = Timings(t_condense, t_retrieval, first, t_gen, time.perf_counter() - t0)
         if not claims:
@@ -268,7 +268,7 @@ class AnswerChain:
             elif "NOT FOUND" in raw.upper():
                 reason = "model found no answer"
             else:
-                reason = "no verified quote"
+                reason = "no verified statement"
             yield AnswerEvent(
                 "final", answer=self._abstain(question, standalone, passages, timings, reason, raw)
             )

@@ -1,9 +1,12 @@
-"""Parse the model's Quote/Answer output and verify every quote against the paragraphs.
+"""Parse the model's cited statements and verify each against the paragraphs.
 
-The citation is the paragraph where the quote truly occurs, whatever number the model wrote.
-A statement whose quote occurs nowhere is dropped; a statement that adds numbers or names its
-quote's paragraph does not hold is dropped; one that adds other content words is replaced by
-its quote (extractive fallback).
+The default prompt asks for ``Answer [P<n>]: <sentence>`` lines; ``Quote [P<n>]: "…"`` /
+``Answer: …`` pairs and plain prose are parsed too. Each statement's evidence is a span of a
+paragraph: the model's quote where it truly occurs, else the source sentence that supports
+the statement. The citation is the paragraph that holds the evidence, whatever number the
+model wrote. A statement with no evidence, or that adds numbers or names its paragraph does
+not hold, is dropped; one that adds other content words is replaced by its evidence
+(extractive fallback).
 """
 
 from __future__ import annotations
