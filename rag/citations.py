@@ -81,7 +81,12 @@ def parse_claims(output: str) -> list[Claim]:
                     # "Answer: <statement> [P<n>]": cited, unquoted; verification finds the
                     # sentence of the source that supports it.
                     cited = [a.group(1)] if a.group(1) else _CITED.findall(a.group(2))
-                    claims.append(Claim("", statement, int(cited[0]) if cited else None))
+                    num = int(cited[0]) if cited else None
+                    # Each sentence of a long answer line is checked on its own.
+                    claims.extend(
+                        Claim("", statement[s:e].strip(), num)
+                        for s, e in sentence_spans(statement)
+                    )
             pending = []
     # Quotes with no answer line still count as extractive claims.
     for quote, num in pending:

@@ -167,3 +167,14 @@ def test_abbreviations_do_not_end_sentences() -> None:
         "The U.S. Army left.",
         "Done.",
     ]
+
+
+def test_each_sentence_of_a_long_answer_line_is_checked_on_its_own() -> None:
+    out = "Answer [P1]: Bhutan is a small kingdom. Its capital is Paro, says Dr. Jane Roe."
+    claims = parse_claims(out)
+    assert [c.statement for c in claims] == [
+        "Bhutan is a small kingdom.",
+        "Its capital is Paro, says Dr. Jane Roe.",
+    ]
+    v = verify_claims(claims, [P1, P2], "Tell me about Bhutan.")
+    assert [c.statement for c in v] == ["Bhutan is a small kingdom."]  # Paro is not in P1
