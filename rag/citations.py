@@ -187,7 +187,8 @@ def unsupported_words(
             continue
         if not _is_number(w) and (w in sup or stem(w) in sup):
             continue  # the whole word (a contraction, a hyphenated name) is in the support
-        for part in re.split(r"[-']", w) if not _is_number(w) else [w]:
+        # A range "5-10" is checked as 5 and 10 (``words`` splits the support the same way).
+        for part in re.split(r"[-']", w):
             if not part or part in STOPWORDS:
                 continue
             if _is_number(part):

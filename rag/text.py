@@ -20,7 +20,7 @@ STOPWORDS = frozenset(
     theirs them themselves then there these they this those through to too under until up
     very was we were what when where which while who whom why will with would you your yours
     yourself yourselves s t don shall may might must let us via per whose within without upon
-    onto says said tell told does did what's it's""".split()
+    onto says said tell told does did what's it's become became becomes becoming""".split()
 )
 
 _TYPO = str.maketrans(

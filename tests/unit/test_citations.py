@@ -178,3 +178,24 @@ def test_each_sentence_of_a_long_answer_line_is_checked_on_its_own() -> None:
     ]
     v = verify_claims(claims, [P1, P2], "Tell me about Bhutan.")
     assert [c.statement for c in v] == ["Bhutan is a small kingdom."]  # Paro is not in P1
+
+
+def test_number_ranges_and_light_verbs_do_not_block_a_supported_statement() -> None:
+    p = Passage(
+        "c.md",
+        4,
+        "",
+        "Over the next 5-10 years the two may work on maritime security. "
+        "The state dates its independence to 1949.",
+        0.1,
+        "p4",
+    )
+    q = (
+        "On what might they work in the next 5–10 years, and when did the state become "
+        "independent?"
+    )
+    out = "Answer [P1]: In the next 5-10 years they may work on maritime security.\n"
+    out += "Answer [P1]: The state became independent in 1949."
+    assert len(verify_claims(parse_claims(out), [p], q)) == 2
+    wrong = parse_claims("Answer [P1]: In 5-12 years, maritime security.")
+    assert verify_claims(wrong, [p], q) == []
