@@ -15,7 +15,10 @@ P2 = Passage(
 
 
 def test_parse_quote_answer_pairs() -> None:
-    out = 'Quote [P2]: "a scholar at the Lumen Institute"\nAnswer: She works at the Lumen Institute [2].\n'
+    out = (
+        'Quote [P2]: "a scholar at the Lumen Institute"\n'
+        "Answer: She works at the Lumen Institute [2].\n"
+    )
     assert parse_claims(out) == [
         Claim("a scholar at the Lumen Institute", "She works at the Lumen Institute.", 2)
     ]
