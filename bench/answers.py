@@ -176,14 +176,12 @@ def squad_sample(per_article: int) -> tuple[Path, Path]:
 
 
 def settings_for(tmp: Path) -> Any:
-    from rag.settings import LLMSettings, Settings
+    from rag.settings import Settings
 
     # A generous generation timeout: on a loaded 2-core machine the default 90 s is too short
     # and would turn slow answers into abstentions. Other RAG_LLM__* variables still apply.
     s = Settings(corpus_dir=CORPUS, data_dir=tmp / "data", db_dir=tmp / "db", models_dir=MODELS_DIR)
-    s.llm = LLMSettings.model_validate(
-        {**s.llm.model_dump(), "timeout_s": 900, "n_threads": N_THREADS}
-    )
+    s.llm = s.llm.model_copy(update={"timeout_s": 900.0, "n_threads": N_THREADS})
     return s
 
 

@@ -24,16 +24,13 @@ from rag.types import Passage
 MIN_QUOTE_WORDS = 4
 FUZZY_MIN_SCORE = 92.0
 
+_CITED = r"\[\s*(?:P|¶|#)?\s*(\d+)\s*\]"  # a paragraph marker: [P2], [¶2], [#2], [2]
 _QUOTE_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?quote\s*(?:\[\s*(?:P|¶|#)?\s*(\d+)\s*\]|\(?\s*P\s*(\d+)\s*\)?)?\s*:\s*(.*)$",
-    re.IGNORECASE,
+    rf"^\s*(?:[-*]\s*)?quote\s*(?:{_CITED}|\(?\s*P\s*(\d+)\s*\)?)?\s*:\s*(.*)$", re.IGNORECASE
 )
-_ANSWER_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?answer\s*(?:\[\s*(?:P|¶|#)?\s*(\d+)\s*\])?\s*:\s*(.*)$", re.IGNORECASE
-)
+_ANSWER_LINE = re.compile(rf"^\s*(?:[-*]\s*)?answer\s*(?:{_CITED})?\s*:\s*(.*)$", re.IGNORECASE)
 _QUOTE_CHARS = "\"'“”‘’«»`"
 _INLINE_MARKER = re.compile(r"\s*\[(?:P)?\d+\]")
-_CITED = re.compile(r"\[\s*(?:P|¶|#)?\s*(\d+)\s*\]", re.IGNORECASE)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"])|\n+")
 
 
@@ -80,8 +77,8 @@ def parse_claims(output: str) -> list[Claim]:
                 else:
                     # "Answer: <statement> [P<n>]": cited, unquoted; verification finds the
                     # sentence of the source that supports it.
-                    cited = [a.group(1)] if a.group(1) else _CITED.findall(a.group(2))
-                    num = int(cited[0]) if cited else None
+                    cited = a.group(1) or next(iter(re.findall(_CITED, a.group(2), re.I)), None)
+                    num = int(cited) if cited else None
                     # Each sentence of a long answer line is checked on its own.
                     claims.extend(
                         Claim("", statement[s:e].strip(), num)
@@ -302,10 +299,11 @@ def find_supporting_sentence(
     numbers and names and most of its other content words (its evidence), or None.
 
     Among equally good sentences, one in passage ``prefer`` (the one the model cited) wins."""
+    qst = _stems(question)
     content = [
         w
         for w in words(statement)
-        if w not in STOPWORDS and not (stem(w) in _stems(question) and not _is_number(w))
+        if w not in STOPWORDS and not (stem(w) in qst and not _is_number(w))
     ]
     if not content:
         return None
@@ -317,8 +315,7 @@ def find_supporting_sentence(
         return None
     q_words = [w for w in words(question) if w not in STOPWORDS]
     q_terms = {stem(w) for w in q_words} | set(q_words)
-    qst = _stems(question)
-    best: tuple[float, int, int, int] | None = None
+    best: tuple[tuple[float, bool], int, int, int] | None = None
     for i, p in enumerate(passages):
         hard, _ = unsupported_words(statement, p.text, question)
         if hard:
@@ -343,7 +340,7 @@ def find_supporting_sentence(
             added = unsupported_words(statement, window, question)[0]
             if [w for w in added if not (_stems(w) & qst)]:
                 continue
-            score = ratio + (1e-6 if i == prefer else 0.0)
-            if covered >= 1 and (best is None or score > best[0]):
+            score = (ratio, i == prefer)
+            if best is None or score > best[0]:
                 best = (score, i, s, e)
     return None if best is None else best[1:]
