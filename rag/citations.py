@@ -30,7 +30,7 @@ _QUOTE_LINE = re.compile(
 )
 _ANSWER_LINE = re.compile(rf"^\s*(?:[-*]\s*)?answer\s*(?:{_CITED})?\s*:\s*(.*)$", re.IGNORECASE)
 _QUOTE_CHARS = "\"'“”‘’«»`"
-_INLINE_MARKER = re.compile(r"\s*\[(?:P)?\d+\]")
+_INLINE_MARKER = re.compile(rf"\s*{_CITED}", re.IGNORECASE)  # stripped from statements
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"])|\n+")
 
 

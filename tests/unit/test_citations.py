@@ -202,3 +202,10 @@ def test_number_ranges_and_light_verbs_do_not_block_a_supported_statement() -> N
     assert len(verify_claims(parse_claims(out), [p], q)) == 2
     wrong = parse_claims("Answer [P1]: In 5-12 years, maritime security.")
     assert verify_claims(wrong, [p], q) == []
+
+
+def test_every_marker_form_that_cites_a_paragraph_is_stripped_from_the_statement() -> None:
+    for marker in ("[P2]", "[p2]", "[¶2]", "[#2]", "[ 2 ]"):
+        assert parse_claims(f"Answer: She works at the Lumen Institute. {marker}") == [
+            Claim("", "She works at the Lumen Institute.", 2)
+        ]
