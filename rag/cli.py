@@ -189,6 +189,22 @@ def status(
 
 
 @app.command()
+def doctor(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
+    """Check every component for real (one line each, with a measured figure)."""
+    _quiet_libraries()
+    with _errors():
+        from rag.doctor import run_checks
+
+        failed = 0
+        for check in run_checks(_settings(corpus, db)):
+            mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+            out.print(f"{mark} {check.name:<9} {escape(check.detail)}")
+            failed += not check.ok
+    if failed:
+        raise _fail(f"{failed} component(s) failed; see the FAIL lines above")
+
+
+@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", "--k", help="How many paragraphs.")] = 5,

@@ -104,6 +104,19 @@ def _key(settings: Settings) -> str:
     return settings.llm.model_dump_json(exclude={"timeout_s", "max_context_passages"})
 
 
+def _ensure_build_runs(path: Path, settings: Settings) -> None:
+    """A llama.cpp build that crashes on this CPU must fail here, with one line, not kill the
+    process on the first question: probe it once in a child process (stamped per build)."""
+    from rag.llm_probe import ensure_runs
+
+    failed = ensure_runs(path, settings.model_cache_dir, settings.llm.n_threads)
+    if failed is not None:
+        raise ModelNotAvailableError(
+            f"the local LLM cannot run here: {failed.describe()}; run scripts/setup.sh "
+            "(it rebuilds llama.cpp for this CPU) or `rag doctor` for details"
+        )
+
+
 def get_llm(settings: Settings | None = None) -> BaseChatModel:
     """The chat model for these settings, created once per process (lazily).
 
@@ -136,6 +149,7 @@ def get_llm(settings: Settings | None = None) -> BaseChatModel:
             path = s.model_path or packaged_model_path(settings)
             if not Path(path).is_file():
                 raise ModelNotAvailableError(f"GGUF model file {str(path)!r} does not exist")
+            _ensure_build_runs(Path(path), settings)
             from langchain_community.chat_models import ChatLlamaCpp
 
             try:
