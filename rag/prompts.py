@@ -91,3 +91,35 @@ def format_history(
             content = content[:max_chars] + "…"
         lines.append(f"{role}: {content}")
     return "\n".join(lines)
+
+# -- verification questions (the model's P(yes) for the first reply token is the score) -----
+# Both checks start with the same system message and sentence, so the second one re-reads
+# only its last line (llama.cpp reuses the shared prefix of consecutive prompts).
+VERIFY_SYSTEM = """You check one sentence taken from a document. Reply with one word: yes or no."""
+
+SUPPORT_USER = """Sentence: {evidence}
+Statement: {statement}
+Does the sentence say exactly what the statement says, with the same people in the same roles, \
+the same numbers and the same negation?"""
+
+ANSWER_USER = """Sentence: {evidence}
+Question: {question}
+Does the sentence answer this exact question?"""
+
+PHRASE_STATEMENT = "The answer to “{question}” is: {statement}"
+
+
+def support_messages(statement: str, evidence: str) -> list[dict[str, str]]:
+    """Chat messages asking whether ``evidence`` states ``statement``."""
+    return [
+        {"role": "system", "content": VERIFY_SYSTEM},
+        {"role": "user", "content": SUPPORT_USER.format(evidence=evidence, statement=statement)},
+    ]
+
+
+def answer_messages(evidence: str, question: str) -> list[dict[str, str]]:
+    """Chat messages asking whether ``evidence`` answers ``question``."""
+    return [
+        {"role": "system", "content": VERIFY_SYSTEM},
+        {"role": "user", "content": ANSWER_USER.format(evidence=evidence, question=question)},
+    ]
