@@ -40,7 +40,6 @@ from rag.verification import (
 logger = logging.getLogger(__name__)
 
 History = Sequence[dict[str, str]]
-_QUOTE_MARKS = "“”\"'"
 
 
 def validate_history(history: History | None) -> list[dict[str, str]]:
@@ -243,7 +242,7 @@ class AnswerChain:
                 )
             )
             s = c.shown.strip()
-            s = s if c.as_written else "“" + s.strip(_QUOTE_MARKS) + "”"
+            s = s if c.as_written else f"“{s}”"
             end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
             lead = c.lead.strip()
             sentences.append(f"{lead} — {s}{end} [{m}]" if lead else f"{s}{end} [{m}]")

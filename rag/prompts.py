@@ -92,6 +92,7 @@ def format_history(
         lines.append(f"{role}: {content}")
     return "\n".join(lines)
 
+
 # -- verification questions (the model's P(yes) for the first reply token is the score) -----
 # Both checks start with the same system message and sentence, so the second one re-reads
 # only its last line (llama.cpp reuses the shared prefix of consecutive prompts).

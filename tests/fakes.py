@@ -35,3 +35,23 @@ class HashingEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._vec(text)
+
+
+class FixedScorer:
+    """A stand-in for the model's P(yes): the same score for every verification question, so
+    only the lexical stage can reject. Counts the questions asked."""
+
+    def __init__(self, p_yes: float = 0.9) -> None:
+        self.score = p_yes
+        self.calls = 0
+
+    def p_yes(self, messages: object) -> float:
+        self.calls += 1
+        return self.score
+
+
+def fake_verifier(p_yes: float = 0.9):  # type: ignore[no-untyped-def]
+    """The default cascade over a ``FixedScorer``."""
+    from rag.verification import CascadeVerifier, LLMVerifier, Thresholds
+
+    return CascadeVerifier(LLMVerifier(FixedScorer(p_yes), Thresholds(support=0.5, answer=0.5)))

@@ -162,6 +162,16 @@ def shares_content(a: str, b: str) -> bool:
     return bool(ka & kb)
 
 
+MIN_COVERAGE = 0.5
+
+
+def coverage(statement: str, evidence: str, question: str = "") -> float:
+    """Share of the statement's content words found in the evidence or the question."""
+    want = [t.key for t in tokenize(statement) if not t.stop]
+    have = _keys(tokenize(evidence)) | _keys(tokenize(question))
+    return sum(k in have for k in want) / len(want) if want else 1.0
+
+
 def is_phrase(statement: str) -> bool:
     """A bare answer ("Ana Ortiz", "in 1987") rather than a sentence: it needs its question."""
     return sum(1 for t in tokenize(statement) if not t.stop) <= 3 and not any(
@@ -188,6 +198,8 @@ def lexical_decision(statement: str, evidence: str, question: str | None = None)
         return LexicalDecision(False, answers, f"adds {', '.join(missing[:3])}")
     if not shares_content(statement, evidence):
         return LexicalDecision(False, answers, "shares no content word with the evidence")
+    if coverage(statement, evidence, question or "") < MIN_COVERAGE:
+        return LexicalDecision(False, answers, "most of its words are not in the evidence")
     if adds_nothing(statement, evidence) and not (question and is_phrase(statement)):
         return LexicalDecision(True, answers, "adds nothing to the evidence")
     return LexicalDecision(None, answers, "cannot decide from words alone")

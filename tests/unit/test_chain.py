@@ -11,7 +11,7 @@ from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT
-from tests.fakes import HashingEmbedder
+from tests.fakes import HashingEmbedder, fake_verifier
 
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 
@@ -27,7 +27,7 @@ def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:
     # The lexical fake embedder scores lower than MiniLM: relax the relevance floor.
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
-    return AnswerChain(settings=settings, retriever=retriever, llm=llm)
+    return AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=fake_verifier())
 
 
 def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
@@ -39,8 +39,11 @@ def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
     )
     ans = chain_with(retriever, out).invoke(Q)
     assert not ans.abstained
-    assert ans.text == "He is affiliated with the Kathmandu Policy Forum. [1]"
+    # The statement says "He", the source names him: the source sentence is shown, after the
+    # short answer.
     [c] = ans.citations
+    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
+    assert c.text[c.answer_start : c.answer_end] == "Kathmandu Policy Forum"
     assert (c.source, c.paragraph, c.marker) == ("bhutan-qatar.md", 3, 1)
     assert c.text[c.quote_start : c.quote_end] == c.quote
     assert ans.timings.total >= ans.timings.retrieval > 0
@@ -53,8 +56,8 @@ def test_cited_answer_is_shown_with_the_source_sentence_that_supports_it(
     # verifier finds the sentence of the cited paragraph that supports the statement.
     out = "Answer: Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [P2]"
     ans = chain_with(retriever, out).invoke(Q)
-    assert ans.text == "Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [1]"
     [c] = ans.citations
+    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
     assert (c.source, c.paragraph) == ("bhutan-qatar.md", 3)
     assert "Kathmandu Policy Forum" in c.quote and c.text[c.quote_start : c.quote_end] == c.quote
 
@@ -144,7 +147,7 @@ def test_a_lazily_loaded_model_is_serialised(retriever: HybridRetriever, monkeyp
     monkeypatch.setattr(chain_mod, "llm_lock", lambda settings: SpyLock())
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
-    chain = AnswerChain(settings=settings, retriever=retriever)
+    chain = AnswerChain(settings=settings, retriever=retriever, verifier=fake_verifier())
     assert not chain.invoke("When did Bhutan become independent?").abstained
     assert taken == [True]
 

@@ -52,7 +52,9 @@ def test_no_unfaithful_statement_is_shown_as_written_or_passed_by_words(case: di
     assert not adds_nothing(case["statement"], case["evidence"])
     d = lexical_decision(case["statement"], case["evidence"], case["question"])
     assert d.supported is not True, d.reason
-    assert not LexicalVerifier().verify(case["statement"], case["evidence"], case["question"]).accept
+    assert (
+        not LexicalVerifier().verify(case["statement"], case["evidence"], case["question"]).accept
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,10 @@ def test_the_issue_examples_are_rejected_or_left_to_the_model() -> None:
         assert lexical_decision(statement, evidence).supported is False, statement
     for statement, evidence in [
         ("Ana Ortiz sold the Lumen Institute in 1987.", e1),
-        ("Bhutan has signed the agreement with Qatar.", "Qatar has signed the agreement with Bhutan."),
+        (
+            "Bhutan has signed the agreement with Qatar.",
+            "Qatar has signed the agreement with Bhutan.",
+        ),
         ("Jane Roe criticised the plan.", "The plan was criticised by Dr. Jane Roe."),
         ("The plan criticised Dr. Jane Roe.", "The plan was criticised by Dr. Jane Roe."),
         ("Its main office is in Porto.", "Critics say that its main office is in Porto."),
@@ -140,19 +145,25 @@ def test_the_model_is_asked_only_what_words_cannot_decide() -> None:
 def test_a_true_sentence_that_does_not_answer_is_rejected() -> None:
     v, _ = cascade({"Question:": 0.1}, default=0.9)
     e = "The Lumen Institute was founded in 1987 by Ana Ortiz."
-    verdict = v.verify("The Lumen Institute was founded in 1987 by Ana Ortiz.", e, "Who runs the Lumen Institute?")
+    verdict = v.verify(
+        "The Lumen Institute was founded in 1987 by Ana Ortiz.", e, "Who runs the Lumen Institute?"
+    )
     assert verdict.supported and verdict.answers is False and not verdict.accept
 
 
 def test_a_low_p_yes_rejects_a_reordered_statement() -> None:
     v, _ = cascade({"Statement: Bhutan has signed": 0.2}, default=0.9)
-    verdict = v.verify("Bhutan has signed the agreement with Qatar.", "Qatar has signed the agreement with Bhutan.")
+    verdict = v.verify(
+        "Bhutan has signed the agreement with Qatar.", "Qatar has signed the agreement with Bhutan."
+    )
     assert not verdict.supported and verdict.stage == "llm" and verdict.score == 0.2
 
 
 def test_a_bare_answer_is_judged_with_its_question() -> None:
     v, scorer = cascade({}, default=0.9)
-    v.verify("Ana Ortiz", "The Lumen Institute was founded in 1987 by Ana Ortiz.", "Who founded it?")
+    v.verify(
+        "Ana Ortiz", "The Lumen Institute was founded in 1987 by Ana Ortiz.", "Who founded it?"
+    )
     assert "The answer to “Who founded it?” is: Ana Ortiz" in scorer.calls[0]
 
 
