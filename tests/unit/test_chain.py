@@ -87,7 +87,10 @@ def test_not_found_is_an_abstention(retriever: HybridRetriever) -> None:
 
 
 def test_follow_up_is_rewritten_before_retrieval(retriever: HybridRetriever) -> None:
-    out = 'Quote: "They’re not looking to replace India, but to complement it"\nAnswer: Qatar is not looking to replace India.'
+    out = (
+        'Quote: "They’re not looking to replace India, but to complement it"\n'
+        "Answer: Qatar is not looking to replace India."
+    )
     chain = chain_with(retriever, "What did Dr. Ahmed Al-Thani say about India?", out)
     history = [
         {"role": "user", "content": "Who is Dr. Ahmed Al-Thani?"},
@@ -99,7 +102,10 @@ def test_follow_up_is_rewritten_before_retrieval(retriever: HybridRetriever) -> 
 
 
 def test_stream_shows_progress_before_the_final_answer(retriever: HybridRetriever) -> None:
-    out = 'Quote: "dates back to its independence in 1949"\nAnswer: Bhutan became independent in 1949.'
+    out = (
+        'Quote: "dates back to its independence in 1949"\n'
+        "Answer: Bhutan became independent in 1949."
+    )
     events = list(chain_with(retriever, out).stream("When did Bhutan become independent?"))
     kinds = [e.kind for e in events]
     assert kinds[0] == "status" and kinds[-1] == "final" and kinds.count("final") == 1
@@ -142,7 +148,10 @@ def test_a_lazily_loaded_model_is_serialised(retriever: HybridRetriever, monkeyp
         def __exit__(self, *exc: object) -> None:
             lock.release()
 
-    out = 'Quote: "dates back to its independence in 1949"\nAnswer: Bhutan became independent in 1949.'
+    out = (
+        'Quote: "dates back to its independence in 1949"\n'
+        "Answer: Bhutan became independent in 1949."
+    )
     monkeypatch.setattr(chain_mod, "get_llm", lambda settings: FakeListChatModel(responses=[out]))
     monkeypatch.setattr(chain_mod, "llm_lock", lambda settings: SpyLock())
     settings = retriever.settings.model_copy(deep=True)

@@ -97,7 +97,10 @@ def test_the_issue_examples_are_rejected_or_left_to_the_model() -> None:
 
 
 def test_the_answer_span_is_the_part_the_question_does_not_hold() -> None:
-    e = "“Cooperation matters,” notes Dr. Tenzin Wangchuk, a specialist at the Kathmandu Policy Forum."
+    e = (
+        "“Cooperation matters,” notes Dr. Tenzin Wangchuk, "
+        "a specialist at the Kathmandu Policy Forum."
+    )
     q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
     s, t = answer_span("Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum.", e, q)
     assert e[s:t] == "Kathmandu Policy Forum"
