@@ -53,14 +53,24 @@ def pr_curve(scores: Sequence[float], labels: Sequence[bool]) -> list[dict[str, 
 
 
 def fit_threshold(
-    scores: Sequence[float], labels: Sequence[bool], *, max_fpr: float
+    scores: Sequence[float],
+    labels: Sequence[bool],
+    *,
+    max_fpr: float | None = None,
+    min_recall: float | None = None,
 ) -> dict[str, float]:
-    """The lowest threshold whose false-positive rate stays within ``max_fpr``: the most
-    recall for a bounded share of wrong "yes"."""
+    """A threshold from the precision/recall curve: with ``max_fpr``, the lowest one whose
+    false-positive rate stays within it (most recall for a bounded share of wrong "yes");
+    with ``min_recall``, the highest one that keeps that recall (fewest wrong "yes" for a
+    bounded share of missed "yes")."""
+    curve = pr_curve(scores, labels)  # thresholds descending, recall and fpr ascending
     best: dict[str, float] | None = None
-    for row in pr_curve(scores, labels):
-        if row["fpr"] <= max_fpr:
+    for row in curve:
+        if max_fpr is not None and row["fpr"] <= max_fpr:
             best = row
+        if min_recall is not None and row["recall"] >= min_recall:
+            best = row
+            break
     if best is None:
         return {"threshold": 1.0, "precision": 1.0, "recall": 0.0, "fpr": 0.0}
     return best
