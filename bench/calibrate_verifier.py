@@ -75,7 +75,9 @@ def best_sentence(question: str, texts: list[str]) -> str:
     return best[0]
 
 
-def adversarial_pairs(path: Path) -> list[dict[str, Any]]:
+def adversarial_pairs(path: Path, answer_every: int = 1) -> list[dict[str, Any]]:
+    """Support pairs for every case; answer pairs for the irrelevant ones (no) and every
+    ``answer_every``-th other one (yes)."""
     rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     out = []
     for r in rows:
@@ -93,25 +95,30 @@ def adversarial_pairs(path: Path) -> list[dict[str, Any]]:
                 "lexical": d.supported,
             }
         )
-        out.append(
-            {
-                **base,
-                "check": "answer",
-                "evidence": r["evidence"],
-                "question": r["question"],
-                "label": r["kind"] != "irrelevant",
-            }
-        )
+        if r["kind"] == "irrelevant" or len(out) % (2 * answer_every) == 1:
+            out.append(
+                {
+                    **base,
+                    "check": "answer",
+                    "evidence": r["evidence"],
+                    "question": r["question"],
+                    "label": r["kind"] != "irrelevant",
+                }
+            )
     return out
 
 
-def fixed_suite_pairs(path: Path, settings: Settings) -> list[dict[str, Any]]:
+def fixed_suite_pairs(path: Path, settings: Settings, limit: int = 0) -> list[dict[str, Any]]:
     texts = [p.text for doc in load_corpus(settings.corpus_dir) for p in split_paragraphs(doc)]
     rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     out = []
+    taken = {True: 0, False: 0}
     for r in rows:
         if r.get("history") or r.get("category") == "injection":
             continue
+        if limit and taken[bool(r["answerable"])] >= limit:
+            continue
+        taken[bool(r["answerable"])] += 1
         if r["answerable"]:
             ev = r["evidence"][0]
             sent = next(
@@ -269,7 +276,13 @@ def main() -> None:
     ap.add_argument("--adversarial", type=Path, default=ROOT / "evals" / "faithfulness.jsonl")
     ap.add_argument("--questions", type=Path, default=ROOT / "evals" / "questions.jsonl")
     ap.add_argument("--squad", type=Path, default=SQUAD)
-    ap.add_argument("--squad-per-article", type=int, default=4)
+    ap.add_argument("--squad-per-article", type=int, default=2)
+    ap.add_argument(
+        "--adversarial-answer-every", type=int, default=5, help="answer pairs: every n-th case"
+    )
+    ap.add_argument(
+        "--fixed-per-label", type=int, default=5, help="fixed-suite answer pairs per label"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--from-scores", type=Path, nargs="+", help="re-fit saved scores (no model)")
     ap.add_argument("--shard", default="0/1", help="score only shard i of n (i/n) and stop")
@@ -288,7 +301,8 @@ def main() -> None:
             if p["check"] == "support" and p.get("lexical") is not None
         ]
     else:
-        pairs = adversarial_pairs(args.adversarial) + fixed_suite_pairs(args.questions, settings)
+        pairs = adversarial_pairs(args.adversarial, args.adversarial_answer_every)
+        pairs += fixed_suite_pairs(args.questions, settings, args.fixed_per_label)
         if args.squad.is_file():
             pairs += squad_pairs(args.squad, args.squad_per_article, args.seed)
         i, n = (int(x) for x in args.shard.split("/"))

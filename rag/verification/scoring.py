@@ -6,11 +6,14 @@ lock); ``OpenAIYesNoScorer`` asks an OpenAI-compatible server for ``top_logprobs
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
+
+import numpy as np
 
 from rag.errors import LLMError
 
@@ -32,9 +35,12 @@ def _normalised(p_yes: float, p_no: float) -> float:
 class LlamaCppYesNoScorer:
     """P(yes) from a ``llama_cpp.Llama``: one forward pass, the logits of the next token.
 
-    The logits are read with a logits processor, so the model needs no ``logits_all=True``
-    (which would cost memory and time on every generation), and the prompt prefix shared with
-    the previous call is not read again.
+    The prompt is rendered with the model's own chat template and evaluated directly
+    (``Llama.eval``); the next-token logits are read from the context, so the model needs no
+    ``logits_all=True`` and nothing is sampled or cached by the completion API (whose prompt
+    cache copies a 300 MB logits array per call). The tokens shared with the previous
+    verification prompt are not read again, and the context of the first one is kept as a
+    llama.cpp state (a few MB) to restore after the generator has used the model.
     """
 
     def __init__(self, llama: Any, lock: AbstractContextManager[Any], cache_size: int = 512):
@@ -44,7 +50,26 @@ class LlamaCppYesNoScorer:
         self._no = self._first_tokens(NO_WORDS)
         self._cache: OrderedDict[str, float] = OrderedDict()
         self._cache_size = cache_size
+        self._snapshot: tuple[list[int], bytes] | None = None
+        self._format = self._formatter()
         self.calls = 0  # forward passes actually run (cache misses)
+
+    def _formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LLMError("the GGUF model has no chat template to ask verification questions")
+        model = self._llama._model
+
+        def text(token: int) -> str:
+            return str(model.token_get_text(token)) if token != -1 else ""
+
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(self._llama.token_eos()),
+            bos_token=text(self._llama.token_bos()),
+        )
 
     def _first_tokens(self, variants: Sequence[str]) -> list[int]:
         ids: set[int] = set()
@@ -56,36 +81,52 @@ class LlamaCppYesNoScorer:
             raise LLMError("the model's vocabulary has no single-token yes/no")
         return sorted(ids)
 
+    @staticmethod
+    def _common(a: Sequence[int], b: Sequence[int]) -> int:
+        n = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    def _logits(self, tokens: list[int]) -> Any:
+        import llama_cpp
+
+        llama = self._llama
+        current = llama.input_ids[: llama.n_tokens].tolist()
+        reuse = self._common(current, tokens)
+        snap = self._snapshot
+        if snap is not None and self._common(snap[0], tokens) > reuse:
+            data = (ctypes.c_uint8 * len(snap[1])).from_buffer_copy(snap[1])
+            llama_cpp.llama_state_set_data(llama._ctx.ctx, data, len(snap[1]))
+            llama.input_ids[: len(snap[0])] = snap[0]
+            llama.n_tokens = len(snap[0])
+            reuse = self._common(snap[0], tokens)
+        llama.n_tokens = min(reuse, len(tokens) - 1)  # at least the last token is evaluated
+        llama.eval(tokens[llama.n_tokens :])
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
+        if snap is None:
+            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+            buf = (ctypes.c_uint8 * size)()
+            n = llama_cpp.llama_state_get_data(llama._ctx.ctx, buf, size)
+            self._snapshot = (list(tokens), bytes(buf[:n]))
+        return logits
+
     def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
         key = repr(list(messages))
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        from llama_cpp import LogitsProcessorList
-
-        seen: list[Any] = []
-
-        def grab(input_ids: Any, scores: Any) -> Any:
-            if not seen:
-                seen.append(scores.copy())
-            return scores
-
+        prompt = self._format(messages=list(messages)).prompt
+        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         with self._lock:
-            self._llama.create_chat_completion(
-                messages=list(messages),
-                max_tokens=1,
-                temperature=0.0,
-                top_k=1,
-                logits_processor=LogitsProcessorList([grab]),
-            )
+            logits = self._logits(tokens)
         self.calls += 1
-        if not seen:
-            raise LLMError("llama.cpp returned no logits for the verification question")
-        logits = seen[0]
         top = float(logits.max())
-        log_z = top + math.log(float(sum(math.exp(float(x) - top) for x in logits)))
-        p_yes = sum(math.exp(float(logits[i]) - log_z) for i in self._yes)
-        p_no = sum(math.exp(float(logits[i]) - log_z) for i in self._no)
+        z = float(np.exp(logits - top).sum())
+        p_yes = sum(float(np.exp(logits[i] - top)) for i in self._yes) / z
+        p_no = sum(float(np.exp(logits[i] - top)) for i in self._no) / z
         score = _normalised(p_yes, p_no)
         self._cache[key] = score
         if len(self._cache) > self._cache_size:
