@@ -184,3 +184,18 @@ def test_a_true_quote_about_something_else_is_not_an_answer(retriever: HybridRet
     )
     assert chain_with(retriever, out).invoke("Who was the first king of Bhutan?").abstained
     assert not chain_with(retriever, out).invoke("When did Bhutan become independent?").abstained
+
+
+def test_a_part_of_the_question_the_source_does_not_answer_is_named(
+    retriever: HybridRetriever,
+) -> None:
+    out = "Answer [P1]: Bhutan’s policy of neutrality dates back to its independence in 1949."
+    llm = FakeListChatModel(responses=[out])
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    # The model says the 1949 sentence does not answer where Bhutan became independent.
+    verifier = fake_verifier(overrides={"Question: Where": 0.1})
+    chain = AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=verifier)
+    ans = chain.invoke("When did Bhutan become independent, and where?")
+    assert not ans.abstained and "1949" in ans.text
+    assert ans.text.endswith("The source does not say: Where did Bhutan become independent?")
