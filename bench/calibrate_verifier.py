@@ -247,6 +247,39 @@ def held_out(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def adversarial_rates(pairs: list[dict[str, Any]], t_support: float, t_answer: float) -> dict:
+    """The issue's targets on the adversarial set at these thresholds (in-sample).
+
+    Support: the lexical decision, else the model's score. Answer: the model's score where it
+    was scored (every irrelevant case, a sample of the others); a case without one counts as
+    answered, so the paraphrase rate is an upper bound.
+    """
+    sup = {p["id"]: p for p in pairs if p["source"] == "adversarial" and p["check"] == "support"}
+    ans = {p["id"]: p for p in pairs if p["source"] == "adversarial" and p["check"] == "answer"}
+
+    def supported(p: dict[str, Any]) -> bool:
+        return bool(p["lexical"]) if p["lexical"] is not None else p["score"] >= t_support
+
+    def answered(i: str) -> bool:
+        return i not in ans or ans[i]["score"] >= t_answer
+
+    faithful = [p for p in sup.values() if p["kind"] in ("paraphrase", "verbatim")]
+    unfaithful = [p for p in sup.values() if not p["label"]]
+    irrelevant = [p for p in sup.values() if p["kind"] == "irrelevant"]
+    accepted = [p for p in unfaithful if supported(p) and answered(p["id"])]
+    return {
+        "unfaithful_shown_as_written": 0,  # by construction: tests/unit/test_verification.py
+        "unfaithful_accepted": f"{len(accepted)}/{len(unfaithful)}",
+        "unfaithful_accepted_ids": [p["id"] for p in accepted],
+        "faithful_accepted": sum(supported(p) and answered(p["id"]) for p in faithful)
+        / max(1, len(faithful)),
+        "faithful_n": len(faithful),
+        "irrelevant_rejected": sum(not answered(p["id"]) for p in irrelevant)
+        / max(1, len(irrelevant)),
+        "irrelevant_n": len(irrelevant),
+    }
+
+
 def plot(pairs: list[dict[str, Any]], fitted: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -345,6 +378,9 @@ def main() -> None:
             f"seed {args.seed}",
         },
         "held_out_two_fold_by_document": held_out(pairs),
+        "adversarial_in_sample": adversarial_rates(
+            pairs, fitted["support"]["threshold"], fitted["answer"]["threshold"]
+        ),
         "model": "qwen2.5-coder-1.5b-instruct-q4_k_m (packaged)",
         "seconds_per_check_median": sorted(seconds)[len(seconds) // 2] if seconds else None,
     }
