@@ -226,6 +226,7 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
                 "total_s": total,
                 "n_tokens": n_tok,
                 "raw_output": answer.raw_output,
+                "verification_s": answer.timings.verification,
             }
         )
         print(f"rag   {q['id']:<10} {total:6.1f}s  {d['answer'][:90]!r}", file=sys.stderr)
@@ -351,6 +352,10 @@ def main() -> None:
             "peak_rss_mb": data["peak_rss_mb"],
             "wall_s": time.perf_counter() - t0,
         }
+        checks = [r["verification_s"] for r in rows if r.get("verification_s") is not None]
+        if checks:
+            summaries[system]["verification_s"] = summary(checks)
+            summaries[system]["verification_share"] = sum(checks) / max(1e-9, sum(total))
     header = [
         "system",
         "questions",
@@ -386,6 +391,13 @@ def main() -> None:
             print(
                 f"{system}: first visible progress (paragraphs found) "
                 f"p50 {shown['p50']:.2f} s, p95 {shown['p95']:.2f} s"
+            )
+    for system, s in summaries.items():
+        if "verification_s" in s:
+            v = s["verification_s"]
+            print(
+                f"{system}: checking statements p50 {v['p50']:.2f} s, p95 {v['p95']:.2f} s, "
+                f"{100 * s['verification_share']:.0f}% of all answer time"
             )
     print(f"llama.cpp threads: {args.threads}")
     print(

@@ -1,7 +1,7 @@
 """The answer chain (LangChain LCEL):
 
 condense(question, history) -> retrieve -> prompt with numbered paragraphs -> LLM -> parse
--> verify each statement against a source sentence -> Answer (or abstention).
+-> ground each statement in a source sentence a ``Verifier`` accepts -> Answer (or abstention).
 
 Nothing the model writes reaches the user unverified: streamed ``draft`` events are progress
 only; the ``final`` event carries the verified ``Answer``.
@@ -19,14 +19,23 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from rag.citations import VerifiedClaim, parse_claims, verify_claims
+from rag.citations import parse_claims
 from rag.errors import InvalidQueryError, LLMError, LLMTimeoutError
+from rag.grounding import GroundedClaim, ground_claims, question_parts
 from rag.llm import get_llm, llm_lock
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
 from rag.settings import Settings
 from rag.text import content_terms
 from rag.types import ABSTENTION_TEXT, Answer, AnswerEvent, Citation, Passage, Timings
+from rag.verification import (
+    CascadeVerifier,
+    LexicalVerifier,
+    LLMVerifier,
+    Verifier,
+    load_thresholds,
+    scorer_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +71,13 @@ class AnswerChain:
         settings: Settings | None = None,
         retriever: Retriever | None = None,
         llm: BaseChatModel | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._retriever = retriever
         self._llm = llm
         self._llm_injected = llm is not None
+        self._verifier = verifier
 
     @property
     def retriever(self) -> Retriever:
@@ -79,6 +90,21 @@ class AnswerChain:
         if self._llm is None:
             self._llm = get_llm(self.settings)
         return self._llm
+
+    @property
+    def verifier(self) -> Verifier:
+        """The configured verifier over the chain's own model (one instance, one lock)."""
+        if self._verifier is None:
+            name = self.settings.verification.verifier
+            scorer = None if name == "lexical" else scorer_for(self.llm, self.settings)
+            if scorer is None:
+                if name != "lexical":
+                    logger.warning("the model gives no log-probabilities: lexical checks only")
+                self._verifier = LexicalVerifier()
+            else:
+                llm = LLMVerifier(scorer, load_thresholds())
+                self._verifier = llm if name == "llm" else CascadeVerifier(llm)
+        return self._verifier
 
     def _lock(self) -> Any:
         if self._llm_injected:  # an injected model: the caller owns its concurrency
@@ -134,19 +160,32 @@ class AnswerChain:
         """The passages put in the prompt: the best few, to keep the prompt short."""
         return list(passages[: self.settings.llm.max_context_passages])
 
-    def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[VerifiedClaim]:
-        claims = verify_claims(parse_claims(raw), passages, question)
+    def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[GroundedClaim]:
+        """The statements of ``raw`` that the verifier accepts, each with its source sentence."""
+        claims = ground_claims(parse_claims(raw), passages, question, self.verifier)
         distinctive = getattr(self.retriever, "distinctive_terms", None)
         if not self.settings.verification.evidence_must_match_question or distinctive is None:
             return claims
-        # A verbatim quote can still be about something else ("Who was the first king?"
-        # answered with a true sentence that merely names the country). The cited paragraph
-        # must share a distinctive term with the question (checking the quote alone was
-        # measured to reject too many paraphrased questions).
+        # A cited paragraph must share a distinctive term with the question (a word found in
+        # at most half of the indexed chunks): a cheap guard before the answer check.
         wanted = distinctive(question)
         if wanted is None:
             return claims
         return [c for c in claims if wanted & set(content_terms(c.passage.text))]
+
+    def uncovered_parts(self, claims: Sequence[GroundedClaim], question: str) -> list[str]:
+        """The parts of a multi-part question that no accepted statement answers."""
+        parts = question_parts(question)
+        if len(parts) < 2:
+            return []
+        return [
+            part
+            for part in parts
+            if not any(
+                self.verifier.verify(c.statement, c.quote, part).answers is not False
+                for c in claims
+            )
+        ]
 
     # -- answer assembly ------------------------------------------------------------------
 
@@ -174,7 +213,12 @@ class AnswerChain:
         )
 
     @staticmethod
-    def _compose(claims: Sequence[VerifiedClaim]) -> tuple[str, tuple[Citation, ...]]:
+    def _compose(
+        claims: Sequence[GroundedClaim], uncovered: Sequence[str] = ()
+    ) -> tuple[str, tuple[Citation, ...]]:
+        """The answer text: per statement the short answer, then the sentence (as written when
+        it adds nothing to the source, else the source sentence in quotes) and its marker;
+        then the parts of the question the source does not answer."""
         markers: dict[str, int] = {}
         citations: list[Citation] = []
         sentences: list[str] = []
@@ -193,14 +237,17 @@ class AnswerChain:
                     quote=c.quote,
                     quote_start=c.start,
                     quote_end=c.end,
+                    answer_start=c.span[0] if c.span else -1,
+                    answer_end=c.span[1] if c.span else -1,
                 )
             )
-            s = c.statement.strip()
-            if c.extractive:
-                s = f"“{s}”"
-            s = s.rstrip()
+            s = c.shown.strip()
+            s = s if c.as_written else f"“{s}”"
             end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
-            sentences.append(f"{s}{end} [{m}]" if not s.endswith(f"[{m}]") else s)
+            lead = c.lead.strip()
+            sentences.append(f"{lead} — {s}{end} [{m}]" if lead else f"{s}{end} [{m}]")
+        for part in uncovered:
+            sentences.append(f"The source does not say: {part}")
         return " ".join(sentences), tuple(citations)
 
     # -- public ---------------------------------------------------------------------------
@@ -228,7 +275,9 @@ class AnswerChain:
         )
         score = relevance(passages)
         if score < self.settings.retrieval.min_relevance:
-            timings = Timings(t_condense, t_retrieval, None, 0.0, time.perf_counter() - t0)
+            timings = Timings(
+                condense=t_condense, retrieval=t_retrieval, total=time.perf_counter() - t0
+            )
             yield AnswerEvent(
                 "final",
                 answer=self._abstain(
@@ -257,11 +306,21 @@ class AnswerChain:
         raw = "".join(parts)
         t_gen = time.perf_counter() - t2
         yield AnswerEvent("status", "Checking every statement against the sources…")
+        t3 = time.perf_counter()
         claims = self.verify(raw, context, standalone) if raw.strip() else []
         if failure:
             # The last statement may be cut off mid-sentence: show the supporting sentences instead.
-            claims = [replace(c, statement=c.quote, extractive=True) for c in claims]
-        timings = Timings(t_condense, t_retrieval, first, t_gen, time.perf_counter() - t0)
+            claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
+        uncovered = self.uncovered_parts(claims, standalone) if claims else []
+        t_verify = time.perf_counter() - t3
+        timings = Timings(
+            condense=t_condense,
+            retrieval=t_retrieval,
+            first_token=first,
+            generation=t_gen,
+            total=time.perf_counter() - t0,
+            verification=t_verify,
+        )
         if not claims:
             if failure:
                 reason = failure
@@ -273,7 +332,7 @@ class AnswerChain:
                 "final", answer=self._abstain(question, standalone, passages, timings, reason, raw)
             )
             return
-        text, citations = self._compose(claims)
+        text, citations = self._compose(claims, uncovered)
         yield AnswerEvent(
             "final",
             answer=Answer(

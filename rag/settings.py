@@ -60,6 +60,12 @@ class VerificationSettings(BaseModel):
         description="Reject evidence whose paragraph shares no distinctive term (one found in at "
         "most half of the indexed chunks) with the question: a true quote about something else.",
     )
+    verifier: Literal["lexical", "llm", "default"] = Field(
+        "default",
+        description="'default': lexical checks first, the model's calibrated P(yes) where words "
+        "cannot decide and for whether the sentence answers; 'lexical': words only; 'llm': the "
+        "model only (see docs/verification.md).",
+    )
 
 
 class LLMSettings(BaseModel):

@@ -94,6 +94,8 @@ class Citation:
     quote: str
     quote_start: int = -1
     quote_end: int = -1
+    answer_start: int = -1  # the short answer inside the quote (offsets in ``text``), -1: none
+    answer_end: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +110,7 @@ class Timings:
     first_token: float | None = None
     generation: float = 0.0
     total: float = 0.0
+    verification: float = 0.0  # checking the statements (lexical and model checks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,3 +35,27 @@ class HashingEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._vec(text)
+
+
+class FixedScorer:
+    """A stand-in for the model's P(yes): ``p_yes`` for every verification question (so only
+    the lexical stage can reject), except questions whose last message holds a key of
+    ``overrides``. Counts the questions asked."""
+
+    def __init__(self, p_yes: float = 0.9, overrides: dict[str, float] | None = None) -> None:
+        self.score = p_yes
+        self.overrides = overrides or {}
+        self.calls = 0
+
+    def p_yes(self, messages: list[dict[str, str]]) -> float:
+        self.calls += 1
+        last = messages[-1]["content"]
+        return next((p for k, p in self.overrides.items() if k in last), self.score)
+
+
+def fake_verifier(p_yes: float = 0.9, overrides: dict[str, float] | None = None):  # type: ignore[no-untyped-def]
+    """The default cascade over a ``FixedScorer``."""
+    from rag.verification import CascadeVerifier, LLMVerifier, Thresholds
+
+    scorer = FixedScorer(p_yes, overrides)
+    return CascadeVerifier(LLMVerifier(scorer, Thresholds(support=0.5, answer=0.5)))

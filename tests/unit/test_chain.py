@@ -11,7 +11,7 @@ from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT
-from tests.fakes import HashingEmbedder
+from tests.fakes import HashingEmbedder, fake_verifier
 
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 
@@ -27,7 +27,7 @@ def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:
     # The lexical fake embedder scores lower than MiniLM: relax the relevance floor.
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
-    return AnswerChain(settings=settings, retriever=retriever, llm=llm)
+    return AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=fake_verifier())
 
 
 def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
@@ -39,8 +39,11 @@ def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
     )
     ans = chain_with(retriever, out).invoke(Q)
     assert not ans.abstained
-    assert ans.text == "He is affiliated with the Kathmandu Policy Forum. [1]"
+    # The statement says "He", the source names him: the source sentence is shown, after the
+    # short answer.
     [c] = ans.citations
+    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
+    assert c.text[c.answer_start : c.answer_end] == "Kathmandu Policy Forum"
     assert (c.source, c.paragraph, c.marker) == ("bhutan-qatar.md", 3, 1)
     assert c.text[c.quote_start : c.quote_end] == c.quote
     assert ans.timings.total >= ans.timings.retrieval > 0
@@ -53,8 +56,8 @@ def test_cited_answer_is_shown_with_the_source_sentence_that_supports_it(
     # verifier finds the sentence of the cited paragraph that supports the statement.
     out = "Answer: Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [P2]"
     ans = chain_with(retriever, out).invoke(Q)
-    assert ans.text == "Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [1]"
     [c] = ans.citations
+    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
     assert (c.source, c.paragraph) == ("bhutan-qatar.md", 3)
     assert "Kathmandu Policy Forum" in c.quote and c.text[c.quote_start : c.quote_end] == c.quote
 
@@ -84,7 +87,10 @@ def test_not_found_is_an_abstention(retriever: HybridRetriever) -> None:
 
 
 def test_follow_up_is_rewritten_before_retrieval(retriever: HybridRetriever) -> None:
-    out = 'Quote: "They’re not looking to replace India, but to complement it"\nAnswer: Qatar is not looking to replace India.'
+    out = (
+        'Quote: "They’re not looking to replace India, but to complement it"\n'
+        "Answer: Qatar is not looking to replace India."
+    )
     chain = chain_with(retriever, "What did Dr. Ahmed Al-Thani say about India?", out)
     history = [
         {"role": "user", "content": "Who is Dr. Ahmed Al-Thani?"},
@@ -96,7 +102,10 @@ def test_follow_up_is_rewritten_before_retrieval(retriever: HybridRetriever) -> 
 
 
 def test_stream_shows_progress_before_the_final_answer(retriever: HybridRetriever) -> None:
-    out = 'Quote: "dates back to its independence in 1949"\nAnswer: Bhutan became independent in 1949.'
+    out = (
+        'Quote: "dates back to its independence in 1949"\n'
+        "Answer: Bhutan became independent in 1949."
+    )
     events = list(chain_with(retriever, out).stream("When did Bhutan become independent?"))
     kinds = [e.kind for e in events]
     assert kinds[0] == "status" and kinds[-1] == "final" and kinds.count("final") == 1
@@ -139,12 +148,15 @@ def test_a_lazily_loaded_model_is_serialised(retriever: HybridRetriever, monkeyp
         def __exit__(self, *exc: object) -> None:
             lock.release()
 
-    out = 'Quote: "dates back to its independence in 1949"\nAnswer: Bhutan became independent in 1949.'
+    out = (
+        'Quote: "dates back to its independence in 1949"\n'
+        "Answer: Bhutan became independent in 1949."
+    )
     monkeypatch.setattr(chain_mod, "get_llm", lambda settings: FakeListChatModel(responses=[out]))
     monkeypatch.setattr(chain_mod, "llm_lock", lambda settings: SpyLock())
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
-    chain = AnswerChain(settings=settings, retriever=retriever)
+    chain = AnswerChain(settings=settings, retriever=retriever, verifier=fake_verifier())
     assert not chain.invoke("When did Bhutan become independent?").abstained
     assert taken == [True]
 
@@ -172,3 +184,18 @@ def test_a_true_quote_about_something_else_is_not_an_answer(retriever: HybridRet
     )
     assert chain_with(retriever, out).invoke("Who was the first king of Bhutan?").abstained
     assert not chain_with(retriever, out).invoke("When did Bhutan become independent?").abstained
+
+
+def test_a_part_of_the_question_the_source_does_not_answer_is_named(
+    retriever: HybridRetriever,
+) -> None:
+    out = "Answer [P1]: Bhutan’s policy of neutrality dates back to its independence in 1949."
+    llm = FakeListChatModel(responses=[out])
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    # The model says the 1949 sentence does not answer where Bhutan became independent.
+    verifier = fake_verifier(overrides={"Question: Where": 0.1})
+    chain = AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=verifier)
+    ans = chain.invoke("When did Bhutan become independent, and where?")
+    assert not ans.abstained and "1949" in ans.text
+    assert ans.text.endswith("The source does not say: Where did Bhutan become independent?")

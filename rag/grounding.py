@@ -1,0 +1,173 @@
+"""Ground each parsed statement in one source sentence that a ``Verifier`` accepts.
+
+For every statement: rank the sentences of the prompt's paragraphs by the words they share
+with it (the model's quote, when it gave one that occurs, first), ask the verifier about the
+best two, keep the first it accepts. The citation is the paragraph that truly holds the
+sentence. What is shown is the statement as written only when it adds nothing to that
+sentence (``adds_nothing``); otherwise it is the sentence itself, verbatim. The answer span
+(the words that answer) is located in the sentence for highlighting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.citations import Claim, locate_quote
+from rag.injection import looks_like_instruction
+from rag.sentences import sentence_spans
+from rag.types import Passage
+from rag.verification.base import Verdict, Verifier
+from rag.verification.lexical import adds_nothing, answer_span, is_phrase, tokenize
+
+CANDIDATES = 2
+
+
+@dataclass(frozen=True)
+class GroundedClaim:
+    """A statement the verifier accepted, with its evidence in ``passage.text[start:end]``.
+
+    ``shown`` is what the user reads: the statement as written when ``as_written`` (it adds
+    nothing to the evidence), else the evidence itself. ``span`` is the answer's offsets in
+    ``passage.text`` (None when the words that answer are the whole sentence).
+    """
+
+    statement: str
+    shown: str
+    as_written: bool
+    quote: str
+    passage: Passage
+    start: int
+    end: int
+    span: tuple[int, int] | None
+    verdict: Verdict
+
+    @property
+    def lead(self) -> str:
+        """The short answer (the span's text), or "" when there is none."""
+        return self.passage.text[self.span[0] : self.span[1]] if self.span else ""
+
+
+def _keys(text: str) -> set[str]:
+    return {t.key for t in tokenize(text) if not t.stop or t.number}
+
+
+def candidate_sentences(
+    statement: str, passages: Sequence[Passage], question: str = "", prefer: int | None = None
+) -> list[tuple[int, int, int]]:
+    """(passage index, start, end) of the sentences most likely to state ``statement``, best
+    first. A sentence whose names the statement needs sit in the sentence before (he, it…)
+    comes with that sentence."""
+    want = _keys(statement)
+    q = _keys(question)
+    names = {t.key for t in tokenize(statement) if t.name}
+    scored: list[tuple[tuple[float, float, bool], int, int, int]] = []
+    for i, p in enumerate(passages):
+        spans = sentence_spans(p.text)
+        for j, (s, e) in enumerate(spans):
+            sent = p.text[s:e]
+            if looks_like_instruction(sent):
+                continue
+            keys = _keys(sent)
+            overlap = len(want & keys) / max(1, len(want))
+            if not overlap:
+                continue
+            if j and names - keys and names & _keys(p.text[spans[j - 1][0] : s]):
+                s = spans[j - 1][0]
+                keys |= _keys(p.text[s:e])
+                overlap = len(want & keys) / max(1, len(want))
+            scored.append(((overlap, len(q & keys) / max(1, len(q)), i == prefer), i, s, e))
+    scored.sort(key=lambda x: x[0], reverse=True)
+    return [x[1:] for x in scored[:CANDIDATES]]
+
+
+def _quote_sentences(passage: Passage, start: int, end: int) -> tuple[int, int]:
+    """The whole sentence(s) around a located quote."""
+    spans = sentence_spans(passage.text)
+    s = max((a for a, b in spans if a <= start), default=0)
+    e = min((b for a, b in spans if b >= end), default=len(passage.text))
+    return s, e
+
+
+def ground_claims(
+    claims: Sequence[Claim],
+    passages: Sequence[Passage],
+    question: str | None,
+    verifier: Verifier,
+) -> list[GroundedClaim]:
+    """The claims a verifier accepts against a source sentence, each once per sentence."""
+    out: list[GroundedClaim] = []
+    seen: set[tuple[str, int, int]] = set()
+    for claim in claims:
+        statement = claim.statement.strip()
+        if not statement:
+            continue
+        prefer = claim.claimed_paragraph - 1 if claim.claimed_paragraph else None
+        candidates: list[tuple[int, int, int]] = []
+        if claim.quote:
+            hit = locate_quote(claim.quote, passages, prefer=prefer)
+            if hit is not None:
+                i, qs, qe = hit
+                candidates.append((i, *_quote_sentences(passages[i], qs, qe)))
+        for c in candidate_sentences(statement, passages, question or "", prefer):
+            if c not in candidates:
+                candidates.append(c)
+        for i, s, e in candidates[:CANDIDATES]:
+            p = passages[i]
+            evidence = p.text[s:e]
+            if looks_like_instruction(evidence):
+                continue
+            verdict = verifier.verify(statement, evidence, question)
+            if not verdict.accept:
+                if verdict.supported:
+                    break  # a sentence that says it but does not answer: the others won't either
+                continue
+            key = (p.paragraph_id or p.source, s, e)
+            if key in seen:
+                break
+            seen.add(key)
+            as_written = not (question and is_phrase(statement)) and adds_nothing(
+                statement, evidence
+            )
+            span = answer_span(statement, evidence, question or "")
+            shown = statement if as_written else evidence
+            out.append(
+                GroundedClaim(
+                    statement=statement,
+                    shown=shown,
+                    as_written=as_written,
+                    quote=evidence,
+                    passage=p,
+                    start=s,
+                    end=e,
+                    span=(s + span[0], s + span[1]) if span else None,
+                    verdict=verdict,
+                )
+            )
+            break
+    return out
+
+
+_PART_SPLIT = re.compile(
+    r"\s*(?:,\s*(?:and\s+)?|\band\s+)(?=(?:who|whom|whose|what|when|where|which|why|how)\b)",
+    re.IGNORECASE,
+)
+_WH = re.compile(r"^(who|whom|whose|what|when|where|which|why|how)\b\s*(.*)$", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The sub-questions of a multi-part question ("When …, and where?" gives two), or the
+    question alone. An elliptical part ("and where?") borrows the rest of the first part."""
+    parts = [p.strip(" ,?") for p in _PART_SPLIT.split(question.strip()) if p.strip(" ,?")]
+    if len(parts) < 2 or not _WH.match(parts[0]):
+        return [question.strip()]
+    first = _WH.match(parts[0])
+    rest = first.group(2) if first else ""
+    out = []
+    for p in parts:
+        m = _WH.match(p)
+        if m and not m.group(2).strip() and rest:
+            p = f"{m.group(1)} {rest}"
+        out.append(p[:1].upper() + p[1:] + "?")
+    return out

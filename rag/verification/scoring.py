@@ -1,0 +1,155 @@
+"""The model's P(yes) for a yes/no question, read from its first reply token's log-probabilities.
+
+``LlamaCppYesNoScorer`` uses the in-process llama.cpp model the generator uses (one copy, one
+lock); ``OpenAIYesNoScorer`` asks an OpenAI-compatible server for ``top_logprobs``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.errors import LLMError
+
+YES_WORDS = ("yes", "Yes", "YES", " yes", " Yes")
+NO_WORDS = ("no", "No", "NO", " no", " No")
+
+
+class YesNoScorer(Protocol):
+    """P(yes) / (P(yes) + P(no)) of the model's first reply token to ``messages``."""
+
+    def p_yes(self, messages: Sequence[dict[str, str]]) -> float: ...
+
+
+def _normalised(p_yes: float, p_no: float) -> float:
+    total = p_yes + p_no
+    return 0.5 if total <= 0 else p_yes / total
+
+
+class LlamaCppYesNoScorer:
+    """P(yes) from a ``llama_cpp.Llama``: one forward pass, the logits of the next token.
+
+    The prompt is rendered with the model's own chat template and evaluated directly
+    (``Llama.eval``); the next-token logits are read from the context, so the model needs no
+    ``logits_all=True`` and nothing is sampled or cached by the completion API (whose prompt
+    cache copies a 300 MB logits array per call). The tokens shared with the previous
+    verification prompt are not read again, and the context of the first one is kept as a
+    llama.cpp state (a few MB) to restore after the generator has used the model.
+    """
+
+    def __init__(self, llama: Any, lock: AbstractContextManager[Any], cache_size: int = 512):
+        self._llama = llama
+        self._lock = lock
+        self._yes = self._first_tokens(YES_WORDS)
+        self._no = self._first_tokens(NO_WORDS)
+        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache_size = cache_size
+        self._snapshot: tuple[list[int], bytes] | None = None
+        self._format = self._formatter()
+        self.calls = 0  # forward passes actually run (cache misses)
+
+    def _formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LLMError("the GGUF model has no chat template to ask verification questions")
+        model = self._llama._model
+
+        def text(token: int) -> str:
+            return str(model.token_get_text(token)) if token != -1 else ""
+
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(self._llama.token_eos()),
+            bos_token=text(self._llama.token_bos()),
+        )
+
+    def _first_tokens(self, variants: Sequence[str]) -> list[int]:
+        ids: set[int] = set()
+        for v in variants:
+            toks = self._llama.tokenize(v.encode(), add_bos=False, special=False)
+            if len(toks) == 1:
+                ids.add(int(toks[0]))
+        if not ids:
+            raise LLMError("the model's vocabulary has no single-token yes/no")
+        return sorted(ids)
+
+    @staticmethod
+    def _common(a: Sequence[int], b: Sequence[int]) -> int:
+        n = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    def _logits(self, tokens: list[int]) -> Any:
+        import llama_cpp
+
+        llama = self._llama
+        current = llama.input_ids[: llama.n_tokens].tolist()
+        reuse = self._common(current, tokens)
+        snap = self._snapshot
+        if snap is not None and self._common(snap[0], tokens) > reuse:
+            data = (ctypes.c_uint8 * len(snap[1])).from_buffer_copy(snap[1])
+            llama_cpp.llama_state_set_data(llama._ctx.ctx, data, len(snap[1]))
+            llama.input_ids[: len(snap[0])] = snap[0]
+            llama.n_tokens = len(snap[0])
+            reuse = self._common(snap[0], tokens)
+        llama.n_tokens = min(reuse, len(tokens) - 1)  # at least the last token is evaluated
+        llama.eval(tokens[llama.n_tokens :])
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
+        if snap is None:
+            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+            buf = (ctypes.c_uint8 * size)()
+            n = llama_cpp.llama_state_get_data(llama._ctx.ctx, buf, size)
+            self._snapshot = (list(tokens), bytes(buf[:n]))
+        return logits
+
+    def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
+        key = repr(list(messages))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        prompt = self._format(messages=list(messages)).prompt
+        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        with self._lock:
+            logits = self._logits(tokens)
+        self.calls += 1
+        top = float(logits.max())
+        z = float(np.exp(logits - top).sum())
+        p_yes = sum(float(np.exp(logits[i] - top)) for i in self._yes) / z
+        p_no = sum(float(np.exp(logits[i] - top)) for i in self._no) / z
+        score = _normalised(p_yes, p_no)
+        self._cache[key] = score
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return score
+
+
+class OpenAIYesNoScorer:
+    """P(yes) from an OpenAI-compatible server's ``top_logprobs`` for a one-token reply."""
+
+    def __init__(self, chat_model: Any) -> None:
+        self._model = chat_model.bind(max_tokens=1, logprobs=True, top_logprobs=10)
+
+    def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
+        msg = self._model.invoke([(m["role"], m["content"]) for m in messages])
+        content = (msg.response_metadata.get("logprobs") or {}).get("content") or []
+        if not content:
+            raise LLMError("the model server returned no log-probabilities (top_logprobs)")
+        p_yes = p_no = 0.0
+        for alt in content[0].get("top_logprobs", []):
+            word = str(alt.get("token", "")).strip().lower()
+            if word == "yes":
+                p_yes += math.exp(float(alt["logprob"]))
+            elif word == "no":
+                p_no += math.exp(float(alt["logprob"]))
+        return _normalised(p_yes, p_no)
