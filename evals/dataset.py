@@ -11,6 +11,7 @@ Fields (see evals/README.md):
     all_answers optional, true when every answer string must appear
     evidence    verbatim excerpts of the supporting paragraph(s)
     category    optional label used to group results
+    generated   optional, true for a question written by ``evals generate`` (to review)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Question(BaseModel):
     all_answers: bool = False
     evidence: list[str] = Field(default_factory=list)
     category: str = ""
+    generated: bool = False
 
     @field_validator("question")
     @classmethod

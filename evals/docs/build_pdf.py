@@ -15,14 +15,19 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 HERE = Path(__file__).resolve().parent
 
 
-def build(src: Path = HERE / "marlow-seed-bank.txt", out: Path = HERE / "marlow-seed-bank.pdf") -> Path:
+def build(
+    src: Path = HERE / "marlow-seed-bank.txt", out: Path = HERE / "marlow-seed-bank.pdf"
+) -> Path:
     blocks = [b.strip() for b in src.read_text(encoding="utf-8").split("\n\n") if b.strip()]
     styles = getSampleStyleSheet()
     story = [Paragraph(blocks[0], styles["Title"]), Spacer(1, 12)]
     for block in blocks[1:]:
         story += [Paragraph(block, styles["BodyText"]), Spacer(1, 8)]
     doc = SimpleDocTemplate(
-        str(out), pagesize=A4, title=blocks[0], author="Marlow Valley Community Seed Bank",
+        str(out),
+        pagesize=A4,
+        title=blocks[0],
+        author="Marlow Valley Community Seed Bank",
         invariant=1,  # reproducible bytes: no creation date or random id
     )
     doc.build(story)
