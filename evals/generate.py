@@ -43,8 +43,12 @@ Paragraph:
 Reply in exactly this format:
 Question: <the question>"""
 
-_QUESTION = re.compile(r"^\s*\**question\**\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-_ANSWER = re.compile(r"^\s*\**answer\**\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_QUESTION = re.compile(
+    r"^\s*\**\s*question\s*\**\s*[:\-]\s*\**\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
+_ANSWER = re.compile(
+    r"^\s*\**\s*answer\s*\**\s*[:\-]\s*\**\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"”’)]*|$)")
 _WORD = re.compile(r"[A-Za-z][\w'\-]*|\d[\d,.]*")
 _STOP = frozenset(

@@ -2,7 +2,7 @@
 95 % confidence intervals.
 
 Every question ends in exactly one *outcome*: ``answered``, ``abstained`` or ``error`` (the
-chain raised). An error is never an abstention: it counts as a wrong answer in
+chain raised, or abstained only because the model did not finish in time). An error is never an abstention: it counts as a wrong answer in
 ``overall_accuracy`` and ``answer_contains``, is left out of the abstention metrics (it is
 neither a right nor a wrong abstention), and is counted by the ``errors`` metric, gated at 0.
 
@@ -22,6 +22,7 @@ percentile bootstrap over questions for averages of fractional scores and for F1
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -234,15 +235,24 @@ def metric_defs(llm_judges: Sequence[tuple[str, str]] = ()) -> dict[str, MetricD
     return defs
 
 
+# The chain turns a generation timeout into an abstention whose reason says so; the model did
+# not run to the end, so for the evaluation it is an error, not an abstention.
+_CHAIN_FAILURE = re.compile(r"model did not finish within", re.IGNORECASE)
+
+
 def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
     """The predictions.jsonl row of one ``rag.Answer``."""
     d = answer.to_dict()
+    reason = d.get("reason", "") or ""
+    failed = bool(d["abstained"] and _CHAIN_FAILURE.search(reason))
+    outcome = "error" if failed else ("abstained" if d["abstained"] else "answered")
     return {
         "id": q.id,
         "question": q.question,
-        "outcome": "abstained" if d["abstained"] else "answered",
+        "outcome": outcome,
+        **({"error": f"chain: {reason}"} if failed else {}),
         "answer": d["answer"],
-        "abstained": d["abstained"],
+        "abstained": d["abstained"] and not failed,
         "citations": [
             {k: c[k] for k in ("marker", "source", "paragraph", "text", "quote")}
             for c in d["citations"]
