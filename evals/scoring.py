@@ -2,9 +2,10 @@
 95 % confidence intervals.
 
 Every question ends in exactly one *outcome*: ``answered``, ``abstained`` or ``error`` (the
-chain raised, or abstained only because the model did not finish in time). An error is never an abstention: it counts as a wrong answer in
-``overall_accuracy`` and ``answer_contains``, is left out of the abstention metrics (it is
-neither a right nor a wrong abstention), and is counted by the ``errors`` metric, gated at 0.
+chain raised, or abstained only because the model did not finish in time). An error is never
+an abstention: it counts as a wrong answer in ``overall_accuracy`` and ``answer_contains``, is
+left out of the abstention metrics (it is neither a right nor a wrong abstention), and is
+counted by the ``errors`` metric, gated at 0.
 
 Every aggregate metric carries the *judge* that produced it:
 
