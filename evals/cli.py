@@ -35,6 +35,12 @@ CorpusOpt = Annotated[
 ]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder (default: ./data/chroma).")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")]
+SampleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sample", min=1, help="Only N questions spread over the categories (fixed seed)."
+    ),
+]
 ThresholdsOpt = Annotated[
     Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")
 ]
@@ -154,6 +160,7 @@ def _run(
     suite: str,
     limit: int | None,
     thresholds: Path,
+    sample: int | None = None,
     baseline: Path,
     self_judge: bool,
     judge_url: str | None,
@@ -169,8 +176,15 @@ def _run(
     questions, errors = load_questions(questions_path)
     for e in errors:
         err.print(f"[yellow]Warning:[/] {escape(str(questions_path))} {escape(str(e))} (skipped)")
+    n_all = len(questions)
+    if sample is not None:
+        from evals.dataset import stratified_sample
+
+        questions = stratified_sample(questions, sample, seed=0)
     if limit is not None:
         questions = questions[:limit]
+    if len(questions) < n_all:
+        err.print(f"[yellow]Note:[/] running {len(questions)} of {n_all} questions")
     if not questions:
         raise _fail("no valid questions to run")
     try:
@@ -182,6 +196,7 @@ def _run(
             suite=suite,
             questions_file=str(questions_path),
             question_errors=errors,
+            subset=f"{len(questions)} of {n_all} questions" if len(questions) < n_all else "",
             thresholds_path=thresholds,
             baseline_path=baseline,
             llm_judges=judges,
@@ -198,6 +213,7 @@ def run(
     db: DbOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
     limit: LimitOpt = None,
+    sample: SampleOpt = None,
     suite: Annotated[
         str, typer.Option("--suite", help="Section of thresholds/baseline to use.")
     ] = "fixed",
@@ -236,6 +252,7 @@ def run(
         out_dir,
         suite=suite,
         limit=limit,
+        sample=sample,
         thresholds=thresholds,
         baseline=baseline,
         self_judge=self_judge,
@@ -261,7 +278,7 @@ def baseline_cmd(
     if not from_report.is_file():
         raise _fail(f"no report at {from_report}; run `evals run` first")
     report = json.loads(from_report.read_text(encoding="utf-8"))
-    if report.get("limit_applied"):
+    if report.get("subset"):
         err.print("[yellow]Warning:[/] this report covers only part of the question file")
     update_baseline(baseline, report, source=str(from_report))
     out.print(f"Baseline for suite {report.get('suite', 'fixed')!r} updated in {baseline}")

@@ -159,3 +159,24 @@ def missing_evidence(
             if not any(e in t for t in norm):
                 out.append((q.id, ev))
     return out
+
+
+def stratified_sample(questions: Sequence[Question], n: int, seed: int = 0) -> list[Question]:
+    """``n`` questions spread over the categories (round robin over categories, each shuffled
+    with ``seed``), in file order. All of them when ``n`` is not smaller."""
+    import random
+
+    if n >= len(questions):
+        return list(questions)
+    rng = random.Random(seed)
+    groups: dict[str, list[Question]] = {}
+    for q in questions:
+        groups.setdefault(q.category, []).append(q)
+    for g in groups.values():
+        rng.shuffle(g)
+    picked: set[str] = set()
+    while len(picked) < n:
+        for cat in sorted(groups):
+            if groups[cat] and len(picked) < n:
+                picked.add(groups[cat].pop().id)
+    return [q for q in questions if q.id in picked]

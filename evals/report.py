@@ -69,6 +69,7 @@ def render_markdown(
         f"{report.get('n_questions', 0)} questions from `{report.get('questions_file', '')}`, "
         f"corpus `{report.get('corpus', '')}`, k = {report.get('k')}, "
         f"run {report.get('started', '')} ({_fmt(report.get('seconds'))} s)."
+        + (f" **Subset: {report['subset']}.**" if report.get("subset") else "")
     )
     res = report.get("resources") or {}
     if res:

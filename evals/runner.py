@@ -152,6 +152,7 @@ def run_suite(
     llm_judges: Sequence[Judge] = (),
     progress: bool = True,
     index: bool = True,
+    subset: str = "",
 ) -> RunResult:
     """Answer every question with the chain, score, gate and write the report files.
 
@@ -207,6 +208,7 @@ def run_suite(
             "k": k,
             "started": started,
             "llm": settings.llm.backend,
+            "subset": subset,
         }
         result = build(
             questions,
