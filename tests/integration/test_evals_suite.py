@@ -1,8 +1,8 @@
 """The evaluation suites end to end on the real chain (real embedder, Chroma and LLM).
 
-The fixed suite (evals/questions.jsonl, 87 questions over corpus/ and evals/docs) must pass the committed gates
-(evals/thresholds.json, evals/baseline.json). A small SQuAD run checks the conversion,
-ingest and reporting on unseen text.
+The fixed suite (evals/questions.jsonl, 87 questions over corpus/ and evals/docs) must pass
+the committed gates (evals/thresholds.json, evals/baseline.json). A small SQuAD run checks the
+conversion, ingest and reporting on unseen text.
 """
 
 from __future__ import annotations
