@@ -333,7 +333,10 @@ def score(
         list[Path], typer.Argument(help="predictions.jsonl file(s); a later file wins per id.")
     ],
     questions: QuestionsOpt = DEFAULT_QUESTIONS,
-    corpus: CorpusOpt = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus of the run (default: the run's OUT/corpus)."),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
     suite: Annotated[
         str, typer.Option("--suite", help="Section of thresholds/baseline.")
@@ -354,6 +357,8 @@ def score(
             if line.strip():
                 row = json.loads(line)
                 rows[row["id"]] = row
+    if corpus is None and (predictions[-1].parent / "corpus").is_dir():
+        corpus = predictions[-1].parent / "corpus"  # the corpus that run indexed
     settings = _settings(corpus, None)
     result = score_predictions(
         qs,
