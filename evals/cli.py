@@ -664,6 +664,12 @@ def generate(
         ask, find = model_and_retrieval(settings)
         from tqdm import tqdm
 
+        def save(qs: list[Any], stats: Any) -> None:
+            write_questions(out_file, qs)
+            out_file.with_suffix(".stats.json").write_text(
+                json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
+
         total = min(paragraphs, len(paras)) + min(unanswerable, paragraphs)
         with tqdm(total=total, desc="generate", unit="q", disable=not progress) as bar:
             qs, stats = generate_questions(
@@ -674,12 +680,12 @@ def generate(
                 n_unanswerable=unanswerable,
                 seed=seed,
                 on_progress=lambda: bar.update(1),
+                sink=save,
             )
     except RagError as exc:
         raise _fail(str(exc)) from None
-    write_questions(out_file, qs)
+    save(qs, stats)
     s = stats.to_dict()
-    out_file.with_suffix(".stats.json").write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
     out.print(
         f"{s['paragraphs']} paragraphs: answerable {s['answerable_kept']}/"
         f"{s['answerable_written']} kept, unanswerable {s['unanswerable_kept']}/"

@@ -171,6 +171,7 @@ def generate_questions(
     seed: int = 0,
     min_words: int = 25,
     on_progress: Callable[[], None] | None = None,
+    sink: Callable[[list[Question], GenerateStats], None] | None = None,
 ) -> tuple[list[Question], GenerateStats]:
     """Questions for ``paragraphs`` (``rag.types.Paragraph``-like: source, number, text).
 
@@ -230,6 +231,8 @@ def generate_questions(
                 )
             if on_progress:
                 on_progress()
+        if sink:
+            sink(out, stats)
     return out, stats
 
 
