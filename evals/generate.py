@@ -69,6 +69,7 @@ class GenerateStats:
     unanswerable_written: int = 0
     unanswerable_kept: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # every one, for review
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class GenerateStats:
             "unanswerable_written": self.unanswerable_written,
             "unanswerable_kept": self.unanswerable_kept,
             "dropped": dict(self.dropped),
+            "candidates": self.candidates,
         }
 
 
@@ -191,6 +193,15 @@ def generate_questions(
         why = check_answerable(q, a, p.text, retrieve(q) if q else [], (p.source, p.number))
         if not why and _norm(q) in seen:
             why = "duplicate question"
+        stats.candidates.append(
+            {
+                "paragraph": f"{p.source} ¶{p.number}",
+                "kind": "answerable",
+                "question": q,
+                "answer": a,
+                "dropped": why,
+            }
+        )
         if why:
             stats.dropped[f"answerable: {why}"] += 1
         else:
@@ -215,6 +226,14 @@ def generate_questions(
             why = check_unanswerable(uq, p.text, corpus_text)
             if not why and _norm(uq) in seen:
                 why = "duplicate question"
+            stats.candidates.append(
+                {
+                    "paragraph": f"{p.source} ¶{p.number}",
+                    "kind": "unanswerable",
+                    "question": uq,
+                    "dropped": why,
+                }
+            )
             if why:
                 stats.dropped[f"unanswerable: {why}"] += 1
             else:
