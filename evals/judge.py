@@ -3,8 +3,9 @@
 * ``DeterministicJudge`` (name ``deterministic``): written from the definition of a faithful
   statement and sharing no code with ``rag/``'s verifier. The cited quote must occur in the
   cited paragraph, and every number, name, negator and other content word of the statement
-  must be in the quoted sentence (content words other than names and numbers may also come
-  from the question), with names and numbers in a compatible order (who did what to whom).
+  must be in the quoted sentence (other content words may also come from the question, and
+  names and numbers the question gives from the cited paragraph), with names and numbers in a
+  compatible role (who did what to whom).
   It is strict: it says "supported" only when the sentence itself shows it, so a faithful
   paraphrase with new words is "unsupported" (its own precision and recall on the labelled
   faithfulness set: ``evals faithfulness --verifier evals-judge``).
@@ -151,13 +152,18 @@ def _normalise_signs(text: str) -> str:
     return re.sub(r"°\s*C\b", " degrees Celsius", text)
 
 
-def check_statement(statement: str, sentence: str, question: str = "") -> list[str]:
+def check_statement(
+    statement: str, sentence: str, question: str = "", context: str = ""
+) -> list[str]:
     """Why ``statement`` is not supported by ``sentence`` (empty: it is).
 
     The rules, from the definition of a faithful statement:
     1. every number of the statement is in the sentence;
     2. every capitalised word (a name, wherever it stands) is in the sentence, and no name
        occurs more often in the statement than in the sentence ("India ... replace India");
+       a name or number the question itself gives may be restated when the sentence's
+       paragraph (``context``) holds it ("When was the Joint Communiqué between Bhutan and
+       Qatar signed?" -> "... between Bhutan and Qatar was signed ...");
     3. every other content word is in the sentence or the question (stemmed);
     4. every negator of the statement is in the sentence, and a statement that repeats words
        the sentence negates repeats the negation;
@@ -171,13 +177,15 @@ def check_statement(statement: str, sentence: str, question: str = "") -> list[s
     se = _tokens(_normalise_signs(sentence))
     qk = {t.key for t in _tokens(question)}
     sent_keys = Counter(t.key for t in se if t.kind in ("word", "num"))
+    ctx_keys = {t.key for t in _tokens(_normalise_signs(context))} if context else set()
+    given = qk & ctx_keys  # names/numbers the question brings and the paragraph holds
     problems: list[str] = []
     st_names = Counter(t.key for t in st if t.kind == "word" and t.cap)
     se_all = Counter(t.key for t in se if t.kind == "word")
     for t in st:
-        if t.kind == "num" and t.key not in sent_keys:
+        if t.kind == "num" and t.key not in sent_keys and t.key not in given:
             problems.append(f"number {t.key!r} not in the sentence")
-        elif t.kind == "word" and t.cap and t.key not in sent_keys:
+        elif t.kind == "word" and t.cap and t.key not in sent_keys and t.key not in given:
             problems.append(f"name {t.key!r} not in the sentence")
         elif t.kind == "word" and not t.cap and t.key not in sent_keys and t.key not in qk:
             problems.append(f"word {t.key!r} not in the sentence")
@@ -259,7 +267,7 @@ class DeterministicJudge:
         q = _squash(quote)
         if not q or q not in _squash(paragraph):
             return False
-        return not check_statement(statement, quote, question)
+        return not check_statement(statement, quote, question, paragraph)
 
 
 # -- LLM judges ---------------------------------------------------------------------------------
