@@ -1,4 +1,5 @@
-"""The ``evals`` command: run the evaluation suites, gate on thresholds, manage the baseline.
+"""The ``evals`` command: run the evaluation suites, gate on thresholds, manage the baseline,
+compare runs, test a verifier on the labelled faithfulness set, generate starter questions.
 
 Exit codes: 0 all gates passed; 1 a gate failed (metric below threshold, drop from baseline,
 malformed question lines); 2 the run could not be done (bad input, missing index or model).
@@ -34,15 +35,22 @@ CorpusOpt = Annotated[
 ]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Index folder (default: ./data/chroma).")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")]
+SampleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sample", min=1, help="Only N questions spread over the categories (fixed seed)."
+    ),
+]
 ThresholdsOpt = Annotated[
     Path, typer.Option("--thresholds", help="Gate minimums/maximums per suite.")
 ]
 BaselineOpt = Annotated[Path, typer.Option("--baseline", help="Baseline metrics per suite.")]
-LLMJudgeOpt = Annotated[
+SelfJudgeOpt = Annotated[
     bool,
     typer.Option(
-        "--llm-judge/--no-llm-judge",
-        help="Also judge faithfulness with an LLM (yes/no per statement); default: embedded model.",
+        "--self-judge/--no-self-judge",
+        help="Also let the chain's own model judge its statements (reported as self_judge, "
+        "never as independent; about doubles the run time). Off by default.",
     ),
 ]
 JudgeUrlOpt = Annotated[
@@ -50,7 +58,7 @@ JudgeUrlOpt = Annotated[
     typer.Option(
         "--judge-url",
         envvar="EVALS_JUDGE_URL",
-        help="OpenAI-compatible endpoint for the LLM judge.",
+        help="OpenAI-compatible endpoint of an external LLM judge (reported as llm_judge).",
     ),
 ]
 JudgeModelOpt = Annotated[
@@ -95,32 +103,45 @@ def _settings(corpus: Path | None, db: Path | None) -> Any:
         raise _fail("bad configuration: " + " ".join(str(exc).splitlines()[:3])) from None
 
 
-def _judge(enabled: bool, settings: Any, url: str | None, model: str | None) -> Any:
-    if not enabled:
-        return None
+def _judges(self_judge: bool, settings: Any, url: str | None, model: str | None) -> list[Any]:
+    """The LLM judges asked for: an external one (``--judge-url``) and/or the self-judge."""
     from evals.judge import LLMJudge
 
-    key = os.environ.get("EVALS_JUDGE_API_KEY")
-    return LLMJudge.from_settings(settings, base_url=url, model=model, api_key=key)
+    judges: list[Any] = []
+    if url:
+        judges.append(LLMJudge.external(url, model, os.environ.get("EVALS_JUDGE_API_KEY")))
+    if self_judge:
+        judges.append(LLMJudge.self_judge(settings))
+    return judges
 
 
 def _print_summary(result: RunResult) -> None:
     rep = result.report
+    from evals.report import fmt_ci
+
     table = Table(title=f"{rep['suite']}: {rep['n_questions']} questions", show_lines=False)
-    for col in ("metric", "value", "n", "judge", "baseline"):
+    for col in ("metric", "value", "95% interval", "n", "judge", "baseline"):
         table.add_column(col, justify="right" if col in ("value", "n", "baseline") else "left")
     base = rep.get("baseline") or {}
     for name, m in rep["metrics"].items():
         v = m["value"]
         b = base.get(name)
+        judge = str(m["judge"]) + ("" if m.get("independent", True) else " (not independent)")
         table.add_row(
             name,
             "n/a" if v is None else f"{v:.3f}",
+            fmt_ci(m),
             str(m["n"]),
-            escape(str(m["judge"])),
+            escape(judge),
             "" if b is None else f"{b:.3f}",
         )
     out.print(table)
+    res = rep.get("resources") or {}
+    if res:
+        out.print(
+            f"Time {res['seconds_total']} s ({res['seconds_answering']} s answering, ratio "
+            f"{res['overhead_ratio']}); peak memory {res['peak_rss_mb']} MB"
+        )
     for g in result.gates:
         if not g.passed:
             err.print(f"[bold red]GATE FAILED[/] {escape(g.message)}")
@@ -139,8 +160,9 @@ def _run(
     suite: str,
     limit: int | None,
     thresholds: Path,
+    sample: int | None = None,
     baseline: Path,
-    llm_judge: bool,
+    self_judge: bool,
     judge_url: str | None,
     judge_model: str | None,
     progress: bool,
@@ -154,12 +176,19 @@ def _run(
     questions, errors = load_questions(questions_path)
     for e in errors:
         err.print(f"[yellow]Warning:[/] {escape(str(questions_path))} {escape(str(e))} (skipped)")
+    n_all = len(questions)
+    if sample is not None:
+        from evals.dataset import stratified_sample
+
+        questions = stratified_sample(questions, sample, seed=0)
     if limit is not None:
         questions = questions[:limit]
+    if len(questions) < n_all:
+        err.print(f"[yellow]Note:[/] running {len(questions)} of {n_all} questions")
     if not questions:
         raise _fail("no valid questions to run")
     try:
-        judge = _judge(llm_judge, settings, judge_url, judge_model)
+        judges = _judges(self_judge, settings, judge_url, judge_model)
         return run_suite(
             questions,
             settings,
@@ -167,9 +196,10 @@ def _run(
             suite=suite,
             questions_file=str(questions_path),
             question_errors=errors,
+            subset=f"{len(questions)} of {n_all} questions" if len(questions) < n_all else "",
             thresholds_path=thresholds,
             baseline_path=baseline,
-            llm_judge=judge,
+            llm_judges=judges,
             progress=progress,
         )
     except RagError as exc:
@@ -183,28 +213,49 @@ def run(
     db: DbOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
     limit: LimitOpt = None,
+    sample: SampleOpt = None,
     suite: Annotated[
         str, typer.Option("--suite", help="Section of thresholds/baseline to use.")
     ] = "fixed",
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    llm_judge: LLMJudgeOpt = True,
+    eval_docs: Annotated[
+        bool,
+        typer.Option(
+            "--eval-docs/--no-eval-docs",
+            help="Add the evaluation documents of evals/docs (HTML, PDF) to the corpus.",
+        ),
+    ] = True,
+    self_judge: SelfJudgeOpt = False,
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Run the question file through the real chain; write the report; exit 1 if a gate fails."""
+    """Run the question file through the real chain; write the report; exit 1 if a gate fails.
+
+    The run indexes its own corpus: --corpus plus evals/docs, copied to OUT/corpus, indexed in
+    --db (default OUT/db), so the app's index is never touched.
+    """
     _quiet()
-    settings = _settings(corpus, db)
+    from evals.corpus import assemble, eval_documents
+
+    try:
+        run_corpus = assemble(
+            corpus or Path("corpus"), out_dir / "corpus", eval_documents() if eval_docs else ()
+        )
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    settings = _settings(run_corpus, db or out_dir / "db")
     result = _run(
         questions,
         settings,
         out_dir,
         suite=suite,
         limit=limit,
+        sample=sample,
         thresholds=thresholds,
         baseline=baseline,
-        llm_judge=llm_judge,
+        self_judge=self_judge,
         judge_url=judge_url,
         judge_model=judge_model,
         progress=progress,
@@ -227,7 +278,7 @@ def baseline_cmd(
     if not from_report.is_file():
         raise _fail(f"no report at {from_report}; run `evals run` first")
     report = json.loads(from_report.read_text(encoding="utf-8"))
-    if report.get("limit_applied"):
+    if report.get("subset"):
         err.print("[yellow]Warning:[/] this report covers only part of the question file")
     update_baseline(baseline, report, source=str(from_report))
     out.print(f"Baseline for suite {report.get('suite', 'fixed')!r} updated in {baseline}")
@@ -245,13 +296,14 @@ def judge(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Judge only the first N statements.")
     ] = None,
+    self_judge: SelfJudgeOpt = False,
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     corpus: CorpusOpt = None,
     db: DbOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """LLM-judge the statements of an earlier run (faithfulness_llm, judge_agreement); re-gate."""
+    """LLM-judge the statements of an earlier run (--judge-url and/or --self-judge); re-gate."""
     _quiet()
     from evals.dataset import load_questions
     from evals.runner import judge_run
@@ -263,14 +315,11 @@ def judge(
     if questions is not None:
         qs, _errors = load_questions(questions)
     settings = _settings(corpus, db)
+    if not (judge_url or self_judge):
+        raise _fail("say which judge: --judge-url URL (llm_judge) or --self-judge")
     try:
-        result = judge_run(
-            out_dir,
-            _judge(True, settings, judge_url, judge_model),
-            questions=qs,
-            limit=limit,
-            progress=progress,
-        )
+        for j in _judges(self_judge, settings, judge_url, judge_model):
+            result = judge_run(out_dir, j, questions=qs, limit=limit, progress=progress)
     except RagError as exc:
         raise _fail(str(exc)) from None
     _print_summary(result)
@@ -284,7 +333,10 @@ def score(
         list[Path], typer.Argument(help="predictions.jsonl file(s); a later file wins per id.")
     ],
     questions: QuestionsOpt = DEFAULT_QUESTIONS,
-    corpus: CorpusOpt = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus of the run (default: the run's OUT/corpus)."),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("evals/out"),
     suite: Annotated[
         str, typer.Option("--suite", help="Section of thresholds/baseline.")
@@ -305,6 +357,8 @@ def score(
             if line.strip():
                 row = json.loads(line)
                 rows[row["id"]] = row
+    if corpus is None and (predictions[-1].parent / "corpus").is_dir():
+        corpus = predictions[-1].parent / "corpus"  # the corpus that run indexed
     settings = _settings(corpus, None)
     result = score_predictions(
         qs,
@@ -387,7 +441,7 @@ def squad(
     limit: LimitOpt = None,
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
     baseline: BaselineOpt = DEFAULT_BASELINE,
-    llm_judge: LLMJudgeOpt = True,
+    self_judge: SelfJudgeOpt = False,
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     progress: ProgressOpt = True,
@@ -414,7 +468,7 @@ def squad(
         limit=limit,
         thresholds=thresholds,
         baseline=baseline,
-        llm_judge=llm_judge,
+        self_judge=self_judge,
         judge_url=judge_url,
         judge_model=judge_model,
         progress=progress,
@@ -492,6 +546,153 @@ def retrieval(
     else:
         out.print(table)
         out.print(f"Written {out_dir / 'retrieval.md'} and retrieval.json")
+
+
+@app.command()
+def faithfulness(
+    verifier: Annotated[
+        str,
+        typer.Option(
+            "--verifier",
+            help="rag.verification verifier (lexical, llm, default) or evals-judge (the "
+            "evals' own deterministic judge).",
+        ),
+    ] = "default",
+    cases: Annotated[
+        Path | None, typer.Option("--set", help="Labelled set (default evals/faithfulness.jsonl).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path(
+        "evals/out/faithfulness"
+    ),
+    thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
+) -> None:
+    """Run a statement verifier on the labelled faithfulness set; per-kind results; gates."""
+    _quiet()
+    from evals.faithfulness import DEFAULT_SET, FaithfulnessError, run_suite
+    from evals.gates import load_json
+    from evals.report import fmt_ci
+    from rag.errors import RagError
+
+    try:
+        report = run_suite(
+            verifier,
+            set_path=cases or DEFAULT_SET,
+            out_dir=out_dir,
+            thresholds=load_json(thresholds).get("faithfulness", {}),
+        )
+    except (FaithfulnessError, RagError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"faithfulness: verifier {verifier}, {report['n_cases']} cases")
+    for col in ("metric", "value", "95% interval (Wilson)", "n"):
+        table.add_column(col)
+    for name, m in report["metrics"].items():
+        v = m["value"]
+        table.add_row(name, "n/a" if v is None else f"{v:.3f}", fmt_ci(m), str(m["n"]))
+    out.print(table)
+    for g in report["gates"]:
+        if not g["passed"]:
+            err.print(f"[bold red]GATE FAILED[/] {escape(g['message'])}")
+    out.print(f"Written {out_dir / 'faithfulness.md'} and faithfulness.json")
+    out.print(
+        "[bold green]All gates passed.[/]" if report["passed"] else "[bold red]Gates failed.[/]"
+    )
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="Run A (before): its folder or report.json.")],
+    run_b: Annotated[Path, typer.Argument(help="Run B (after): its folder or report.json.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the comparison here (.md; .json too).")
+    ] = None,
+) -> None:
+    """Metric deltas B - A with paired-bootstrap intervals; questions that flipped, side by side."""
+    from evals.compare import CompareError, compare, render_markdown
+
+    try:
+        c = compare(run_a, run_b)
+    except CompareError as exc:
+        raise _fail(str(exc)) from None
+    md = render_markdown(c)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(md, encoding="utf-8")
+        out_file.with_suffix(".json").write_text(
+            json.dumps(c, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    out.print(md, markup=False)
+
+
+@app.command()
+def generate(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="The corpus folder to write questions for.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The question file to write (JSONL).")],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Index folder (default: next to --out).")
+    ] = None,
+    paragraphs: Annotated[
+        int, typer.Option("--paragraphs", min=1, help="Paragraphs to sample (one question each).")
+    ] = 12,
+    unanswerable: Annotated[
+        int, typer.Option("--unanswerable", min=0, help="Unanswerable questions to try.")
+    ] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    progress: ProgressOpt = True,
+) -> None:
+    """Write a starter question file for any corpus (model-written, machine-checked,
+    every line marked generated: true for review)."""
+    _quiet()
+    from evals.dataset import write_questions
+    from evals.generate import generate_questions, model_and_retrieval
+    from rag.errors import RagError
+    from rag.ingest import ingest
+    from rag.loading import load_corpus
+    from rag.paragraphs import split_paragraphs
+
+    if not corpus.is_dir():
+        raise _fail(f"no corpus folder at {corpus}")
+    settings = _settings(corpus, db or out_file.parent / f"{out_file.stem}-db")
+    try:
+        ingest(settings)
+        paras = [p for d in load_corpus(corpus) for p in split_paragraphs(d)]
+        if not paras:
+            raise _fail(f"no readable paragraphs in {corpus}")
+        ask, find = model_and_retrieval(settings)
+        from tqdm import tqdm
+
+        def save(qs: list[Any], stats: Any) -> None:
+            write_questions(out_file, qs)
+            out_file.with_suffix(".stats.json").write_text(
+                json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
+
+        total = min(paragraphs, len(paras)) + min(unanswerable, paragraphs)
+        with tqdm(total=total, desc="generate", unit="q", disable=not progress) as bar:
+            qs, stats = generate_questions(
+                paras,
+                ask,
+                find,
+                n_paragraphs=paragraphs,
+                n_unanswerable=unanswerable,
+                seed=seed,
+                on_progress=lambda: bar.update(1),
+                sink=save,
+            )
+    except RagError as exc:
+        raise _fail(str(exc)) from None
+    save(qs, stats)
+    s = stats.to_dict()
+    out.print(
+        f"{s['paragraphs']} paragraphs: answerable {s['answerable_kept']}/"
+        f"{s['answerable_written']} kept, unanswerable {s['unanswerable_kept']}/"
+        f"{s['unanswerable_written']} kept -> {out_file}"
+    )
+    for why, n in sorted(s["dropped"].items()):
+        out.print(f"  dropped {n}: {why}")
 
 
 def main() -> None:  # pragma: no cover

@@ -11,6 +11,7 @@ Fields (see evals/README.md):
     all_answers optional, true when every answer string must appear
     evidence    verbatim excerpts of the supporting paragraph(s)
     category    optional label used to group results
+    generated   optional, true for a question written by ``evals generate`` (to review)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Question(BaseModel):
     all_answers: bool = False
     evidence: list[str] = Field(default_factory=list)
     category: str = ""
+    generated: bool = False
 
     @field_validator("question")
     @classmethod
@@ -157,3 +159,24 @@ def missing_evidence(
             if not any(e in t for t in norm):
                 out.append((q.id, ev))
     return out
+
+
+def stratified_sample(questions: Sequence[Question], n: int, seed: int = 0) -> list[Question]:
+    """``n`` questions spread over the categories (round robin over categories, each shuffled
+    with ``seed``), in file order. All of them when ``n`` is not smaller."""
+    import random
+
+    if n >= len(questions):
+        return list(questions)
+    rng = random.Random(seed)
+    groups: dict[str, list[Question]] = {}
+    for q in questions:
+        groups.setdefault(q.category, []).append(q)
+    for g in groups.values():
+        rng.shuffle(g)
+    picked: set[str] = set()
+    while len(picked) < n:
+        for cat in sorted(groups):
+            if groups[cat] and len(picked) < n:
+                picked.add(groups[cat].pop().id)
+    return [q for q in questions if q.id in picked]

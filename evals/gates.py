@@ -8,8 +8,13 @@ thresholds.json::
                "max": {"false_abstention_rate": 0.3, ...},
                "baseline_margin": 0.1,                 # allowed drop from baseline (absolute)
                "baseline_margins": {"abstention_recall": 0.2},  # per-metric overrides
-               "baseline_skip": ["latency_p50_s", ...]},        # not compared with baseline
+               "baseline_skip": ["latency_p50_s", ...],        # not compared with baseline
+               "optional": ["faithfulness_llm_judge"]},       # may be absent (see below)
      "squad": {...}}
+
+A gate whose metric is missing from the run, or not applicable (value None), FAILS, unless the
+metric is listed in ``optional``: a misspelled metric name or a judge that was switched off
+must not turn a gate silently off.
 
 baseline.json::
 
@@ -53,14 +58,51 @@ def check_gates(
     question_errors: int = 0,
 ) -> list[GateResult]:
     """Every gate of one suite. ``metrics``: aggregate metrics as from ``scoring.aggregate``;
-    ``thresholds`` / ``baseline``: the suite's section. A metric that is not applicable
-    (value None) or absent passes its gate with a note."""
+    ``thresholds`` / ``baseline``: the suite's section. A metric that is absent or not
+    applicable (value None) fails its gate unless ``thresholds["optional"]`` lists it."""
     results: list[GateResult] = []
+    optional = set(thresholds.get("optional") or [])
 
     def value(name: str) -> float | None:
         v = metrics.get(name, {}).get("value")
         return None if v is None else float(v)
 
+    def missing(name: str, kind: str, limit: float | None) -> GateResult:
+        why = "not in this run" if name not in metrics else "not applicable in this run"
+        if name in optional:
+            return GateResult(name, kind, None, limit, True, f"{name}: {why} (optional)")
+        return GateResult(
+            name,
+            kind,
+            None,
+            limit,
+            False,
+            f"{name}: {why}; the gate cannot pass (misspelled, or mark it optional)",
+        )
+
+    if not thresholds:
+        results.append(
+            GateResult(
+                "thresholds",
+                "config",
+                None,
+                None,
+                False,
+                "no section for this suite in the thresholds file: nothing would be gated",
+            )
+        )
+    if "errors" in metrics and "errors" not in (thresholds.get("max") or {}):
+        v = value("errors") or 0.0
+        results.append(
+            GateResult(
+                "errors",
+                "max",
+                v,
+                0.0,
+                v == 0,
+                f"errors = {v:.0f} {'==' if v == 0 else '>'} 0 (a question the chain raised on)",
+            )
+        )
     if question_errors:
         results.append(
             GateResult(
@@ -75,7 +117,7 @@ def check_gates(
     for name, limit in sorted((thresholds.get("min") or {}).items()):
         v = value(name)
         if v is None:
-            results.append(GateResult(name, "min", None, limit, True, f"{name}: n/a (not gated)"))
+            results.append(missing(name, "min", limit))
             continue
         ok = v >= limit - 1e-9
         results.append(
@@ -86,7 +128,7 @@ def check_gates(
     for name, limit in sorted((thresholds.get("max") or {}).items()):
         v = value(name)
         if v is None:
-            results.append(GateResult(name, "max", None, limit, True, f"{name}: n/a (not gated)"))
+            results.append(missing(name, "max", limit))
             continue
         ok = v <= limit + 1e-9
         results.append(
@@ -99,10 +141,11 @@ def check_gates(
     margins = thresholds.get("baseline_margins") or {}
     skip = set(thresholds.get("baseline_skip") or [])
     for name, b in sorted(base.items()):
-        if name in skip or b is None or name not in metrics:
+        if name in skip or b is None:
             continue
         v = value(name)
         if v is None:
+            results.append(missing(name, "baseline", float(b)))
             continue
         allowed = float(margins.get(name, margin))
         higher = bool(metrics[name].get("higher_is_better", True))

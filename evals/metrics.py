@@ -15,11 +15,33 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.text import fold
+_TYPO = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2032": "'",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+    }
+)
+
+
+def fold(text: str) -> str:
+    """Case-folded NFKC text with typographic quotes and dashes made plain."""
+    return unicodedata.normalize("NFKC", text).translate(_TYPO).casefold()
+
 
 # -- evidence --------------------------------------------------------------------------------
 
@@ -236,30 +258,6 @@ def pair_statements(answer_text: str, citations: Sequence[dict]) -> list[tuple[s
             used.add(pick)
             out.append((stmts[pick][0], c))
     return out
-
-
-UnsupportedFn = Callable[[str, str, str], tuple[list[str], list[str]]]
-
-
-def statement_supported(
-    statement: str,
-    quote: str,
-    paragraph: str,
-    question: str,
-    unsupported: UnsupportedFn,
-    *,
-    max_soft: int = 0,
-) -> bool:
-    """Deterministic faithfulness of one statement: its quote occurs verbatim in the cited
-    paragraph (whitespace aside), and its content words are supported: no number or name
-    missing from the paragraph, and at most ``max_soft`` other content words found neither in
-    the paragraph nor in the question (``unsupported`` is ``rag.citations.unsupported_words``).
-    """
-    q = " ".join(quote.split())
-    if not q or q not in " ".join(paragraph.split()):
-        return False
-    hard, soft = unsupported(statement, paragraph, question)
-    return not hard and len(soft) <= max_soft
 
 
 # -- abstention ------------------------------------------------------------------------------

@@ -1,9 +1,45 @@
-"""report.md and the PNG plots of one run."""
+"""The report of one run: the only writer of report.json, report.md and the PNG plots."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def write_report(
+    report: dict[str, Any],
+    out_dir: Path,
+    questions: dict[str, Any],
+    predictions: dict[str, Any],
+) -> None:
+    """Write report.json, report.md, metrics.png and latency.png into ``out_dir``.
+
+    ``questions``: id -> question dict; ``predictions``: id -> predictions.jsonl row.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out_dir / "report.md").write_text(
+        render_markdown(report, questions, predictions), encoding="utf-8"
+    )
+    try:
+        write_plots(report, out_dir)
+    except Exception as exc:  # plots are a convenience; never fail the run for them
+        logger.warning("plots failed: %s", exc)
+
+
+def fmt_ci(mm: dict[str, Any]) -> str:
+    """'[0.612, 0.801] wilson' or '' when the metric has no interval."""
+    ci = mm.get("ci")
+    if not ci:
+        return ""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}] {mm.get('ci_method') or ''}".strip()
 
 
 def _fmt(v: Any) -> str:
@@ -33,6 +69,25 @@ def render_markdown(
         f"{report.get('n_questions', 0)} questions from `{report.get('questions_file', '')}`, "
         f"corpus `{report.get('corpus', '')}`, k = {report.get('k')}, "
         f"run {report.get('started', '')} ({_fmt(report.get('seconds'))} s)."
+        + (f" **Subset: {report['subset']}.**" if report.get("subset") else "")
+    )
+    res = report.get("resources") or {}
+    if res:
+        lines.append("")
+        lines.append(
+            f"Time: {_fmt(res.get('seconds_total'))} s in all, "
+            f"{_fmt(res.get('seconds_answering'))} s answering "
+            f"(ratio {_fmt(res.get('overhead_ratio'))}); peak memory "
+            f"{_fmt(res.get('peak_rss_mb'))} MB (psutil, sampled every "
+            f"{res.get('rss_sample_s', '?')} s). Judges: "
+            + ", ".join(f"`{j}`" for j in report.get("judges", []))
+            + "."
+        )
+    lines.append("")
+    lines.append(
+        "Intervals are 95 %: `wilson` = Wilson score interval of a k/n share; `bootstrap` = "
+        "percentile bootstrap over questions (2,000 resamples, seed 0). `independent` = no: "
+        "judged by the model that wrote the answers."
     )
     gates = report.get("gates", [])
     passed = report.get("passed", True)
@@ -41,8 +96,11 @@ def render_markdown(
     lines.append("")
     lines.append("## Metrics")
     lines.append("")
-    lines.append("| metric | value | n | judge | baseline | threshold | meaning |")
-    lines.append("|---|---:|---:|---|---:|---|---|")
+    lines.append(
+        "| metric | value | 95 % interval | n | judge | independent | baseline | threshold "
+        "| meaning |"
+    )
+    lines.append("|---|---:|---|---:|---|---|---:|---|---|")
     base = report.get("baseline") or {}
     thr = report.get("thresholds") or {}
     for name, mm in report.get("metrics", {}).items():
@@ -52,7 +110,8 @@ def render_markdown(
         if name in (thr.get("max") or {}):
             limit.append(f"<= {thr['max'][name]}")
         lines.append(
-            f"| {name} | {_fmt(mm.get('value'))} | {mm.get('n')} | {mm.get('judge')} | "
+            f"| {name} | {_fmt(mm.get('value'))} | {fmt_ci(mm)} | {mm.get('n')} | "
+            f"{mm.get('judge')} | {'yes' if mm.get('independent', True) else 'no'} | "
             f"{_fmt(base.get(name))} | {' '.join(limit)} | {mm.get('description', '')} |"
         )
     failed = [g for g in gates if not g["passed"]]
@@ -73,10 +132,15 @@ def render_markdown(
         lines.append("")
         lines.append("## By category")
         lines.append("")
-        lines.append("| category | n | correct | abstained |")
-        lines.append("|---|---:|---:|---:|")
+        lines.append("| category | n | correct | 95 % interval (Wilson) | abstained | errors |")
+        lines.append("|---|---:|---:|---|---:|---:|")
         for c, v in cats.items():
-            lines.append(f"| {c} | {v['n']} | {_fmt(v['correct'])} | {v['abstained']} |")
+            ci = v.get("ci") or []
+            lines.append(
+                f"| {c} | {v['n']} | {_fmt(v['correct'])} | "
+                f"{f'[{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''} | {v['abstained']} | "
+                f"{v.get('errors', 0)} |"
+            )
     failing = [s for s in report.get("questions", []) if s.get("failures")]
     lines.append("")
     lines.append(f"## Failing questions ({len(failing)})")
@@ -98,7 +162,7 @@ def render_markdown(
             lines.append(f"- evidence: {_cell(' … '.join(q.get('evidence', [])), 200)}")
         else:
             lines.append("- expected: abstention (*The source does not say.*)")
-        got = p.get("answer", "")
+        got = p.get("answer", "") if p.get("outcome") != "error" else f"ERROR: {p.get('error')}"
         reason = f" (reason: {p['reason']})" if p.get("reason") else ""
         lines.append(f"- got: {_cell(got)}{reason}")
         for c in p.get("citations", []):
@@ -130,8 +194,10 @@ PLOT_METRICS = (
     "citation_recall",
     "citation_precision",
     "faithfulness_deterministic",
-    "faithfulness_llm",
-    "judge_agreement",
+    "faithfulness_llm_judge",
+    "agreement_llm_judge",
+    "faithfulness_self_judge",
+    "agreement_self_judge",
     "abstention_precision",
     "abstention_recall",
     "abstention_f1",
@@ -152,13 +218,29 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     names = [n for n in PLOT_METRICS if n in metrics]
     cur: list[float] = [float(metrics[n].get("value") or 0.0) for n in names]
     old: list[float] = [float(base.get(n) or 0.0) for n in names]
+    err_lo, err_hi = [], []
+    for n, v in zip(names, cur, strict=True):
+        ci = metrics[n].get("ci") or [v, v]
+        err_lo.append(max(0.0, v - ci[0]))
+        err_hi.append(max(0.0, ci[1] - v))
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(names) + 1.5))
     y = range(len(names))
     h = 0.4
-    ax.barh([i + h / 2 for i in y], cur, height=h, label="this run", color="#3b6ea8")
+    ax.barh(
+        [i + h / 2 for i in y],
+        cur,
+        height=h,
+        label="this run (95 % interval)",
+        color="#3b6ea8",
+        xerr=[err_lo, err_hi],
+        error_kw={"ecolor": "k", "capsize": 2, "lw": 0.8},
+    )
     if base:
         ax.barh([i - h / 2 for i in y], old, height=h, label="baseline", color="#bbbbbb")
-    labels = [f"{n} [{metrics[n].get('judge')}]" for n in names]
+    labels = []
+    for n in names:
+        method = metrics[n].get("ci_method")
+        labels.append(f"{n} [{metrics[n].get('judge')}{', ' + method if method else ''}]")
     ax.set_yticks(list(y))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
@@ -166,8 +248,8 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     for i, v in enumerate(cur):
         ax.text(min(v, 1.0) + 0.01, i + h / 2, f"{v:.2f}", va="center", fontsize=7)
     ax.set_title(
-        f"{report.get('suite', 'fixed')}: metrics vs baseline "
-        "(false_abstention_rate: lower is better)"
+        f"{report.get('suite', 'fixed')}: metrics vs baseline, 95 % intervals "
+        "(Wilson or bootstrap; false_abstention_rate: lower is better)"
     )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

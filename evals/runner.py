@@ -1,4 +1,5 @@
-"""Run a question file through the real answer chain and write the evaluation outputs.
+"""Run a question file through the real answer chain, score it, gate it and hand the result to
+the report writer (``evals.report.write_report``).
 
 Outputs in ``out_dir``: predictions.jsonl, report.json, report.md, metrics.png, latency.png.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 from evals.dataset import LineError, Question
 from evals.gates import GateResult, check_gates, load_json
 from evals.judge import DeterministicJudge, Judge
-from evals.report import render_markdown, write_plots
+from evals.report import write_report
 from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_QUESTIONS = PACKAGE_DIR / "questions.jsonl"
 DEFAULT_THRESHOLDS = PACKAGE_DIR / "thresholds.json"
 DEFAULT_BASELINE = PACKAGE_DIR / "baseline.json"
+RSS_SAMPLE_S = 0.25
 
 
 @dataclass
@@ -38,6 +41,36 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+
+class PeakRss:
+    """Peak resident memory of this process (psutil), sampled in a background thread."""
+
+    def __init__(self, every_s: float = RSS_SAMPLE_S) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._every = every_s
+        self._stop = threading.Event()
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 1e6, 1)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -53,6 +86,58 @@ def _progress(total: int, enabled: bool) -> Any:
     )
 
 
+def _llm_judges(judges: Sequence[Judge]) -> list[tuple[str, str]]:
+    return [(j.kind, j.name) for j in judges if j.kind != "deterministic"]
+
+
+def build(
+    questions: Sequence[Question],
+    scores: list[dict[str, Any]],
+    predictions: dict[str, dict[str, Any]],
+    out_dir: Path,
+    *,
+    suite: str,
+    thresholds: dict[str, Any],
+    baseline: dict[str, Any],
+    judges: Sequence[str],
+    llm_judges: Sequence[tuple[str, str]] = (),
+    question_errors: Sequence[str] = (),
+    meta: dict[str, Any] | None = None,
+) -> RunResult:
+    """Metrics, gates and the report of scored questions (not yet written)."""
+    metrics = aggregate(scores, llm_judges=llm_judges)
+    gates = check_gates(metrics, thresholds, baseline, question_errors=len(question_errors))
+    report: dict[str, Any] = {
+        "suite": suite,
+        **(meta or {}),
+        "n_questions": len(questions),
+        "n_answerable": sum(1 for q in questions if q.answerable),
+        "judges": list(judges),
+        "metrics": metrics,
+        "categories": by_category(scores),
+        "thresholds": thresholds,
+        "baseline": baseline.get("metrics") or {},
+        "gates": [g.to_dict() for g in gates],
+        "passed": all(g.passed for g in gates),
+        "question_errors": list(question_errors),
+        "questions": scores,
+    }
+    return RunResult(report, gates, Path(out_dir))
+
+
+def finish(
+    questions: Sequence[Question],
+    scores: list[dict[str, Any]],
+    predictions: dict[str, dict[str, Any]],
+    out_dir: Path,
+    **kwargs: Any,
+) -> RunResult:
+    """``build`` the report and write it."""
+    result = build(questions, scores, predictions, out_dir, **kwargs)
+    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, predictions)
+    return result
+
+
 def run_suite(
     questions: Sequence[Question],
     settings: Any,
@@ -64,87 +149,101 @@ def run_suite(
     thresholds_path: Path | None = DEFAULT_THRESHOLDS,
     baseline_path: Path | None = DEFAULT_BASELINE,
     chain: Any = None,
-    llm_judge: Judge | None = None,
+    llm_judges: Sequence[Judge] = (),
     progress: bool = True,
     index: bool = True,
+    subset: str = "",
 ) -> RunResult:
     """Answer every question with the chain, score, gate and write the report files.
 
     ``chain``: anything with ``invoke(question, history) -> rag.Answer`` (default: the real
-    ``rag.get_chain(settings)``). ``llm_judge``: an optional second faithfulness judge.
-    ``index``: bring the index in line with the corpus first (incremental ``rag.ingest``).
+    ``rag.get_chain(settings)``). ``llm_judges``: optional LLM faithfulness judges (none by
+    default). ``index``: bring the index in line with the corpus first (incremental ingest).
+    A question on which the chain raises gets the outcome ``error``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.perf_counter()
-    if index:
-        from rag.ingest import ensure_index, ingest
+    answering = 0.0
+    with PeakRss() as rss:
+        if index:
+            from rag.ingest import ingest
 
-        if ensure_index(settings) is None:
-            ingest(settings)  # already indexed: only what changed is embedded
-    if chain is None:
-        from rag.chain import get_chain
+            ingest(settings)  # incremental: only what changed is embedded
+        if chain is None:
+            from rag.chain import get_chain
 
-        chain = get_chain(settings)
-    judges: list[Judge] = [DeterministicJudge()]
-    if llm_judge is not None:
-        judges.append(llm_judge)
-    k = int(settings.retrieval.k)
-    scores: list[dict[str, Any]] = []
-    preds: dict[str, dict[str, Any]] = {}
-    pred_path = out_dir / "predictions.jsonl"
-    with pred_path.open("w", encoding="utf-8") as pf, _progress(len(questions), progress) as bar:
-        for q in questions:
-            texts: list[str] = []
-            try:
-                ans = chain.invoke(q.question, q.history_dicts())
-                pred = prediction_record(q, ans)
-                texts = [p.text for p in ans.passages]
-            except Exception as exc:  # one failing question must not lose the others
-                logger.warning("question %s failed: %s", q.id, exc)
-                pred = error_record(q, f"{type(exc).__name__}: {exc}")
-            pf.write(json.dumps(pred, ensure_ascii=False) + "\n")
-            pf.flush()
-            preds[q.id] = pred
-            scores.append(score_question(q, pred, texts, k=k, judges=judges))
-            bar.update(1)
-            bar.set_postfix_str(q.id)
-    llm_name = llm_judge.name if llm_judge is not None else None
-    metrics = aggregate(questions, scores, llm_judge=llm_name)
-    thresholds = load_json(thresholds_path).get(suite, {})
-    baseline = load_json(baseline_path).get(suite, {})
-    gates = check_gates(metrics, thresholds, baseline, question_errors=len(question_errors))
-    report: dict[str, Any] = {
-        "suite": suite,
-        "questions_file": questions_file,
-        "corpus": str(settings.corpus_dir),
-        "k": k,
-        "started": started,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "n_questions": len(questions),
-        "n_answerable": sum(1 for q in questions if q.answerable),
-        "judges": [j.name for j in judges],
-        "llm": settings.llm.backend,
-        "metrics": metrics,
-        "categories": by_category(questions, scores),
-        "thresholds": thresholds,
-        "baseline": baseline.get("metrics") or {},
-        "gates": [g.to_dict() for g in gates],
-        "passed": all(g.passed for g in gates),
-        "question_errors": [str(e) for e in question_errors],
-        "questions": scores,
+            chain = get_chain(settings)
+        judges: list[Judge] = [DeterministicJudge(), *llm_judges]
+        k = int(settings.retrieval.k)
+        scores: list[dict[str, Any]] = []
+        preds: dict[str, dict[str, Any]] = {}
+        pred_path = out_dir / "predictions.jsonl"
+        with (
+            pred_path.open("w", encoding="utf-8") as pf,
+            _progress(len(questions), progress) as bar,
+        ):
+            for q in questions:
+                texts: list[str] = []
+                ta = time.perf_counter()
+                try:
+                    ans = chain.invoke(q.question, q.history_dicts())
+                    answering += time.perf_counter() - ta
+                    pred = prediction_record(q, ans)
+                    texts = [p.text for p in ans.passages]
+                except Exception as exc:  # its own outcome; the other questions still run
+                    answering += time.perf_counter() - ta
+                    logger.warning("question %s failed: %s", q.id, exc)
+                    pred = error_record(q, f"{type(exc).__name__}: {exc}")
+                pf.write(json.dumps(pred, ensure_ascii=False) + "\n")
+                pf.flush()
+                preds[q.id] = pred
+                scores.append(score_question(q, pred, texts, k=k, judges=judges))
+                bar.update(1)
+                bar.set_postfix_str(q.id)
+        meta = {
+            "questions_file": questions_file,
+            "corpus": str(settings.corpus_dir),
+            "k": k,
+            "started": started,
+            "llm": settings.llm.backend,
+            "subset": subset,
+        }
+        result = build(
+            questions,
+            scores,
+            preds,
+            out_dir,
+            suite=suite,
+            thresholds=load_json(thresholds_path).get(suite, {}),
+            baseline=load_json(baseline_path).get(suite, {}),
+            judges=[j.name for j in judges],
+            llm_judges=_llm_judges(judges),
+            question_errors=[str(e) for e in question_errors],
+            meta=meta,
+        )
+    # time (index, answers, scoring, metrics with intervals; not the file writing) and memory
+    total = time.perf_counter() - t0
+    result.report["seconds"] = round(total, 1)
+    result.report["resources"] = {
+        "seconds_total": round(total, 1),
+        "seconds_answering": round(answering, 1),
+        "overhead_ratio": round(total / answering, 3) if answering else None,
+        "peak_rss_mb": rss.peak_mb,
+        "rss_sample_s": RSS_SAMPLE_S,
     }
-    (out_dir / "report.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    qmap = {q.id: q.model_dump() for q in questions}
-    (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
-    try:
-        write_plots(report, out_dir)
-    except Exception as exc:  # plots are a convenience; never fail the run for them
-        logger.warning("plots failed: %s", exc)
-    return RunResult(report, gates, out_dir)
+    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, preds)
+    return result
+
+
+def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    preds = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            p = json.loads(line)
+            preds[p["id"]] = p
+    return preds
 
 
 def judge_run(
@@ -155,8 +254,8 @@ def judge_run(
     limit: int | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Apply a (slow) LLM judge to the statements of an earlier run in ``out_dir``, then
-    recompute faithfulness_llm and judge_agreement, re-check the gates and rewrite the report.
+    """Apply an LLM judge to the statements of an earlier run in ``out_dir``, then recompute
+    its metrics and gates and rewrite the report.
 
     Answering and LLM judging are separable so that a run on a busy CPU can answer first and
     be judged later. ``limit``: judge at most this many statements (the first ones).
@@ -170,11 +269,7 @@ def judge_run(
     by_id = {q.id: q for q in questions}
     scores = report["questions"]
     qs = [by_id[s["id"]] for s in scores]
-    preds = {}
-    for line in (out_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            p = json.loads(line)
-            preds[p["id"]] = p
+    preds = _read_predictions(out_dir / "predictions.jsonl")
     todo = [(s, st) for s in scores for st in s.get("statements", [])]
     if limit is not None:
         todo = todo[:limit]
@@ -194,28 +289,26 @@ def judge_run(
                 judge.supported(st["statement"], st["quote"], text, asked) if text else None
             )
             bar.update(1)
-    metrics = aggregate(qs, scores, llm_judge=judge.name)
-    gates = check_gates(
-        metrics,
-        report.get("thresholds") or {},
-        {"metrics": report.get("baseline") or {}},
-        question_errors=len(report.get("question_errors") or []),
+    names = list(dict.fromkeys([*report.get("judges", []), judge.name]))
+    kinds = [(n.split(":", 1)[0], n) for n in names if n.split(":", 1)[0] != "deterministic"]
+    meta = {
+        k: report.get(k)
+        for k in ("questions_file", "corpus", "k", "started", "llm", "seconds", "resources")
+    }
+    meta["llm_judged_statements"] = len(todo)
+    return finish(
+        qs,
+        scores,
+        preds,
+        out_dir,
+        suite=report.get("suite", "fixed"),
+        thresholds=report.get("thresholds") or {},
+        baseline={"metrics": report.get("baseline") or {}},
+        judges=names,
+        llm_judges=kinds,
+        question_errors=report.get("question_errors") or [],
+        meta=meta,
     )
-    report["metrics"] = metrics
-    report["judges"] = sorted(set(report.get("judges", [])) | {judge.name})
-    report["llm_judged_statements"] = len(todo)
-    report["gates"] = [g.to_dict() for g in gates]
-    report["passed"] = all(g.passed for g in gates)
-    (out_dir / "report.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    qmap = {q.id: q.model_dump() for q in qs}
-    (out_dir / "report.md").write_text(render_markdown(report, qmap, preds), encoding="utf-8")
-    try:
-        write_plots(report, out_dir)
-    except Exception as exc:
-        logger.warning("plots failed: %s", exc)
-    return RunResult(report, gates, out_dir)
 
 
 def score_predictions(
@@ -233,7 +326,7 @@ def score_predictions(
 
     Retrieved paragraphs are looked up by (source, paragraph) in ``settings.corpus_dir``, so the
     corpus must be the one the predictions were made on. Questions without a prediction are
-    left out. Only the deterministic judge runs (use ``judge_run`` for the LLM judge).
+    left out. Only the deterministic judge runs (use ``judge_run`` for an LLM judge).
     """
     from rag.loading import load_corpus
     from rag.paragraphs import split_paragraphs
@@ -258,38 +351,24 @@ def score_predictions(
                 paras.get((r["source"], int(r["paragraph"])), "") for r in pred.get("retrieved", [])
             ]
             scores.append(score_question(q, pred, texts, k=k, judges=judges))
-    metrics = aggregate(qs, scores)
-    thresholds = load_json(thresholds_path).get(suite, {})
-    baseline = load_json(baseline_path).get(suite, {})
-    gates = check_gates(metrics, thresholds, baseline)
-    report: dict[str, Any] = {
-        "suite": suite,
+    meta = {
         "questions_file": questions_file,
         "corpus": str(settings.corpus_dir),
         "k": k,
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": None,
-        "n_questions": len(qs),
-        "n_answerable": sum(1 for q in qs if q.answerable),
-        "judges": [j.name for j in judges],
         "llm": settings.llm.backend,
         "rescored": True,
-        "metrics": metrics,
-        "categories": by_category(qs, scores),
-        "thresholds": thresholds,
-        "baseline": baseline.get("metrics") or {},
-        "gates": [g.to_dict() for g in gates],
-        "passed": all(g.passed for g in gates),
-        "question_errors": [],
-        "questions": scores,
     }
-    (out_dir / "report.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    return finish(
+        qs,
+        scores,
+        by_id,
+        out_dir,
+        suite=suite,
+        thresholds=load_json(thresholds_path).get(suite, {}),
+        baseline=load_json(baseline_path).get(suite, {}),
+        judges=[j.name for j in judges],
+        question_errors=[],
+        meta=meta,
     )
-    qmap = {q.id: q.model_dump() for q in qs}
-    (out_dir / "report.md").write_text(render_markdown(report, qmap, by_id), encoding="utf-8")
-    try:
-        write_plots(report, out_dir)
-    except Exception as exc:
-        logger.warning("plots failed: %s", exc)
-    return RunResult(report, gates, out_dir)

@@ -6,6 +6,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from evals.corpus import assemble, eval_documents
 from evals.dataset import (
     Question,
     load_questions,
@@ -104,20 +107,57 @@ def test_fixed_suite_loads_without_errors() -> None:
     assert any(not q.answerable for q in qs) and any(q.answerable for q in qs)
 
 
-def test_every_evidence_string_occurs_verbatim_in_the_corpus() -> None:
+@pytest.fixture(scope="module")
+def eval_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus `evals run` indexes: corpus/ plus the documents of evals/docs."""
+    return assemble(CORPUS, tmp_path_factory.mktemp("evalcorpus"), eval_documents())
+
+
+def test_every_evidence_string_occurs_verbatim_in_the_corpus(eval_corpus: Path) -> None:
     qs, _ = load_questions(QUESTIONS)
-    texts = [d.text for d in load_corpus(CORPUS)]
-    assert texts
+    texts = [d.text for d in load_corpus(eval_corpus)]
+    assert len(texts) == 3
     assert missing_evidence(qs, texts) == []
 
 
-def test_every_evidence_string_lies_inside_one_indexed_paragraph() -> None:
-    """Evidence must not span two paragraphs, or no retrieved paragraph could contain it."""
-    from evals.metrics import contains_evidence
+def _paragraphs(corpus: Path) -> list[tuple[str, int, str]]:
     from rag.paragraphs import split_paragraphs
 
-    paras = [p.text for d in load_corpus(CORPUS) for p in split_paragraphs(d)]
+    return [(p.source, p.number, p.text) for d in load_corpus(corpus) for p in split_paragraphs(d)]
+
+
+def test_every_evidence_string_lies_inside_one_indexed_paragraph(eval_corpus: Path) -> None:
+    """Evidence must not span two paragraphs, or no retrieved paragraph could contain it."""
+    from evals.metrics import contains_evidence
+
+    paras = [t for _s, _n, t in _paragraphs(eval_corpus)]
     qs, _ = load_questions(QUESTIONS)
     for q in qs:
         for ev in q.evidence:
             assert any(contains_evidence(p, [ev]) for p in paras), (q.id, ev)
+
+
+def test_suite_covers_multi_paragraph_multi_turn_and_other_document_kinds(
+    eval_corpus: Path,
+) -> None:
+    """>= 15 multi-paragraph questions whose evidence really lies in two or more paragraphs,
+    >= 15 multi-turn questions, and questions answered from the HTML page and the PDF."""
+    from evals.metrics import contains_evidence
+
+    paras = _paragraphs(eval_corpus)
+    qs, _ = load_questions(QUESTIONS)
+    multi = [q for q in qs if q.category == "multi_paragraph"]
+    assert len(multi) >= 15
+    for q in multi:
+        where = {
+            next((s, n) for s, n, t in paras if contains_evidence(t, [ev])) for ev in q.evidence
+        }
+        assert q.all_answers and len(where) >= 2, q.id
+    turns = [q for q in qs if q.category == "multi_turn"]
+    assert len(turns) >= 15 and all(q.history for q in turns)
+    sources = Counter(
+        s for q in qs for ev in q.evidence for s, _n, t in paras if contains_evidence(t, [ev])
+    )
+    for doc in eval_documents():
+        assert sources[doc.name] >= 8, doc.name
+    assert {d.suffix for d in eval_documents()} == {".html", ".pdf"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from evals import metrics as m
-from rag.citations import unsupported_words
 
 P_GOOD = "Dr. Tenzin Wangchuk is a specialist at the Kathmandu Policy Forum. He writes often."
 P_OTHER = "Qatar benefits from significant hydrocarbon reserves."
@@ -184,29 +183,6 @@ def test_split_and_pair_statements() -> None:
     # a citation whose marker has no sentence gets the whole answer
     pairs3 = m.pair_statements("Only text. [1]", [{"marker": 1}, {"marker": 3}])
     assert pairs3[1][0] == "Only text."
-
-
-def test_statement_supported_rules() -> None:
-    para = "Dr. Tenzin Wangchuk is a specialist at the Kathmandu Policy Forum."
-    quote = "a specialist at the Kathmandu Policy Forum"
-    ok = m.statement_supported(
-        "Wangchuk works at the Kathmandu Policy Forum.",
-        quote,
-        para,
-        "Where does Wangchuk work?",
-        unsupported_words,
-    )
-    assert ok
-    # quote not verbatim in the paragraph
-    assert not m.statement_supported(
-        "Wangchuk is a specialist.", "a specialist in Delhi", para, "", unsupported_words
-    )
-    # a name the paragraph does not hold
-    assert not m.statement_supported("Wangchuk works in Delhi.", quote, para, "", unsupported_words)
-    # an unsupported ordinary content word: fails at max_soft=0, passes at max_soft=1
-    stmt = "Wangchuk is a celebrated specialist at the Kathmandu Policy Forum."
-    assert not m.statement_supported(stmt, quote, para, "", unsupported_words)
-    assert m.statement_supported(stmt, quote, para, "", unsupported_words, max_soft=1)
 
 
 # -- abstention ------------------------------------------------------------------------------

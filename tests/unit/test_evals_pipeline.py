@@ -75,7 +75,8 @@ class FakeChain:
 
 
 class YesJudge:
-    name = "llm:fake"
+    name = "llm_judge:fake"
+    kind = "llm_judge"
 
     def supported(self, statement: str, quote: str, paragraph: str, question: str) -> bool | None:
         return True
@@ -96,7 +97,7 @@ def _run(tmp_path: Path, **kw: Any) -> Any:
 
 
 def test_run_suite_writes_every_output_and_scores_by_hand(tmp_path: Path) -> None:
-    res = _run(tmp_path, llm_judge=YesJudge())
+    res = _run(tmp_path, llm_judges=[YesJudge()])
     out = tmp_path / "out"
     for name in ("predictions.jsonl", "report.json", "report.md", "metrics.png", "latency.png"):
         assert (out / name).is_file(), name
@@ -130,12 +131,19 @@ def test_run_suite_writes_every_output_and_scores_by_hand(tmp_path: Path) -> Non
     assert mm["latency_p50_s"] == 4.0  # 2, 4, 4, 4
     # deterministic: a1 supported; u2 "Doha" is a name not in the paragraph -> unsupported
     assert mm["faithfulness_deterministic"] == 0.5
-    assert mm["faithfulness_llm"] == 1.0
-    assert mm["judge_agreement"] == 0.5
-    assert res.report["metrics"]["faithfulness_llm"]["judge"] == "llm:fake"
+    assert mm["faithfulness_llm_judge"] == 1.0
+    assert mm["agreement_llm_judge"] == 0.5
+    assert mm["errors"] == 0
+    assert res.report["metrics"]["faithfulness_llm_judge"]["judge"] == "llm_judge:fake"
     assert res.report["metrics"]["faithfulness_deterministic"]["judge"] == "deterministic"
+    # every rate carries a 95 % interval that holds its value
+    for name in ("answer_contains", "overall_accuracy", "abstention_recall", "retrieval_mrr"):
+        m = res.report["metrics"][name]
+        assert m["ci_method"] in ("wilson", "bootstrap")
+        assert m["ci"][0] <= m["value"] <= m["ci"][1], name
+    assert res.report["metrics"]["answer_contains"]["ci_method"] == "wilson"
     md = (out / "report.md").read_text()
-    assert "| answer_contains | 0.500 |" in md
+    assert "| answer_contains | 0.500 | [0.095, 0.905] wilson |" in md
     assert "### a2" in md and "abstained on an answerable question" in md
     assert "### u2" in md and "answered an unanswerable question" in md
     assert "### a1" not in md
@@ -155,7 +163,9 @@ def test_run_suite_survives_a_failing_question(tmp_path: Path) -> None:
     )
     preds = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert preds[0]["error"].startswith("RuntimeError") and preds[1]["abstained"] is False
+    assert preds[0]["outcome"] == "error" and preds[0]["abstained"] is False
     assert res.report["questions"][0]["failures"][0].startswith("error")
+    assert res.report["metrics"]["errors"]["value"] == 1
 
 
 def test_history_is_passed_to_the_chain(tmp_path: Path) -> None:
@@ -189,20 +199,28 @@ def _metrics(**vals: float | None) -> dict[str, dict[str, Any]]:
     return {k: {"value": v, "higher_is_better": k not in lower} for k, v in vals.items()}
 
 
-def test_gates_min_max_and_na() -> None:
+def test_gates_min_max_and_not_applicable() -> None:
     th = {
-        "min": {"answer_contains": 0.6, "faithfulness_llm": 0.5},
+        "min": {"answer_contains": 0.6, "faithfulness_llm_judge": 0.5, "citation_recall": 0.5},
         "max": {"false_abstention_rate": 0.3},
+        "optional": ["faithfulness_llm_judge"],
     }
     res = check_gates(
-        _metrics(answer_contains=0.7, false_abstention_rate=0.4, faithfulness_llm=None), th
+        _metrics(
+            answer_contains=0.7,
+            false_abstention_rate=0.4,
+            faithfulness_llm_judge=None,
+            citation_recall=None,
+        ),
+        th,
     )
     by = {(g.metric, g.kind): g for g in res}
     assert by[("answer_contains", "min")].passed
     assert not by[("false_abstention_rate", "max")].passed
-    assert (
-        by[("faithfulness_llm", "min")].passed and "n/a" in by[("faithfulness_llm", "min")].message
-    )
+    # not applicable: passes only when marked optional
+    assert by[("faithfulness_llm_judge", "min")].passed
+    assert "optional" in by[("faithfulness_llm_judge", "min")].message
+    assert not by[("citation_recall", "min")].passed
     res = check_gates(_metrics(answer_contains=0.59), th)
     assert not [g for g in res if g.metric == "answer_contains"][0].passed
 
@@ -235,7 +253,7 @@ def test_gates_baseline_drop_with_margins_and_direction() -> None:
 
 def test_gates_question_file_errors_fail() -> None:
     res = check_gates({}, {}, None, question_errors=2)
-    assert len(res) == 1 and not res[0].passed
+    assert [(g.metric, g.passed) for g in res] == [("thresholds", False), ("question_file", False)]
 
 
 def test_update_baseline_records_the_reports_suite(tmp_path: Path) -> None:
@@ -283,19 +301,22 @@ def test_llm_judge_asks_the_model_and_parses() -> None:
             return type("M", (), {"content": self.reply})()
 
     m = Model("Yes")
-    j = LLMJudge(m, "llm:fake")
+    j = LLMJudge(m, "fake", "llm_judge")
+    assert j.name == "llm_judge:fake"
     assert j.supported("It was in New York.", "q", PARA1, "Where?") is True
     assert (
         "New York this month" in m.seen[0][1].content
         and "It was in New York." in m.seen[0][1].content
     )
-    assert LLMJudge(Model("no"), "x").supported("s", "q", "p", "") is False
+    assert LLMJudge(Model("no"), "x", "self_judge").supported("s", "q", "p", "") is False
+    with pytest.raises(ValueError):
+        LLMJudge(Model("no"), "x", "independent")
 
     class Broken:
         def invoke(self, *a: Any, **k: Any) -> Any:
             raise RuntimeError("down")
 
-    assert LLMJudge(Broken(), "x").supported("s", "q", "p", "") is None
+    assert LLMJudge(Broken(), "x", "llm_judge").supported("s", "q", "p", "") is None
 
 
 def test_deterministic_judge() -> None:
@@ -449,7 +470,7 @@ def test_cli_run_exit_code_follows_the_gate(
     real = runner.run_suite
 
     def fake_run_suite(questions: Any, settings: Any, out_dir: Path, **kw: Any) -> Any:
-        kw.pop("llm_judge", None)
+        assert kw.pop("llm_judges") == []  # no LLM judge unless asked
         return real(questions, settings, out_dir, chain=FakeChain(), index=False, **kw)
 
     monkeypatch.setattr(runner, "run_suite", fake_run_suite)
@@ -467,7 +488,6 @@ def test_cli_run_exit_code_follows_the_gate(
         str(th),
         "--baseline",
         str(tmp_path / "b.json"),
-        "--no-llm-judge",
         "--no-progress",
     ]
     res = CliRunner().invoke(cli.app, args)
@@ -498,16 +518,17 @@ def test_judge_run_adds_llm_verdicts_to_an_earlier_run(tmp_path: Path) -> None:
     _run(tmp_path)  # deterministic judge only
     out = tmp_path / "out"
     before = json.loads((out / "report.json").read_text())
-    assert "faithfulness_llm" not in before["metrics"]
+    assert "faithfulness_llm_judge" not in before["metrics"]
     res = judge_run(out, YesJudge(), questions=QUESTIONS, progress=False)
     mm = {k: v["value"] for k, v in res.report["metrics"].items()}
-    assert mm["faithfulness_llm"] == 1.0 and mm["judge_agreement"] == 0.5
+    assert mm["faithfulness_llm_judge"] == 1.0 and mm["agreement_llm_judge"] == 0.5
     after = json.loads((out / "report.json").read_text())
-    assert after["metrics"]["judge_agreement"]["judge"] == "deterministic vs llm:fake"
-    assert "llm:fake" in after["judges"]
+    assert after["metrics"]["agreement_llm_judge"]["judge"] == "deterministic vs llm_judge:fake"
+    assert after["metrics"]["faithfulness_llm_judge"]["independent"] is True
+    assert "llm_judge:fake" in after["judges"]
     assert after["questions"][0]["statements"][0]["verdicts"] == {
         "deterministic": True,
-        "llm:fake": True,
+        "llm_judge:fake": True,
     }
 
 

@@ -1,0 +1,278 @@
+"""Starter question files for any corpus, written by the model and kept only when they pass
+checks that do not trust the model (every line marked ``generated: true`` for review).
+
+* Answerable: for each sampled paragraph the model writes a question and a short answer
+  copied from it. Kept when the answer occurs verbatim in the paragraph (case and spacing
+  aside), is short (at most 12 words), is not already in the question, and retrieval of the
+  question (the index of the corpus, top k) returns that paragraph. The evidence is the
+  sentence holding the answer.
+* Unanswerable: for each sampled paragraph the model writes a question on the same topic about
+  a person, place, date or number the text does not mention. Kept when the question shares a
+  content word with its paragraph (on topic) and names something (a capitalised word or a
+  number) that occurs nowhere in the corpus, so the corpus cannot hold the answer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evals.dataset import Question
+
+ANSWERABLE_PROMPT = """Read the paragraph and write one question that it answers, and the \
+answer: a short phrase (at most 8 words) copied exactly from the paragraph.
+
+Paragraph:
+\"\"\"{paragraph}\"\"\"
+
+Reply in exactly this format:
+Question: <the question>
+Answer: <the answer copied from the paragraph>"""
+
+UNANSWERABLE_PROMPT = """Read the paragraph and write one question on the same topic that \
+the paragraph does NOT answer, because it asks about a person, place, year or number that the \
+paragraph does not mention.
+
+Paragraph:
+\"\"\"{paragraph}\"\"\"
+
+Reply in exactly this format:
+Question: <the question>"""
+
+_QUESTION = re.compile(
+    r"^\s*\**\s*question\s*\**\s*[:\-]\s*\**\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
+_ANSWER = re.compile(
+    r"^\s*\**\s*answer\s*\**\s*[:\-]\s*\**\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
+_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"”’)]*|$)")
+_WORD = re.compile(r"[A-Za-z][\w'\-]*|\d[\d,.]*")
+_STOP = frozenset(
+    """a an the and or of in on at to for from with by is are was were be been what which who
+    whom whose when where why how did does do has have had that this these those it its
+    their they he she his her not no""".split()
+)
+MAX_ANSWER_WORDS = 12
+
+
+@dataclass
+class GenerateStats:
+    """How many candidates the model wrote and why the dropped ones were dropped."""
+
+    paragraphs: int = 0
+    answerable_written: int = 0
+    answerable_kept: int = 0
+    unanswerable_written: int = 0
+    unanswerable_kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # every one, for review
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paragraphs": self.paragraphs,
+            "answerable_written": self.answerable_written,
+            "answerable_kept": self.answerable_kept,
+            "unanswerable_written": self.unanswerable_written,
+            "unanswerable_kept": self.unanswerable_kept,
+            "dropped": dict(self.dropped),
+            "candidates": self.candidates,
+        }
+
+
+def _norm(text: str) -> str:
+    t = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
+    return " ".join(t.replace("\u201d", '"').split()).casefold()
+
+
+def _clean_answer(text: str) -> str:
+    return text.strip().strip("\"'“”‘’").rstrip(".").strip()
+
+
+def parse_reply(text: str) -> tuple[str, str]:
+    """(question, answer) from a model reply; empty strings where missing."""
+    q = _QUESTION.search(text)
+    a = _ANSWER.search(text)
+    return (q.group(1).strip() if q else "", _clean_answer(a.group(1)) if a else "")
+
+
+def answer_sentence(paragraph: str, answer: str) -> str:
+    """The sentence of ``paragraph`` that holds ``answer`` (verbatim text of the paragraph)."""
+    target = _norm(answer)
+    for m in _SENTENCE.finditer(paragraph):
+        s = m.group(0).strip()
+        if s and target in _norm(s):
+            return s
+    return ""
+
+
+def _names_and_numbers(text: str) -> list[str]:
+    """Capitalised words that do not start a sentence, and numbers."""
+    out = []
+    words = _WORD.findall(text)
+    for i, w in enumerate(words):
+        if w[0].isdigit() or (i > 0 and w[0].isupper() and w.lower() not in _STOP):
+            out.append(w.rstrip(".,"))
+    return out
+
+
+def _content(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 2}
+
+
+Ask = Callable[[str], str]
+Retrieve = Callable[[str], Sequence[tuple[str, int]]]
+
+
+def check_answerable(
+    question: str,
+    answer: str,
+    paragraph: str,
+    found: Sequence[tuple[str, int]],
+    where: tuple[str, int],
+) -> str:
+    """Why a written answerable question is dropped ('' = kept)."""
+    if not question or not answer:
+        return "unparseable reply"
+    if len(answer.split()) > MAX_ANSWER_WORDS:
+        return "answer too long"
+    if _norm(answer) not in _norm(paragraph):
+        return "answer not verbatim in the paragraph"
+    if _norm(answer) in _norm(question):
+        return "answer already in the question"
+    if not answer_sentence(paragraph, answer):
+        return "answer spans sentences"
+    if where not in found:
+        return "retrieval does not find the paragraph"
+    return ""
+
+
+def check_unanswerable(question: str, paragraph: str, corpus_text: str) -> str:
+    """Why a written unanswerable question is dropped ('' = kept)."""
+    if not question:
+        return "unparseable reply"
+    if not _content(question) & _content(paragraph):
+        return "off topic (no word of the paragraph)"
+    corpus = _norm(corpus_text)
+    absent = [n for n in _names_and_numbers(question) if _norm(n) not in corpus]
+    if not absent:
+        return "names nothing the corpus lacks"
+    return ""
+
+
+def generate_questions(
+    paragraphs: Sequence[Any],
+    ask: Ask,
+    retrieve: Retrieve,
+    *,
+    n_paragraphs: int = 12,
+    n_unanswerable: int = 6,
+    seed: int = 0,
+    min_words: int = 25,
+    on_progress: Callable[[], None] | None = None,
+    sink: Callable[[list[Question], GenerateStats], None] | None = None,
+) -> tuple[list[Question], GenerateStats]:
+    """Questions for ``paragraphs`` (``rag.types.Paragraph``-like: source, number, text).
+
+    ``ask(prompt) -> reply`` is the model; ``retrieve(question) -> [(source, paragraph)]`` the
+    corpus retrieval. Paragraphs of at least ``min_words`` words are sampled with ``seed``.
+    """
+    rng = random.Random(seed)
+    pool = [p for p in paragraphs if len(p.text.split()) >= min_words]
+    picked = rng.sample(pool, min(n_paragraphs, len(pool)))
+    corpus_text = "\n".join(p.text for p in paragraphs)
+    stats = GenerateStats(paragraphs=len(picked))
+    out: list[Question] = []
+    seen: set[str] = set()
+    for i, p in enumerate(picked):
+        q, a = parse_reply(ask(ANSWERABLE_PROMPT.format(paragraph=p.text)))
+        stats.answerable_written += 1
+        why = check_answerable(q, a, p.text, retrieve(q) if q else [], (p.source, p.number))
+        if not why and _norm(q) in seen:
+            why = "duplicate question"
+        stats.candidates.append(
+            {
+                "paragraph": f"{p.source} ¶{p.number}",
+                "kind": "answerable",
+                "question": q,
+                "answer": a,
+                "dropped": why,
+            }
+        )
+        if why:
+            stats.dropped[f"answerable: {why}"] += 1
+        else:
+            seen.add(_norm(q))
+            stats.answerable_kept += 1
+            out.append(
+                Question(
+                    id=f"gen-{len(out) + 1:03d}",
+                    question=q,
+                    answerable=True,
+                    answers=[a],
+                    evidence=[answer_sentence(p.text, a)],
+                    category="generated",
+                    generated=True,
+                )
+            )
+        if on_progress:
+            on_progress()
+        if i < n_unanswerable:
+            uq, _ = parse_reply(ask(UNANSWERABLE_PROMPT.format(paragraph=p.text)))
+            stats.unanswerable_written += 1
+            why = check_unanswerable(uq, p.text, corpus_text)
+            if not why and _norm(uq) in seen:
+                why = "duplicate question"
+            stats.candidates.append(
+                {
+                    "paragraph": f"{p.source} ¶{p.number}",
+                    "kind": "unanswerable",
+                    "question": uq,
+                    "dropped": why,
+                }
+            )
+            if why:
+                stats.dropped[f"unanswerable: {why}"] += 1
+            else:
+                seen.add(_norm(uq))
+                stats.unanswerable_kept += 1
+                out.append(
+                    Question(
+                        id=f"gen-{len(out) + 1:03d}",
+                        question=uq,
+                        answerable=False,
+                        category="generated_unanswerable",
+                        generated=True,
+                    )
+                )
+            if on_progress:
+                on_progress()
+        if sink:
+            sink(out, stats)
+    return out, stats
+
+
+def model_and_retrieval(settings: Any) -> tuple[Ask, Retrieve]:
+    """The chain's model (deterministic decoding) and the corpus's hybrid retrieval."""
+    from langchain_core.messages import HumanMessage
+
+    from rag.llm import get_llm, llm_lock
+    from rag.retrieval import retrieve
+
+    llm = get_llm(settings)
+
+    def ask(prompt: str) -> str:
+        with llm_lock(settings):
+            reply = llm.invoke([HumanMessage(prompt)], max_tokens=80)
+        return str(getattr(reply, "content", reply))
+
+    def find(question: str) -> list[tuple[str, int]]:
+        try:
+            return [(r.source, r.paragraph) for r in retrieve(question, settings=settings)]
+        except ValueError:  # an over-long or empty question: not retrievable
+            return []
+
+    return ask, find
