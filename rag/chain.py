@@ -193,6 +193,7 @@ class AnswerChain:
                     quote=c.quote,
                     quote_start=c.start,
                     quote_end=c.end,
+                    page=c.passage.page,
                 )
             )
             s = c.statement.strip()
