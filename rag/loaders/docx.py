@@ -1,5 +1,7 @@
 """Word files (.docx, python-docx): headings from the Heading/Title styles, paragraphs,
-consecutive list items as one block, tables as one block each, in document order."""
+consecutive list items as one block, tables as one block each, in document order.
+
+A paragraph in the Title style is the outermost heading; "Heading N" sits under it."""
 
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ def load_docx(data: bytes) -> tuple[str, list[Block]]:
         raise UnreadableFileError(f"corrupt Word file ({type(exc).__name__}: {exc})") from exc
     parts: list[Part] = []
     list_items: list[str] = []
+    has_title = any(
+        isinstance(i, Paragraph) and _style_name(i).strip().lower() == "title" for i in items
+    )
 
     def close_list() -> None:
         if list_items:
@@ -64,7 +69,8 @@ def load_docx(data: bytes) -> tuple[str, list[Block]]:
         m = _HEADING_STYLE.match(_style_name(item).strip())
         if m:
             close_list()
-            parts.append(Part("heading", text, int(m.group(1)) if m.group(1) else 1))
+            level = int(m.group(1)) + int(has_title) if m.group(1) else 1
+            parts.append(Part("heading", text, level))
         elif _is_list(item):
             list_items.append(text)
         else:

@@ -5,9 +5,10 @@ pdfminer.six's layout analysis gives text boxes in reading order, columns includ
 against pypdf, pdfplumber and PyMuPDF in ``bench/pdf_extraction.py``). What it does not do is
 written here:
 
-* running headers and footers: among the two top-most and two bottom-most lines of each page,
-  a line whose text (digits ignored) recurs at the same height on another page, or that is
-  only a page number ("7", "Page 7", "7 of 12", "vii"), is page furniture and dropped;
+* running headers and footers: a line at the top or bottom edge of a page, set apart from the
+  body by at least a line height, whose text (digits ignored) recurs at the same height on
+  another page, or that is only a page number ("7", "Page 7", "7 of 12", "vii"), is page
+  furniture and dropped;
 * headings: a line set clearly larger than the body text (the most common size) is a heading;
   its level is the rank of its size among the heading sizes;
 * paragraphs: each text box is a paragraph; a box that starts a new column or page continues
@@ -85,25 +86,46 @@ def _key(text: str) -> str:
     return re.sub(r"\d+", "#", text.casefold()).strip()
 
 
+def _edge_band(ordered: list[_Line], gap_min: float) -> list[_Line]:
+    """The lines at one edge of a page (``ordered`` from that edge inwards) that are set apart
+    from the rest by a gap of at least ``gap_min``; empty when there is no such gap."""
+    band = [ordered[0]]
+    for ln in ordered[1:_EDGE_LINES + 2]:
+        last = band[-1]
+        gap = last.y0 - ln.y1 if last.y0 >= ln.y0 else ln.y0 - last.y1
+        if gap < 0:  # on the same line as the band (left and right parts of a header)
+            band.append(ln)
+        elif gap >= gap_min:
+            return band[: _EDGE_LINES + 1]
+        else:
+            return []
+    return []
+
+
 def _furniture(lines: list[_Line]) -> set[int]:
-    """Indices of running headers, footers and page numbers."""
-    by_page: dict[int, list[int]] = defaultdict(list)
-    for i, ln in enumerate(lines):
-        by_page[ln.page].append(i)
-    edges: dict[int, list[int]] = {}
-    for page, idx in by_page.items():
-        order = sorted(idx, key=lambda i: -(lines[i].y0 + lines[i].y1))
-        edges[page] = list(dict.fromkeys(order[:_EDGE_LINES] + order[-_EDGE_LINES:]))
+    """Indices of running headers, footers and page numbers: lines in a page's top or bottom
+    band (set apart from the body by at least a line height) that are a page number or recur,
+    digits ignored, at the same height on another page."""
+    if not lines:
+        return set()
+    gap_min = statistics.median(ln.y1 - ln.y0 for ln in lines)
+    by_page: dict[int, list[_Line]] = defaultdict(list)
+    for ln in lines:
+        by_page[ln.page].append(ln)
+    bands: list[_Line] = []
+    for page_lines in by_page.values():
+        top_down = sorted(page_lines, key=lambda ln: -(ln.y0 + ln.y1))
+        bands += _edge_band(top_down, gap_min)
+        bands += [ln for ln in _edge_band(top_down[::-1], gap_min) if ln not in bands]
     seen: dict[str, set[int]] = defaultdict(set)
-    for page, idx in edges.items():
-        for i in idx:
-            seen[f"{_key(lines[i].text)}@{round(lines[i].y0 / 3)}"].add(page)
+    for ln in bands:
+        seen[f"{_key(ln.text)}@{round(ln.y0 / 3)}"].add(ln.page)
+    ids = {id(ln): i for i, ln in enumerate(lines)}
     out: set[int] = set()
-    for idx in edges.values():
-        for i in idx:
-            k = _key(lines[i].text)
-            if _PAGE_NUMBER.match(k) or len(seen[f"{k}@{round(lines[i].y0 / 3)}"]) >= 2:
-                out.add(i)
+    for ln in bands:
+        k = _key(ln.text)
+        if _PAGE_NUMBER.match(k) or len(seen[f"{k}@{round(ln.y0 / 3)}"]) >= 2:
+            out.add(ids[id(ln)])
     return out
 
 
