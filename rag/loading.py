@@ -136,7 +136,13 @@ def load_document(path: Path, source: str) -> SourceDocument:
         raise UnreadableFileError(f"cannot read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise UnreadableFileError("empty file")
-    text, blocks = _LOADERS[suffix](data)
+    try:
+        text, blocks = _LOADERS[suffix](data)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # a parser failing on odd input must skip the file, not the corpus
+        logger.debug("loader failed on %s", source, exc_info=True)
+        raise UnreadableFileError(f"could not be read ({type(exc).__name__}: {exc})") from exc
     blocks = [b for b in blocks if b.text.strip()]
     if not any(b.kind == "paragraph" for b in blocks):
         raise UnreadableFileError("no text paragraphs")

@@ -23,6 +23,12 @@ def paragraph_id(source: str, number: int, chash: str) -> str:
 SECTION_SEPARATOR = " › "
 
 
+def paragraph_label(source: str, number: int, page: int | None = None) -> str:
+    """How a paragraph is named to a reader: ``report.pdf p. 4 ¶12`` (page when the format has
+    pages; ¶ is the paragraph's number in the whole document, its citable id)."""
+    return f"{source} p. {page} ¶{number}" if page is not None else f"{source} ¶{number}"
+
+
 def split_paragraphs(doc: SourceDocument) -> list[Paragraph]:
     """Body paragraphs numbered 1..n in reading order; each takes its section path.
 

@@ -90,7 +90,7 @@ def _edge_band(ordered: list[_Line], gap_min: float) -> list[_Line]:
     """The lines at one edge of a page (``ordered`` from that edge inwards) that are set apart
     from the rest by a gap of at least ``gap_min``; empty when there is no such gap."""
     band = [ordered[0]]
-    for ln in ordered[1:_EDGE_LINES + 2]:
+    for ln in ordered[1 : _EDGE_LINES + 2]:
         last = band[-1]
         gap = last.y0 - ln.y1 if last.y0 >= ln.y0 else ln.y0 - last.y1
         if gap < 0:  # on the same line as the band (left and right parts of a header)
