@@ -62,7 +62,10 @@ def by_trafilatura(html: str) -> list[str]:
     from lxml import etree
 
     xml = trafilatura.extract(
-        html, output_format="xml", include_formatting=True, include_tables=True,
+        html,
+        output_format="xml",
+        include_formatting=True,
+        include_tables=True,
         include_comments=False,
     )
     if not xml:

@@ -109,7 +109,9 @@ def main() -> None:
     got = [b for b in blocks if b.kind == "paragraph"]
     exact = sum(1 for b in got if b.text in paras)
     furn = sum(
-        1 for b in got if any(x in b.text for x in (RUNNING_HEADER, RUNNING_FOOTER))
+        1
+        for b in got
+        if any(x in b.text for x in (RUNNING_HEADER, RUNNING_FOOTER))
         or re.search(r"(^|\s)\d\s*$", b.text)
     )
     print(
