@@ -65,12 +65,12 @@ def _split_blank_lines(text: str, *, markdown: bool) -> list[Block]:
             while line_start < e and not in_fence(line_start):
                 nl = text.find("\n", line_start, e)
                 line_end = e if nl == -1 else nl
-                m = _MD_HEADING.match(text[line_start:line_end])
-                if not m:
+                hm = _MD_HEADING.match(text[line_start:line_end])
+                if not hm:
                     break
-                title = m.group(2).strip()
+                title = hm.group(2).strip()
                 if title:  # "# " followed only by Unicode spaces is an empty heading: drop it
-                    blocks.append(Block("heading", title, line_start, line_end, len(m.group(1))))
+                    blocks.append(Block("heading", title, line_start, line_end, len(hm.group(1))))
                 line_start = line_end + 1
             if line_start >= e:
                 continue

@@ -79,18 +79,16 @@ def page(chromium_path: str, upload_env: tuple[Settings, str]) -> Iterator[Any]:
             browser.close()
 
 
-def _upload(page: Any, files: list[Path]) -> str:
-    """Drop files on the upload box; return the corpus message once the upload finished."""
-    page.evaluate(
-        "() => { const m = document.querySelector('#rag-corpus-msg'); "
-        "if (m) m.setAttribute('data-before', m.innerText); }"
+def _upload(page: Any, files: list[Path], expect: str) -> str:
+    """Drop files on the upload box; return the corpus message once a result line naming
+    ``expect`` (a file of this upload) is shown."""
+    done = (
+        "want => Array.from(document.querySelectorAll("
+        "'#rag-corpus-msg .rag-notice, #rag-corpus-msg .rag-error'))"
+        ".some(el => el.innerText.includes(want))"
     )
     page.set_input_files("#rag-upload input[type=file]", [str(f) for f in files])
-    page.wait_for_function(
-        "() => { const m = document.querySelector('#rag-corpus-msg');"
-        " return m && m.innerText.trim() && m.innerText !== m.getAttribute('data-before'); }",
-        timeout=UPLOAD_TIMEOUT_MS,
-    )
+    page.wait_for_function(done, arg=expect, timeout=UPLOAD_TIMEOUT_MS)
     return page.inner_text("#rag-corpus-msg")
 
 
@@ -103,7 +101,7 @@ def test_upload_ask_the_pdf_and_open_its_page(
         "# Field notes\n\nThe survey boat Heron was repainted grey in the winter break.\n",
         encoding="utf-8",
     )
-    msg = _upload(page, [md, REAL / "rustdoc-command-line-arguments.html", REAL / PDF])
+    msg = _upload(page, [md, REAL / "rustdoc-command-line-arguments.html", REAL / PDF], PDF)
     assert "Added and indexed" in msg and "Not added" not in msg, msg
     status = page.inner_text("#rag-status")
     for name in ("field notes.md", "rustdoc-command-line-arguments.html", PDF):
@@ -137,7 +135,7 @@ def test_corrupt_upload_gets_one_message_and_changes_nothing(
     before_status = page.inner_text("#rag-status")
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
-    msg = _upload(page, [bad])
+    msg = _upload(page, [bad], "broken.pdf")
     errors = page.locator("#rag-corpus-msg .rag-error")
     assert errors.count() == 1, msg
     assert "broken.pdf" in msg and "PDF" in msg and "Nothing else was changed" in msg
