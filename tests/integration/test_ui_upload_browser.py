@@ -115,7 +115,7 @@ def test_upload_ask_the_pdf_and_open_its_page(
     marker.click()
     details = answer.locator(f'details[id="{target}"]')
     page.wait_for_function("el => el.open", arg=details.element_handle(), timeout=5_000)
-    summary = details.locator("summary").inner_text()
+    summary = details.locator("summary").inner_text().replace("\xa0", " ")
     assert PDF in summary and "p. 3" in summary and "¶" in summary, summary
     paragraph = details.locator("blockquote").inner_text()
     assert "one point four million euros" in paragraph

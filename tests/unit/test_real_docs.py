@@ -251,3 +251,25 @@ def test_cited_answer_shows_its_page_in_the_cli(real_docs_env: Settings) -> None
         app, ["search", "Brannock wetland cost", "-k", "1", "--corpus", "corpus", "--db", "db"]
     )
     assert f"lake-verrin-report.pdf p. 3 ¶{number}" in res.output
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+
+def test_markdown_fenced_code_is_one_paragraph(tmp_path: Path) -> None:
+    f = tmp_path / "guide.md"
+    f.write_text(
+        "# Guide\n\n## Install\n\nRun this:\n\n```sh\n# not a heading\npip install x\n\n"
+        "x --check\n```\n\nDone.\n",
+        encoding="utf-8",
+    )
+    doc = load_document(f, "guide.md")
+    paras = split_paragraphs(doc)
+    assert [p.text for p in paras] == [
+        "Run this:",
+        "```sh\n# not a heading\npip install x\n\nx --check\n```",
+        "Done.",
+    ]
+    assert {p.section for p in paras} == {"Guide › Install"}
+    for p in paras:
+        assert doc.text[p.start : p.end] == p.text
