@@ -129,15 +129,24 @@ def test_inline_code_and_section_paths_survive() -> None:
 
 
 def test_identifiers_are_keyword_terms() -> None:
-    paras = paragraphs("rustdoc-command-line-arguments.html") + paragraphs(
-        "rustdoc-the-doc-attribute.html"
-    )
-    chunks = [StoredChunk(p.id, p.text, {"source": p.source, "section": p.section}) for p in paras]
+    # Prose that repeats an identifier's words must not outrank the identifier itself.
+    prose = [
+        "The document lists private items: private items of the document, items it documents.",
+        "Hidden documents: a doc may be hidden, and a hidden doc is hidden from the docs.",
+        "Prep notes: the cif, the ffi and the prep of each cif for ffi, var by var.",
+    ]
+    exact = [
+        "Pass --document-private-items to rustdoc.",
+        "Mark it #[doc(hidden)] in the source.",
+        "Call ffi_prep_cif_var for variadic functions.",
+    ]
+    chunks = [
+        StoredChunk(str(i), t, {"source": "a.md", "section": ""})
+        for i, t in enumerate(prose + exact)
+    ]
     index = BM25Index.build(chunks)
-    top = [c.text for c, _ in index.search("--document-private-items", 3)]
-    assert "--document-private-items" in top[0]
-    top = [c.text for c, _ in index.search("what does #[doc(hidden)] do", 3)]
-    assert "#[doc(hidden)]" in top[0]
+    for query in ("--document-private-items", "#[doc(hidden)]", "ffi_prep_cif_var"):
+        assert query in index.search(query, 1)[0][0].text, query
 
 
 # -- PDF -----------------------------------------------------------------------------------
