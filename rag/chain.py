@@ -239,6 +239,7 @@ class AnswerChain:
                     quote_end=c.end,
                     answer_start=c.span[0] if c.span else -1,
                     answer_end=c.span[1] if c.span else -1,
+                    page=c.passage.page,
                 )
             )
             s = c.shown.strip()

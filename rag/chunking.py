@@ -69,6 +69,7 @@ class TiktokenChunker:
                         paragraph_text=para.text,
                         start=para.start + start,
                         end=para.start + start + len(piece),
+                        page=para.page,
                     )
                 )
         return out

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rag.errors import RagError
+from rag.paragraphs import paragraph_label
 from rag.settings import Settings
 
 app = typer.Typer(
@@ -232,7 +233,8 @@ def search(
         snippet = snippet[:160] + ("…" if len(snippet) > 160 else "")
         section = f" · {escape(p.section)}" if p.section else ""
         out.print(
-            f"[bold]{rank}.[/] {escape(p.source)} ¶{p.paragraph}{section}  (score {p.score:.4f})"
+            f"[bold]{rank}.[/] {escape(paragraph_label(p.source, p.paragraph, p.page))}{section}"
+            f"  (score {p.score:.4f})"
         )
         out.print(f"   {escape(snippet)}")
 
@@ -244,11 +246,14 @@ def _print_answer(answer: Any) -> None:
     out.print(f"[{style}]{escape(answer.text)}[/]")
     for c in answer.citations:
         section = f" · {escape(c.section)}" if c.section else ""
-        out.print(f"  [{c.marker}] {escape(c.source)} ¶{c.paragraph}{section}: “{escape(c.quote)}”")
+        label = escape(paragraph_label(c.source, c.paragraph, c.page))
+        out.print(f"  [{c.marker}] {label}{section}: “{escape(c.quote)}”")
     if answer.abstained and answer.see_also:
         out.print(
             "  See also: "
-            + ", ".join(f"{escape(p.source)} ¶{p.paragraph}" for p in answer.see_also)
+            + ", ".join(
+                escape(paragraph_label(p.source, p.paragraph, p.page)) for p in answer.see_also
+            )
         )
 
 

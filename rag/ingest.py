@@ -94,7 +94,7 @@ def ingest(
     if n_docs == 0:
         raise CorpusError(
             f"no readable documents in {str(settings.corpus_dir)!r} "
-            "(supported: .txt .md .html .pdf); the index was left as it was"
+            "(supported: .txt .md .html .pdf .docx); the index was left as it was"
         )
     embedder = embedder or get_embedder(settings)
     store = store or ChromaStore(settings=settings, embedding_model=embedder.model_name)

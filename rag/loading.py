@@ -1,4 +1,4 @@
-"""Read corpus files (.txt, .md, .html, .pdf) into ``SourceDocument`` blocks.
+"""Read corpus files (.txt, .md, .html, .pdf, .docx) into ``SourceDocument`` blocks.
 
 A file that cannot be read is skipped with one warning naming the file and the reason.
 """
@@ -11,42 +11,45 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rag.errors import CorpusError
+from rag.loaders.common import UnreadableFileError, decode
 from rag.types import Block, SourceDocument
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 MAX_FILE_BYTES = 20 * 1024 * 1024
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "UnreadableFileError",
+    "iter_corpus_files",
+    "load_corpus",
+    "load_document",
+    "load_html",
+    "load_pdf",
+    "load_text",
+]
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class UnreadableFileError(Exception):
-    """Internal: why one file was skipped."""
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise UnreadableFileError("binary file (NUL bytes)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFileError(f"not valid UTF-8 (byte {exc.start})") from exc
-    return _normalise_newlines(text)
+_MD_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[ \t]*$", re.M | re.S)
 
 
 def _split_blank_lines(text: str, *, markdown: bool) -> list[Block]:
-    """Blocks separated by blank lines; in Markdown, ``#`` lines are headings."""
+    """Blocks separated by blank lines; in Markdown, ``#`` lines are headings and a fenced
+    code block is one block even when it holds blank lines."""
+    fences = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text)] if markdown else []
+
+    def in_fence(i: int) -> bool:
+        return any(a <= i < b for a, b in fences)
+
     blocks: list[Block] = []
     pos = 0
     pieces: list[tuple[int, int]] = []
     for m in _BLANK_LINES.finditer(text):
+        if in_fence(m.start()):
+            continue
         pieces.append((pos, m.start()))
         pos = m.end()
     pieces.append((pos, len(text)))
@@ -59,15 +62,15 @@ def _split_blank_lines(text: str, *, markdown: bool) -> list[Block]:
         if markdown:
             # A heading line may sit directly above its paragraph without a blank line.
             line_start = s
-            while line_start < e:
+            while line_start < e and not in_fence(line_start):
                 nl = text.find("\n", line_start, e)
                 line_end = e if nl == -1 else nl
-                m = _MD_HEADING.match(text[line_start:line_end])
-                if not m:
+                hm = _MD_HEADING.match(text[line_start:line_end])
+                if not hm:
                     break
-                title = m.group(2).strip()
+                title = hm.group(2).strip()
                 if title:  # "# " followed only by Unicode spaces is an empty heading: drop it
-                    blocks.append(Block("heading", title, line_start, line_end))
+                    blocks.append(Block("heading", title, line_start, line_end, len(hm.group(1))))
                 line_start = line_end + 1
             if line_start >= e:
                 continue
@@ -81,88 +84,29 @@ def _split_blank_lines(text: str, *, markdown: bool) -> list[Block]:
 
 
 def load_text(data: bytes, *, markdown: bool = False) -> tuple[str, list[Block]]:
-    text = _decode(data)
+    text = decode(data)
     return text, _split_blank_lines(text, markdown=markdown)
 
 
-_HTML_BLOCK_TAGS = ("p", "li", "blockquote", "pre", "td", "dd", "dt", "figcaption")
-_HTML_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-
-
 def load_html(data: bytes) -> tuple[str, list[Block]]:
-    from bs4 import BeautifulSoup
+    """The page's main content (see ``rag.loaders.html``)."""
+    from rag.loaders.html import load_html as _load
 
-    text = _decode(data)
-    soup = BeautifulSoup(text, "lxml")
-    for tag in soup(["script", "style", "noscript", "template", "head", "nav"]):
-        tag.decompose()
-    parts: list[tuple[str, str]] = []
-    for el in soup.find_all([*_HTML_HEADINGS, *_HTML_BLOCK_TAGS]):
-        # Skip containers whose text is also reported by a nested block element.
-        if el.name in _HTML_BLOCK_TAGS and el.find(list(_HTML_BLOCK_TAGS)):
-            continue
-        if el.find_parent(list(_HTML_BLOCK_TAGS)) is not None and el.name in _HTML_BLOCK_TAGS:
-            continue
-        content = " ".join(el.get_text(" ", strip=True).split())
-        if not content:
-            continue
-        parts.append(("heading" if el.name in _HTML_HEADINGS else "paragraph", content))
-    if not parts:
-        body = soup.get_text("\n")
-        return load_text(body.encode("utf-8"))
-    return _assemble(parts)
-
-
-def _assemble(parts: list[tuple[str, str]]) -> tuple[str, list[Block]]:
-    """Join extracted blocks into one text with offsets."""
-    chunks: list[str] = []
-    blocks: list[Block] = []
-    pos = 0
-    for kind, content in parts:
-        blocks.append(Block(kind, content, pos, pos + len(content)))  # type: ignore[arg-type]
-        chunks.append(content)
-        pos += len(content) + 2
-    return "\n\n".join(chunks), blocks
-
-
-_SENTENCE_END = re.compile(r"[.!?:\"”)]\s*$")
+    return _load(data)
 
 
 def load_pdf(data: bytes) -> tuple[str, list[Block]]:
-    import io
+    """Paragraphs with their pages (see ``rag.loaders.pdf``)."""
+    from rag.loaders.pdf import load_pdf as _load
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    return _load(data)
 
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise UnreadableFileError(f"corrupt PDF ({exc})") from exc
-    except Exception as exc:  # pypdf raises many types on damaged files
-        raise UnreadableFileError(f"corrupt PDF ({type(exc).__name__}: {exc})") from exc
-    parts: list[tuple[str, str]] = []
-    for page in pages:
-        page = _normalise_newlines(page)
-        if _BLANK_LINES.search(page):
-            paras = [p for p in _BLANK_LINES.split(page)]
-        else:
-            # PDF text rarely keeps blank lines: a line ending a sentence ends a paragraph.
-            paras, current = [], []
-            for line in page.split("\n"):
-                current.append(line.strip())
-                if _SENTENCE_END.search(line) and len(" ".join(current)) > 200:
-                    paras.append(" ".join(current))
-                    current = []
-            if current:
-                paras.append(" ".join(current))
-        for p in paras:
-            content = " ".join(p.split())
-            if content:
-                parts.append(("paragraph", content))
-    if not parts:
-        raise UnreadableFileError("PDF has no extractable text")
-    return _assemble(parts)
+
+def load_docx(data: bytes) -> tuple[str, list[Block]]:
+    """A Word file's headings, paragraphs, lists and tables (see ``rag.loaders.docx``)."""
+    from rag.loaders.docx import load_docx as _load
+
+    return _load(data)
 
 
 _LOADERS: dict[str, Callable[[bytes], tuple[str, list[Block]]]] = {
@@ -172,6 +116,7 @@ _LOADERS: dict[str, Callable[[bytes], tuple[str, list[Block]]]] = {
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
+    ".docx": load_docx,
 }
 
 
@@ -191,7 +136,13 @@ def load_document(path: Path, source: str) -> SourceDocument:
         raise UnreadableFileError(f"cannot read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise UnreadableFileError("empty file")
-    text, blocks = _LOADERS[suffix](data)
+    try:
+        text, blocks = _LOADERS[suffix](data)
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # a parser failing on odd input must skip the file, not the corpus
+        logger.debug("loader failed on %s", source, exc_info=True)
+        raise UnreadableFileError(f"could not be read ({type(exc).__name__}: {exc})") from exc
     blocks = [b for b in blocks if b.text.strip()]
     if not any(b.kind == "paragraph" for b in blocks):
         raise UnreadableFileError("no text paragraphs")

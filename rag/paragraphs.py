@@ -20,19 +20,37 @@ def paragraph_id(source: str, number: int, chash: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
 
 
+SECTION_SEPARATOR = " › "
+
+
+def paragraph_label(source: str, number: int, page: int | None = None) -> str:
+    """How a paragraph is named to a reader: ``report.pdf p. 4 ¶12`` (page when the format has
+    pages; ¶ is the paragraph's number in the whole document, its citable id)."""
+    return f"{source} p. {page} ¶{number}" if page is not None else f"{source} ¶{number}"
+
+
 def split_paragraphs(doc: SourceDocument) -> list[Paragraph]:
-    """Body paragraphs numbered 1..n in reading order; each takes the last heading as section.
+    """Body paragraphs numbered 1..n in reading order; each takes its section path.
+
+    The section path is the chain of headings above the paragraph, outermost first, joined
+    with " › " ("Command-line arguments › --document-private-items"), so a section that holds
+    only sub-headings still names the paragraphs under them. A heading without a level (0)
+    replaces the whole path.
 
     Example:
         >>> paras = split_paragraphs(load_document(Path("corpus/a.md"), "a.md"))
         >>> paras[0].number
         1
     """
+    path: list[tuple[int, str]] = []
     section = ""
     out: list[Paragraph] = []
     for block in doc.blocks:
         if block.kind == "heading":
-            section = block.text
+            level = block.level
+            path = [(lv, t) for lv, t in path if 0 < lv < level] if level > 0 else []
+            path.append((level, " ".join(block.text.split())))
+            section = SECTION_SEPARATOR.join(t for _, t in path)
             continue
         text = block.text.strip()
         if not text:
@@ -49,6 +67,7 @@ def split_paragraphs(doc: SourceDocument) -> list[Paragraph]:
                 start=block.start,
                 end=block.end,
                 content_hash=chash,
+                page=block.page,
             )
         )
     return out

@@ -157,9 +157,15 @@ class HybridRetriever:
                 dense_rank=c.dense_rank,
                 bm25_rank=c.bm25_rank,
                 similarity=None if c.similarity is None else round(c.similarity, 4),
+                page=_page(c.meta),
             )
             for c in ranked[:k]
         ]
+
+
+def _page(meta: dict[str, Any]) -> int | None:
+    page = meta.get("page")
+    return int(page) if isinstance(page, int | float) and not isinstance(page, bool) else None
 
 
 def relevance(passages: Sequence[Passage]) -> float:

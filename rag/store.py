@@ -60,7 +60,7 @@ class StoredChunk:
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         "source": chunk.source,
         "paragraph": chunk.paragraph,
         "paragraph_id": chunk.paragraph_id,
@@ -71,6 +71,9 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
         "start": chunk.start,
         "end": chunk.end,
     }
+    if chunk.page is not None:  # Chroma metadata holds no None values
+        meta["page"] = chunk.page
+    return meta
 
 
 class ChromaStore:

@@ -61,8 +61,23 @@ def stem(word: str) -> str:
     return str(_stemmer().stemWord(word))
 
 
+# Identifiers of technical text: words joined by "-", "_" or "::" (--document-private-items,
+# ffi_prep_cif, std::fmt) and attribute/call forms (#[doc(hidden)] -> doc(hidden)).
+_IDENTIFIER = re.compile(r"[^\W_]+(?:(?:-|_+|::)[^\W_]+)+|[^\W_]+\([^\W_]*\)")
+
+
+def identifiers(text: str) -> list[str]:
+    """Whole identifiers in ``text``, case-folded (``--document-private-items`` ->
+    ``document-private-items``)."""
+    return [i for i in _IDENTIFIER.findall(fold(text)) if not i.replace("-", "").isdigit()]
+
+
 def content_terms(text: str) -> list[str]:
-    """Stemmed content words (stopwords dropped): the keyword-search vocabulary."""
+    """Stemmed content words (stopwords dropped): the keyword-search vocabulary.
+
+    Each identifier also counts as one whole term after its words, so a query naming
+    ``--document-private-items`` or ``#[doc(hidden)]`` matches that exact identifier first.
+    """
     st = _stemmer()
     toks = [w for w in words(text) if w not in STOPWORDS]
-    return [str(t) for t in st.stemWords(toks)]
+    return [str(t) for t in st.stemWords(toks)] + identifiers(text)

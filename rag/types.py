@@ -17,6 +17,8 @@ class Block:
     text: str
     start: int
     end: int
+    level: int = 0  # heading level (1 = top), 0 when the format has no levels
+    page: int | None = None  # 1-based page of a paged format (PDF), else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Paragraph:
     start: int
     end: int
     content_hash: str
+    page: int | None = None  # 1-based page where the paragraph starts (PDF), else None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Chunk:
     paragraph_text: str
     start: int
     end: int
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Passage:
     dense_rank: int | None = None
     bm25_rank: int | None = None
     similarity: float | None = None
+    page: int | None = None  # 1-based page of the paragraph (PDF), else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +101,7 @@ class Citation:
     quote_end: int = -1
     answer_start: int = -1  # the short answer inside the quote (offsets in ``text``), -1: none
     answer_end: int = -1
+    page: int | None = None  # 1-based page of the paragraph (PDF), else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +153,7 @@ class Answer:
                     "section": c.section,
                     "text": c.text,
                     "quote": c.quote,
+                    "page": c.page,
                 }
                 for c in self.citations
             ],

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 import gradio as gr
 
 from rag.errors import RagError
+from rag.loading import MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+from rag.paragraphs import paragraph_label
 from rag.settings import Settings
 from rag.types import Answer, AnswerEvent
 from ui import render
@@ -41,6 +43,9 @@ SEED_EXAMPLES = [
     "Which organization is Dr. Ahmed Al-Thani an analyst at?",
     "What is the population of Bhutan?",
 ]
+
+#: what the upload box accepts (the loaders' file types)
+UPLOAD_TYPES = tuple(SUPPORTED_SUFFIXES)
 
 GENERIC_EXAMPLES = [
     "What is the main topic of the documents?",
@@ -91,10 +96,18 @@ def _answer_summary(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "abstained": answer.abstained,
         "citations": [
-            {"marker": c.marker, "source": c.source, "paragraph": c.paragraph, "quote": c.quote}
+            {
+                "marker": c.marker,
+                "source": c.source,
+                "paragraph": c.paragraph,
+                "page": c.page,
+                "quote": c.quote,
+            }
             for c in answer.citations
         ],
-        "see_also": [{"source": p.source, "paragraph": p.paragraph} for p in answer.see_also],
+        "see_also": [
+            {"source": p.source, "paragraph": p.paragraph, "page": p.page} for p in answer.see_also
+        ],
         "standalone_question": answer.standalone_question,
         "reason": answer.reason,
         "timings": answer.timings.to_dict(),
@@ -102,7 +115,7 @@ def _answer_summary(answer: Answer) -> dict[str, Any]:
 
 
 def _passages_detail(passages: Sequence[Any]) -> str:
-    names = ", ".join(f"{p.source} ¶{p.paragraph}" for p in list(passages)[:4])
+    names = ", ".join(paragraph_label(p.source, p.paragraph, p.page) for p in list(passages)[:4])
     more = f" (+{len(passages) - 4})" if len(passages) > 4 else ""
     return (
         f"Found {len(passages)} paragraphs: {names}{more}" if passages else "No paragraphs found."
@@ -268,6 +281,88 @@ class ChatController:
         )
         return render.render_notice(msg), self.status_html()
 
+    def document_names(self) -> list[str]:
+        """The corpus folder's documents (what "Remove" offers)."""
+        from rag.loading import iter_corpus_files
+
+        try:
+            return [
+                src
+                for path, src in iter_corpus_files(Path(self.settings.corpus_dir))
+                if path.suffix.lower() in SUPPORTED_SUFFIXES
+            ]
+        except RagError:
+            return []
+
+    def upload(
+        self,
+        files: Sequence[str] | str | None,
+        replace: bool = False,
+        progress: Callable[..., Any] | None = None,
+    ) -> tuple[str, str, list[str]]:
+        """Add uploaded files to the corpus and index them; returns (message HTML, status
+        HTML, document names). A file that cannot be added gets one line saying why."""
+        from rag.uploads import add_documents
+
+        paths = [files] if isinstance(files, str) else list(files or [])
+        if not paths:
+            return "", self.status_html(), self.document_names()
+
+        def checked(name: str, reason: str | None) -> None:
+            if progress is not None:
+                progress(None, desc=f"Checking {name}")
+
+        def embedded(done: int, total: int) -> None:
+            if progress is not None:
+                progress((done, max(total, 1)), desc="Indexing", unit="chunks")
+
+        try:
+            report = add_documents(
+                [(Path(p), Path(p).name) for p in paths],
+                self.settings,
+                replace=bool(replace),
+                progress=embedded,
+                on_checked=checked,
+            )
+        except RagError as exc:
+            return render.render_error(str(exc)), self.status_html(), self.document_names()
+        except Exception:
+            logger.exception("upload failed")
+            msg = "Adding the documents failed; the details are in the server log."
+            return render.render_error(msg), self.status_html(), self.document_names()
+        return render.render_upload(report), self.status_html(), self.document_names()
+
+    def remove(
+        self, source: str | None, progress: Callable[..., Any] | None = None
+    ) -> tuple[str, str, list[str]]:
+        """Delete one document from the corpus folder and the index."""
+        from rag.uploads import remove_document
+
+        if not source:
+            return (
+                render.render_notice("Choose a document to remove."),
+                self.status_html(),
+                (self.document_names()),
+            )
+
+        def embedded(done: int, total: int) -> None:
+            if progress is not None:
+                progress((done, max(total, 1)), desc="Updating the index", unit="chunks")
+
+        try:
+            remove_document(source, self.settings, progress=embedded)
+        except RagError as exc:
+            return render.render_error(str(exc)), self.status_html(), self.document_names()
+        except Exception:
+            logger.exception("remove failed")
+            msg = "Removing the document failed; the details are in the server log."
+            return render.render_error(msg), self.status_html(), self.document_names()
+        return (
+            render.render_notice(f"Removed {source} from the corpus and the index."),
+            self.status_html(),
+            self.document_names(),
+        )
+
 
 # -- the app --------------------------------------------------------------------------------
 
@@ -317,8 +412,31 @@ def build_app(settings: Settings | None = None, chain: StreamingChain | None = N
             with gr.Column(scale=1, min_width=260):
                 gr.Markdown("### Corpus")
                 status = gr.HTML(elem_id="rag-status")
+                uploader = gr.File(
+                    label=f"Add documents ({' '.join(UPLOAD_TYPES)}, up to "
+                    f"{MAX_FILE_BYTES // 1_000_000} MB each)",
+                    file_count="multiple",
+                    file_types=list(UPLOAD_TYPES),
+                    type="filepath",
+                    height=110,
+                    elem_id="rag-upload",
+                )
+                replace = gr.Checkbox(
+                    label="Replace documents with the same name",
+                    value=False,
+                    elem_id="rag-replace",
+                )
+                reindex_msg = gr.HTML(elem_id="rag-corpus-msg")
+                with gr.Row():
+                    remove_choice = gr.Dropdown(
+                        choices=ctl.document_names(),
+                        value=None,
+                        label="Remove a document",
+                        scale=3,
+                        elem_id="rag-remove-choice",
+                    )
+                    remove_btn = gr.Button("Remove", size="sm", scale=1, elem_id="rag-remove")
                 reindex_btn = gr.Button("Re-index", size="sm", elem_id="rag-reindex")
-                reindex_msg = gr.HTML()
                 gr.Examples(
                     examples=[[q] for q in example_questions(settings)],
                     inputs=[box],
@@ -359,7 +477,46 @@ def build_app(settings: Settings | None = None, chain: StreamingChain | None = N
             concurrency_limit=1,
             concurrency_id="ingest",
         )
+
+        def _upload(
+            files: list[str] | None,
+            replace_: bool,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> tuple[str, str, Any, None]:
+            msg, html_, names = ctl.upload(files, replace_, progress)
+            return msg, html_, gr.update(choices=names, value=None), None
+
+        uploader.upload(
+            _upload,
+            [uploader, replace],
+            [reindex_msg, status, remove_choice, uploader],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="ingest",
+        )
+
+        def _remove(
+            source: str | None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> tuple[str, str, Any]:
+            msg, html_, names = ctl.remove(source, progress)
+            return msg, html_, gr.update(choices=names, value=None)
+
+        remove_btn.click(
+            _remove,
+            [remove_choice],
+            [reindex_msg, status, remove_choice],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="ingest",
+        )
         demo.load(ctl.status_html, None, status, api_name="status")
+        demo.load(
+            lambda: gr.update(choices=ctl.document_names()),
+            None,
+            remove_choice,
+            api_visibility="private",
+        )
 
     demo.queue(default_concurrency_limit=limit, max_size=max(64, 8 * limit))
     return demo
@@ -402,7 +559,7 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "show_error": False,
         "allowed_paths": [],
         "blocked_paths": blocked_paths(settings),
-        "max_file_size": "1mb",  # the app takes no uploads
+        "max_file_size": MAX_FILE_BYTES,  # uploads: the loader's own size limit
         "ssr_mode": False,
         "mcp_server": False,
         "strict_cors": True,

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rag.paragraphs import paragraph_label
 from rag.types import ABSTENTION_TEXT, Answer, Citation, Passage
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -88,8 +89,9 @@ def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
 # -- pieces ---------------------------------------------------------------------------------
 
 
-def _location(source: str, paragraph: int, section: str) -> str:
-    loc = f'<span class="rag-doc">{esc(source)}</span> ¶{int(paragraph)}'
+def _location(source: str, paragraph: int, section: str, page: int | None = None) -> str:
+    where = f" p.&nbsp;{int(page)}" if page is not None else ""
+    loc = f'<span class="rag-doc">{esc(source)}</span>{where} ¶{int(paragraph)}'
     if section:
         loc += f' · <span class="rag-section">{esc(section)}</span>'
     return loc
@@ -129,7 +131,7 @@ def render_citation(
         f'<details class="rag-citation" id="{_anchor(uid, marker)}"'
         f"{' open' if open_ else ''}>"
         f'<summary><span class="rag-marker">[{int(marker)}]</span> '
-        f"{_location(first.source, first.paragraph, first.section)}</summary>"
+        f"{_location(first.source, first.paragraph, first.section, first.page)}</summary>"
         f'<blockquote class="rag-paragraph">{body}</blockquote>{missing}</details>'
     )
 
@@ -138,7 +140,7 @@ def render_passage(p: Passage) -> str:
     """A retrieved paragraph (for "see also"), collapsed."""
     return (
         '<details class="rag-passage">'
-        f"<summary>{_location(p.source, p.paragraph, p.section)}</summary>"
+        f"<summary>{_location(p.source, p.paragraph, p.section, p.page)}</summary>"
         f'<blockquote class="rag-paragraph">{esc(p.text)}</blockquote></details>'
     )
 
@@ -252,11 +254,34 @@ def render_status(status: Any) -> str:
     )
 
 
+def render_upload(report: Any) -> str:
+    """What an upload did: documents added and indexed, and one line per file not added."""
+    parts: list[str] = []
+    if report.added:
+        ing = report.ingest
+        extra = (
+            f" ({int(ing.paragraphs_added)} new {_plural(int(ing.paragraphs_added), 'paragraph')})"
+            if ing is not None
+            else ""
+        )
+        parts.append(
+            '<div class="rag-notice">Added and indexed '
+            + ", ".join(f"<b>{esc(n)}</b>" for n in report.added)
+            + f"{extra}.</div>"
+        )
+    for name, reason in report.rejected:
+        parts.append(
+            f'<div class="rag-error">Not added: <b>{esc(name)}</b>: {esc(reason)}. '
+            "Nothing else was changed.</div>"
+        )
+    return "".join(parts)
+
+
 def plain_sources(answer: Answer) -> str:
     """The answer with its sources as plain text (what the API/benchmark reads)."""
     lines = [answer.text]
     for c in answer.citations:
-        lines.append(f"[{c.marker}] {c.source} ¶{c.paragraph}: “{c.quote}”")
+        lines.append(f"[{c.marker}] {paragraph_label(c.source, c.paragraph, c.page)}: “{c.quote}”")
     return "\n".join(lines)
 
 

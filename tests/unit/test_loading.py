@@ -29,7 +29,7 @@ def test_markdown_heading_directly_above_paragraph(tmp_path: Path) -> None:
     paras = split_paragraphs(load_document(f, "a.md"))
     assert [(p.number, p.section, p.text) for p in paras] == [
         (1, "Title", "First para line."),
-        (2, "Part two", "Second para."),
+        (2, "Title › Part two", "Second para."),
     ]
 
 
