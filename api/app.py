@@ -322,8 +322,10 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Any:
-        # Starlette re-raises the exception after this response, so the server logs it
-        return _error_response(*classify(exc))
+        # Starlette re-raises the exception after this response, so the server logs it. This
+        # handler runs outside the request-id middleware, hence the header here.
+        status, message = classify(exc)
+        return _error_response(status, message, {"X-Request-ID": correlation_id.get() or ""})
 
     # -- helpers --------------------------------------------------------------------------
 
