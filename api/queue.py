@@ -7,9 +7,12 @@ itself holds the library's LLM lock (``rag.llm.llm_lock``) around every generati
 retrieval runs in parallel and the model one request at a time, as in the UI.
 
 A request counts against the queue until its thread has finished, even when its client has
-gone: the capacity bounds real work, not open connections. A cancelled job stops at the next
-event it produces (the chain's generator is closed, which releases the LLM lock) or, if it is
-still waiting for a slot, never starts.
+gone: the capacity bounds real work, not open connections. A cancelled job (deadline passed,
+client gone) never starts if it is still waiting for a slot, and stops at its next event if
+the model has not started generating for it. Once the model is generating, the generation runs
+to its end and the events are dropped: interrupting llama.cpp mid-generation was followed by a
+``GGML_ASSERT`` abort of the whole server in the load test (bench/RESULTS.md §9), so the API
+never does it.
 """
 
 from __future__ import annotations
@@ -172,15 +175,19 @@ class AnswerQueue:
                 if job.cancelled.is_set():
                     return
                 events = self._get_chain().stream(question, history)
+                generating = False
                 try:
                     for event in events:
-                        job.put(event)
+                        generating = generating or event.kind == "draft"
                         if job.cancelled.is_set():
-                            break
+                            if not generating:
+                                break  # the model has not started: stop here
+                            continue  # let the generation finish (see the module docstring)
+                        job.put(event)
                 finally:
                     close = getattr(events, "close", None)
                     if callable(close):
-                        close()  # releases the LLM lock if the chain holds it
+                        close()
             finally:
                 with self._lock:
                     self._running -= 1

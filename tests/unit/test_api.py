@@ -350,13 +350,38 @@ def test_library_errors_map_to_status_codes(error: Exception, status: int) -> No
 
 
 def test_an_answer_past_the_request_deadline_is_a_504() -> None:
-    chain = FakeChain(delay_s=3.0)
+    chain = FakeChain(delay_s=1.5)
     c, _, _ = client(chain=chain, request_timeout_s=0.3)
     assert_error(c.post("/v1/answer", json={"question": "Slow?"}), 504, "REQUEST_TIMEOUT_S")
+    assert c.app.state.queue.stats()["pending"] == 1  # still generating: it still counts
     deadline = time.monotonic() + 5
     while chain.active and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert chain.active == 0 and chain.closed == 1  # the abandoned answer was stopped
+    # a generation that had started is never interrupted (it ran to its end)...
+    assert chain.active == 0 and chain.closed == 0
+    assert c.app.state.queue.stats()["pending"] == 0
+
+
+def test_a_cancelled_answer_stops_before_the_model_starts() -> None:
+    class StallingChain(FakeChain):
+        """Retrieval takes 1 s, then the model would start."""
+
+        def stream(
+            self, question: str, history: Sequence[dict[str, str]] | None = None
+        ) -> Iterator[AnswerEvent]:
+            inner = super().stream(question, history)
+            yield next(inner)
+            time.sleep(1.0)
+            yield from inner
+
+    chain = StallingChain()
+    c, _, _ = client(chain=chain, request_timeout_s=0.3)
+    assert_error(c.post("/v1/answer", json={"question": "Slow?"}), 504)
+    deadline = time.monotonic() + 5
+    while chain.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # ...but one whose model had not started is stopped there
+    assert chain.active == 0 and chain.closed == 1
 
 
 # -- token ----------------------------------------------------------------------------------
