@@ -350,6 +350,36 @@ def ui(
         launch(settings)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7861).")] = None,
+    corpus: CorpusOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
+    _quiet_libraries()
+    with _errors():
+        from rag.ingest import ensure_index
+
+        settings = _settings(corpus, db)
+        update: dict[str, Any] = {}
+        if host is not None:
+            update["host"] = host
+        if port is not None:
+            update["port"] = port
+        if update:
+            settings = settings.model_copy(update={"api": settings.api.model_copy(update=update)})
+        report = ensure_index(settings, on_skip=_warn_skip)
+        if report is not None:
+            _print_report(report)
+        from api.server import serve as run_server
+
+        run_server(settings)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

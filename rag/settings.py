@@ -116,6 +116,31 @@ class UISettings(BaseModel):
     retrieval_concurrency: int = Field(8, ge=1, description="Requests served at once.")
 
 
+class APISettings(BaseModel):
+    """The HTTP API (``rag serve``)."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default.")
+    port: int = Field(7861, ge=1, le=65535, description="Port.")
+    token: SecretStr | None = Field(
+        None,
+        description="When set, every route but the docs needs 'Authorization: Bearer <token>'.",
+    )
+    concurrency: int = Field(
+        8,
+        ge=1,
+        description="Answer requests worked on at once (the LLM itself runs one at a time).",
+    )
+    queue_size: int = Field(
+        32, ge=0, description="Answer requests that may wait beyond those; more get HTTP 429."
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="Longest an answer request may take, queueing included (504)."
+    )
+    max_body_bytes: int = Field(262144, ge=1024, description="Largest accepted request body.")
+    max_messages: int = Field(64, ge=1, description="Most messages (history) in one request.")
+    max_k: int = Field(50, ge=1, description="Most passages /v1/retrieve returns.")
+
+
 class Settings(BaseSettings):
     """All configuration. Every public entry point takes ``settings: Settings | None``.
 
@@ -146,6 +171,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    api: APISettings = Field(default_factory=APISettings)
 
     @property
     def index_dir(self) -> Path:

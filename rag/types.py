@@ -145,18 +145,7 @@ class Answer:
         return {
             "answer": self.text,
             "abstained": self.abstained,
-            "citations": [
-                {
-                    "marker": c.marker,
-                    "source": c.source,
-                    "paragraph": c.paragraph,
-                    "section": c.section,
-                    "text": c.text,
-                    "quote": c.quote,
-                    "page": c.page,
-                }
-                for c in self.citations
-            ],
+            "citations": [c.to_dict() for c in self.citations],
             "standalone_question": self.standalone_question,
             "retrieved": [{"source": p.source, "paragraph": p.paragraph} for p in self.passages],
             "timings": self.timings.to_dict(),
