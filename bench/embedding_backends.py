@@ -42,7 +42,10 @@ def main() -> None:
     embs = {}
     load_s = {}
     for b in BACKENDS:
-        s = Settings(models_dir=MODELS_DIR, embedding=EmbeddingSettings(backend=b, batch_size=args.batch_size))
+        s = Settings(
+            models_dir=MODELS_DIR,
+            embedding=EmbeddingSettings(backend=b, batch_size=args.batch_size),
+        )
         embs[b] = get_embedder(s)
         t = time.perf_counter()
         embs[b].embed_documents(texts[:8])  # loads (and exports ONNX once if missing)
@@ -65,7 +68,12 @@ def main() -> None:
             qms[b].append((time.perf_counter() - t) * 1000)
 
     rows = []
-    result = {"paragraphs": len(texts), "queries": len(questions), "load": os.getloadavg(), "backends": {}}
+    result = {
+        "paragraphs": len(texts),
+        "queries": len(questions),
+        "load": os.getloadavg(),
+        "backends": {},
+    }
     base_rate = float(np.mean(rates["torch"]))
     for b in BACKENDS:
         cos_p = (vecs[b] * vecs["torch"]).sum(axis=1)
@@ -80,14 +88,30 @@ def main() -> None:
             "cosine_vs_torch_queries": {"min": float(cos_q.min()), "mean": float(cos_q.mean())},
         }
         rows.append(
-            [b, r, r / base_rate, qs["p50"], qs["p95"], float(cos_p.min()), float(cos_p.mean()),
-             float(cos_q.min())]
+            [
+                b,
+                r,
+                r / base_rate,
+                qs["p50"],
+                qs["p95"],
+                float(cos_p.min()),
+                float(cos_p.mean()),
+                float(cos_q.min()),
+            ]
         )
     print(
         table(
             rows,
-            ["backend", "paragraphs/s", "vs torch", "query p50 ms", "query p95 ms",
-             "cos min (paras)", "cos mean (paras)", "cos min (queries)"],
+            [
+                "backend",
+                "paragraphs/s",
+                "vs torch",
+                "query p50 ms",
+                "query p95 ms",
+                "cos min (paras)",
+                "cos mean (paras)",
+                "cos min (queries)",
+            ],
         )
     )
     print(f"{len(texts)} paragraphs, {len(questions)} queries, load avg {os.getloadavg()}")

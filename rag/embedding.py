@@ -268,17 +268,23 @@ def ensure_onnx_model(model_path: Path, cache_dir: Path) -> dict[str, Path]:
     target.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
-    with FileLock(str(target / ".export.lock")):
-        if not files["fp32"].exists():
-            _export_fp32(model_path, files["fp32"])
-        if not files["int8"].exists():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        with FileLock(str(target / ".export.lock")):
+            if not files["fp32"].exists():
+                _export_fp32(model_path, files["fp32"])
+            if not files["int8"].exists():
+                from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            tmp = files["int8"].with_name(f".tmp{os.getpid()}.onnx")
-            quantize_dynamic(
-                str(files["fp32"]), str(tmp), weight_type=QuantType.QInt8, per_channel=True
-            )
-            tmp.replace(files["int8"])
+                tmp = files["int8"].with_name(f".tmp{os.getpid()}.onnx")
+                quantize_dynamic(
+                    str(files["fp32"]), str(tmp), weight_type=QuantType.QInt8, per_channel=True
+                )
+                tmp.replace(files["int8"])
+    except (ImportError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"cannot export {model_path} to ONNX in {target}: {exc}; "
+            "set RAG_EMBEDDING__BACKEND=torch to use torch instead"
+        ) from exc
     return files
 
 
