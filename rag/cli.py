@@ -201,6 +201,8 @@ def status(
             f"[yellow]Warning:[/] settings ask for {st.configured_model!r}; "
             "run `rag ingest --reset` to rebuild with it"
         )
+    if not st.current_format:
+        err.print("[yellow]Warning:[/] the index is in an older layout; run `rag ingest --reset`")
     out.print(f"{len(st.documents)} documents, {st.chunks} chunks")
     for src, info in st.documents.items():
         out.print(f"  {escape(src)}: {info['paragraphs']} paragraphs, {info['chunks']} chunks")

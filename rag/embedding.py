@@ -39,6 +39,15 @@ def _packaged_models() -> dict[str, Any]:
     return {"all-MiniLM-L6-v2": minilm, "sentence-transformers/all-MiniLM-L6-v2": minilm}
 
 
+def index_model_name(settings: EmbeddingSettings) -> str:
+    """The name an index records for vectors made with these settings. torch and ONNX fp32
+    give the same vectors, so an index built by either serves both; int8 vectors differ
+    slightly (cosine ~0.99), so an int8 index is its own."""
+    if settings.backend == "onnx-int8":
+        return f"{settings.model} (onnx-int8)"
+    return settings.model
+
+
 def resolve_model_path(model: str) -> Path:
     """A packaged model name or a local folder; raises if neither exists."""
     packaged = _packaged_models()
@@ -147,11 +156,7 @@ class OnnxEmbedder(Embeddings):
 
     @property
     def model_name(self) -> str:
-        # fp32 ONNX gives the torch vectors, so an index built by either serves both;
-        # int8 vectors differ slightly (cosine ~0.99), so its index is its own.
-        if self.settings.backend == "onnx-int8":
-            return f"{self.settings.model} (onnx-int8)"
-        return self.settings.model
+        return index_model_name(self.settings)
 
     def _load(self) -> Any:
         with self._lock:

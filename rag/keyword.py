@@ -32,6 +32,15 @@ from rag.text import content_terms
 
 logger = logging.getLogger(__name__)
 
+
+def _bm25s():  # type: ignore[no-untyped-def]
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG on import, which prints a line per build through any
+    # root handler (the CLIs' included); warnings and errors still come through.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
 CURRENT = "CURRENT"
 _META = "chunks.json"
 
@@ -66,7 +75,7 @@ class BM25Index:
         fingerprint: str = "",
     ) -> BM25Index:
         """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``)."""
-        import bm25s
+        bm25s = _bm25s()
 
         corpus = [
             bm25_terms(t, str(m.get("section", ""))) for t, m in zip(texts, metadata, strict=True)
@@ -145,7 +154,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path, *, fingerprint: str = "", version: str = "") -> BM25Index:
-        import bm25s
+        bm25s = _bm25s()
 
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
         model = None

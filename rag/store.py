@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from rag.embedding import index_model_name
 from rag.errors import (
     EmbeddingModelMismatchError,
     IndexFormatError,
@@ -117,7 +118,7 @@ class ChromaStore:
         self.settings = settings or Settings()
         self._client = client
         self.name = self.settings.chroma.collection
-        self.embedding_model = embedding_model or self.settings.embedding.model
+        self.embedding_model = embedding_model or index_model_name(self.settings.embedding)
 
     @property
     def client(self) -> Any:

@@ -263,7 +263,7 @@ def test_cli_ingest_skips_each_bad_file_with_exactly_one_warning(env: Env) -> No
     warnings = [ln for ln in err if ln.startswith("Warning: skipped")]
     assert sorted(w.split()[2].rstrip(":") for w in warnings) == sorted(bad), warnings
     # Nothing else on stderr but the progress bar: no library log lines, no traceback.
-    assert all(ln.startswith(("Warning: skipped", "Embedding chunks")) for ln in err), err
+    assert all(ln.startswith(("Warning: skipped", "Embedding paragraphs")) for ln in err), err
     assert "too large" in next(w for w in warnings if "huge.txt" in w)
     assert f"skipped {len(bad)} unreadable file(s)" in result.stdout
     sources = {m["source"] for m in env.snapshot().values()}

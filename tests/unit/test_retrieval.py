@@ -82,3 +82,18 @@ def test_the_onnx_backend_refuses_a_model_it_would_pool_wrongly(
     emb = OnnxEmbedder(EmbeddingSettings(model=str(tmp_path), backend="onnx"), cache_dir=tmp_path)
     with pytest.raises(ModelNotAvailableError, match="BACKEND=torch"):
         emb.embed_query("Bhutan")
+
+
+def test_an_int8_index_is_told_apart_from_a_torch_one() -> None:
+    """torch and ONNX fp32 make the same vectors and share an index; int8 vectors differ, so
+    the store (built from settings alone, as the retriever and CLI do) expects its own name."""
+    from rag.embedding import get_embedder
+    from rag.settings import EmbeddingSettings
+    from rag.store import ChromaStore
+
+    names = {}
+    for backend in ("torch", "onnx", "onnx-int8"):
+        s = Settings(embedding=EmbeddingSettings(backend=backend))
+        names[backend] = ChromaStore(settings=s).embedding_model
+        assert names[backend] == get_embedder(s).model_name  # nothing is loaded here
+    assert names["torch"] == names["onnx"] != names["onnx-int8"]
