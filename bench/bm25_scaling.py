@@ -1,9 +1,11 @@
-"""rank_bm25 vs a sparse inverted-index BM25 (bench/bm25_sparse.py) at 1k / 10k / 100k
-paragraphs, keyword search only (no Chroma, no embedding), same corpus construction as
-bench/retrieval.py: base SQuAD-dev paragraphs plus variants with a prefix/suffix from another
-paragraph. Tokens come from ``rag.text.content_terms`` (what ``rag.keyword`` uses); a variant's
-tokens are its base paragraph's tokens plus those of its extra words, which equals tokenising
-the variant text (content_terms works word by word) and avoids stemming 100k texts.
+"""The keyword index (``rag.keyword``, bm25s) at 1k / 10k / 100k paragraphs: build, publish,
+load, search, size. Keyword search only (no Chroma, no embedding).
+
+Corpus: the 1,204 SQuAD-dev paragraphs, then variants (the paragraph with a prefix or suffix of
+8-20 words from another paragraph, as in bench/retrieval.py) up to the size. Every text is
+tokenised (``rag.keyword.bm25_terms``: stemmed content words) inside the build, as at ingest.
+"Build" is ``BM25Index.build``; "publish" saves the version folder and swaps ``CURRENT``;
+"load" is what a search process does the first time it sees a new version.
 
     python bench/bm25_scaling.py [--sizes 1204 10000 100000] [--queries 30]
 """
@@ -12,12 +14,30 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-from bm25_sparse import SparseBM25
-from common import peak_rss_mb, summary, table, write_json
+from common import RssSampler, dir_size_mb, summary, table, write_json
 from retrieval import base_paragraphs
+
+
+def texts_of_size(paras: list[dict], size: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [p["text"].split() for p in paras]
+    out = [p["text"] for p in paras[:size]]
+    copy = 1
+    while len(out) < size:
+        for i, p in enumerate(paras):
+            if len(out) >= size:
+                break
+            o = (rng.randrange(len(paras) - 1) + i + 1) % len(paras)
+            m = rng.randint(8, 20)
+            start = rng.randrange(max(1, len(words[o]) - m))
+            extra = " ".join(words[o][start : start + m])
+            out.append(f"{extra} {p['text']}" if copy % 2 else f"{p['text']} {extra}")
+        copy += 1
+    return out
 
 
 def main() -> None:
@@ -28,88 +48,74 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from rank_bm25 import BM25Okapi
-
-    from rag.text import content_terms
+    from rag.keyword import BM25Index, current, publish
 
     paras, questions = base_paragraphs()
-    base_toks = [content_terms(p["text"]) for p in paras]
-    words = [p["text"].split() for p in paras]
-    qs = random.Random(args.seed).sample(questions, args.queries)
-    q_terms = [content_terms(q["question"]) for q in qs]
+    qs = [q["question"] for q in random.Random(args.seed).sample(questions, args.queries)]
     results = []
     for size in args.sizes:
-        rng = random.Random(args.seed)
-        corpus = list(base_toks[: min(size, len(paras))])
-        while len(corpus) < size:
-            for i in range(len(paras)):
-                if len(corpus) >= size:
-                    break
-                o = (rng.randrange(len(paras) - 1) + i + 1) % len(paras)
-                m = rng.randint(8, 20)
-                start = rng.randrange(max(1, len(words[o]) - m))
-                corpus.append(content_terms(" ".join(words[o][start : start + m])) + base_toks[i])
-        t0 = time.perf_counter()
-        bm25 = BM25Okapi(corpus)
-        build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sparse = SparseBM25.from_bm25(bm25)
-        sbuild = time.perf_counter() - t0
-        t_ref, t_sp, same = [], [], 0
-        for terms in q_terms:
+        texts = texts_of_size(paras, size, args.seed)
+        ids = [f"c{i}" for i in range(size)]
+        metas = [{"source": f"doc{i // 100}.md", "paragraph": i % 100 + 1} for i in range(size)]
+        with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp, RssSampler() as rss:
+            root = Path(tmp) / "db.bm25" / "corpus"
             t0 = time.perf_counter()
-            ref = bm25.get_scores(terms)
-            top_ref = np.argpartition(-ref, 29)[:30]
-            t_ref.append(time.perf_counter() - t0)
+            index = BM25Index.build(ids, texts, metas, "fp")
+            build = time.perf_counter() - t0
             t0 = time.perf_counter()
-            top_sp = sparse.top_n(terms, 30)
-            t_sp.append(time.perf_counter() - t0)
-            ref_sorted = [
-                int(i) for i in top_ref[np.argsort(-ref[top_ref], kind="stable")] if ref[i] > 0
-            ]
-            # equal as score multisets (ties may order differently)
-            same += np.allclose(sorted(ref[ref_sorted]), sorted(sparse.scores(terms)[top_sp]))
-        r = {
-            "size": size,
-            "rank_bm25_build_s": build,
-            "sparse_build_s": sbuild,
-            "rank_bm25_ms": {k: v * 1000 for k, v in summary(t_ref).items() if k != "n"},
-            "sparse_ms": {k: v * 1000 for k, v in summary(t_sp).items() if k != "n"},
-            "same_top30_scores": f"{same}/{len(q_terms)}",
-        }
-        results.append(r)
-        print(f"done {size}", flush=True)
-    rows = [
-        (
-            r["size"],
-            r["rank_bm25_ms"]["p50"],
-            r["rank_bm25_ms"]["p95"],
-            r["sparse_ms"]["p50"],
-            r["sparse_ms"]["p95"],
-            r["rank_bm25_ms"]["p50"] / r["sparse_ms"]["p50"],
-            r["same_top30_scores"],
-            r["rank_bm25_build_s"],
-            r["sparse_build_s"],
+            publish(index, root)
+            pub = time.perf_counter() - t0
+            del index
+            t0 = time.perf_counter()
+            loaded, _ = current(root)  # type: ignore[misc]
+            load = time.perf_counter() - t0
+            times = []
+            for q in qs:
+                t0 = time.perf_counter()
+                loaded.search(q, 30)
+                times.append(time.perf_counter() - t0)
+            size_mb = dir_size_mb(root)
+        ms = {k: v * 1000 for k, v in summary(times).items() if k != "n"}
+        results.append(
+            {
+                "size": size,
+                "build_s": build,
+                "publish_s": pub,
+                "load_s": load,
+                "search_ms": ms,
+                "disk_mb": size_mb,
+                "peak_rss_mb": rss.peak,
+            }
         )
-        for r in results
-    ]
+        print(f"done {size}", flush=True)
     print(
         table(
-            rows,
+            [
+                (
+                    r["size"],
+                    r["build_s"],
+                    r["publish_s"],
+                    r["load_s"],
+                    r["search_ms"]["p50"],
+                    r["search_ms"]["p95"],
+                    r["disk_mb"],
+                    r["peak_rss_mb"],
+                )
+                for r in results
+            ],
             [
                 "paragraphs",
-                "rank_bm25 p50 ms",
-                "rank_bm25 p95 ms",
-                "sparse p50 ms",
-                "sparse p95 ms",
-                "speed-up",
-                "same top-30 scores",
-                "rank_bm25 build s",
-                "sparse build s",
+                "build s",
+                "publish s",
+                "load s",
+                "search p50 ms",
+                "search p95 ms",
+                "on disk MB",
+                "peak RSS MB",
             ],
         )
     )
-    print("wrote", write_json("bm25_scaling", {"results": results, "peak_rss_mb": peak_rss_mb()}))
+    print("wrote", write_json("bm25_scaling", {"results": results}))
 
 
 if __name__ == "__main__":

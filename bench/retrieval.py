@@ -12,8 +12,12 @@ base paragraph with a little of the paragraph its prefix/suffix came from. Dense
 and 100k is therefore an approximation (the near-duplicates are about as hard to tell apart as
 real ones would be, but not identical in distribution); latency, index size and memory are
 real, since Chroma/HNSW and BM25 do not care where the numbers came from. Chunks go straight in
-through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is set as
-``rag.ingest`` would.
+through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is set and the
+BM25 index built and published as ``rag.ingest`` does (timed: "BM25 build s" is
+``BM25Index.build``, "publish s" saving it and swapping it in).
+
+At the largest size, HNSW ``ef_search`` is then varied on the same collection (``--ef``) and
+the dense stage alone is timed with its recall, so the parameter is measured, not guessed.
 
 Queries: 100 answerable SQuAD questions (fixed seed). A hit is the question's own paragraph in
 the top 5 ("strict"), or that paragraph or one of its variants ("any copy": the variants carry
@@ -151,14 +155,17 @@ def build_corpus(size: int, paras: list[dict[str, Any]], vecs: np.ndarray, seed:
 # -- one size, in this process -------------------------------------------------------------
 
 
-def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> float:
-    from rag.store import ChromaStore
+def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> dict[str, float]:
+    from rag.keyword import BM25Index, keyword_dir, publish
+    from rag.store import ChromaStore, chunk_metadata
     from rag.types import Chunk
 
     store = ChromaStore(settings=settings)
     store.collection(create=True)
     batch = min(5000, int(store.client.get_max_batch_size()))
     ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for s in range(0, len(rows), batch):
         chunks = []
@@ -181,12 +188,19 @@ def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> float
             )
         store.add(chunks, vecs[s : s + batch].tolist())
         ids.extend(c.id for c in chunks)
-    store.set_fingerprint(ids)
-    return time.perf_counter() - t0
+        texts.extend(c.text for c in chunks)
+        metas.extend(chunk_metadata(c) for c in chunks)
+    fp = store.set_fingerprint(ids)
+    insert_s = time.perf_counter() - t0
+    with Timer() as t_build:
+        index = BM25Index.build(ids, texts, metas, fp)
+    with Timer() as t_pub:
+        publish(index, keyword_dir(settings))
+    return {"insert_s": insert_s, "bm25_build_s": t_build.seconds, "publish_s": t_pub.seconds}
 
 
-def run_size(size: int, n_queries: int, seed: int) -> dict[str, Any]:
-    from rag.keyword import get_bm25
+def run_size(size: int, n_queries: int, seed: int, efs: list[int]) -> dict[str, Any]:
+    from rag.keyword import keyword_dir
     from rag.retrieval import HybridRetriever
     from rag.settings import Settings
 
@@ -202,32 +216,54 @@ def run_size(size: int, n_queries: int, seed: int) -> dict[str, Any]:
             models_dir=MODELS_DIR,
         )
         with RssSampler() as rss_build:
-            insert_s = insert(settings, rows, cvecs)
+            timings = insert(settings, rows, cvecs)
             del cvecs
-            retriever = HybridRetriever(settings=settings)
-            retriever.embedder.embed_query("warm up")
-            with Timer() as t_bm25:
-                bm25 = get_bm25(retriever.store)
-        return measure(
-            settings,
-            retriever,
-            bm25,
-            rows,
-            base_of,
-            qs,
-            paras,
-            {
-                "size": size,
-                "insert_s": insert_s,
-                "bm25_build_s": t_bm25.seconds,
-                "rss_after_build_mb": rss_build.peak,
-            },
+        retriever = HybridRetriever(settings=settings)
+        retriever.embedder.embed_query("warm up")
+        with Timer() as t_load:
+            retriever.index()
+        info = {
+            "size": size,
+            **timings,
+            "bm25_load_s": t_load.seconds,
+            "rss_after_build_mb": rss_build.peak,
+            "chroma_mb": dir_size_mb(settings.index_dir),
+            "bm25_mb": dir_size_mb(keyword_dir(settings)),
+        }
+        out = measure(settings, retriever, rows, base_of, qs, paras, info)
+        if efs:
+            out["ef_search"] = sweep_ef(retriever, qs, key_base(rows, base_of), efs)
+        return out
+
+
+def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, int], int]:
+    """(source, paragraph) -> row index (base paragraphs are rows 0..1203)."""
+    return {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
+
+
+def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int]) -> list:
+    """Dense stage alone at several HNSW ef_search values on the same collection."""
+    n = retriever.settings.retrieval.candidates
+    bm25, col = retriever.index()
+    vecs = [retriever.embedder.embed_query(q["question"]) for q in qs]
+    out = []
+    for ef in efs:
+        col.modify(configuration={"hnsw": {"ef_search": ef}})
+        retriever.store.query(vecs[0], n, None, col=col, total=bm25.count)  # warm
+        times, hits = [], 0
+        for q, v in zip(qs, vecs, strict=True):
+            t = time.perf_counter()
+            dense = retriever.store.query(v, n, None, col=col, total=bm25.count)
+            times.append(time.perf_counter() - t)
+            got = [base.get((c.metadata["source"], c.metadata["paragraph"])) for c, _ in dense[:5]]
+            hits += q["base"] in got
+        out.append(
+            {"ef_search": ef, "chroma_query_ms": _ms(times), "dense_recall_at_5": hits / len(qs)}
         )
+    return out
 
 
-def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[str, Any]:
-    from rag.keyword import get_bm25
-
+def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, Any]:
     rs = settings.retrieval
     key_of = {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
     # Stage timings, the same calls HybridRetriever.search makes, in its order.
@@ -235,12 +271,11 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
         k: []
         for k in (
             "total",
-            "count",
+            "index_check",
             "embed_query",
             "chroma_query",
-            "bm25_fingerprint+cache",
             "bm25_search",
-            "fuse",
+            "fuse+texts",
         )
     }
     strict = anycopy = 0
@@ -254,25 +289,24 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
         anycopy += any(i is not None and base_of[i] == gold for i in idxs)
 
         t = time.perf_counter()
-        retriever.store.count()
-        stages["count"].append(time.perf_counter() - t)
+        idx, col = retriever.index()
+        stages["index_check"].append(time.perf_counter() - t)
         t = time.perf_counter()
         v = retriever.embedder.embed_query(q["question"])
         stages["embed_query"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        dense = retriever.store.query(v, rs.candidates, None)
+        dense = retriever.store.query(v, rs.candidates, None, col=col, total=idx.count)
         stages["chroma_query"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        idx = get_bm25(retriever.store)
-        stages["bm25_fingerprint+cache"].append(time.perf_counter() - t)
         t = time.perf_counter()
         kw = idx.search(q["question"], rs.candidates, None)
         stages["bm25_search"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        retriever.fuse(dense, kw, 5)
-        stages["fuse"].append(time.perf_counter() - t)
+        retriever.fuse(dense, kw, 5, col=col)
+        stages["fuse+texts"].append(time.perf_counter() - t)
 
     n = len(qs)
+    from rag.keyword import keyword_dir
+
     db = settings.index_dir
     out = {
         **info,
@@ -280,7 +314,7 @@ def measure(settings, retriever, bm25, rows, base_of, qs, paras, info) -> dict[s
         "recall_at_5_strict": strict / n,
         "recall_at_5_any_copy": anycopy / n,
         "latency_ms": {k: _ms(vals) for k, vals in stages.items()},
-        "index_on_disk_mb": dir_size_mb(db),
+        "index_on_disk_mb": dir_size_mb(db) + dir_size_mb(keyword_dir(settings)),
         "peak_rss_mb": peak_rss_mb(),
     }
     return out
@@ -307,7 +341,7 @@ def _ingested(corpus_dir: Path, tmp: str) -> Iterator[tuple[Any, Any, Any]]:
     )
     rep = ingest(settings)
     retriever = HybridRetriever(settings=settings)
-    retriever.search("warm up", k=5)  # loads the embedder, builds the BM25 index
+    retriever.search("warm up", k=5)  # loads the embedder and the BM25 index
     yield settings, rep, retriever
 
 
@@ -339,9 +373,15 @@ def run_squad9(n_queries: int, seed: int) -> dict[str, Any]:
                 "recall_at_5_strict": hits / len(times),
                 "recall_at_5_any_copy": hits / len(times),
                 "latency_ms": {"total": _ms(times)},
-                "index_on_disk_mb": dir_size_mb(settings.index_dir),
+                "index_on_disk_mb": _index_mb(settings),
                 "peak_rss_mb": peak_rss_mb(),
             }
+
+
+def _index_mb(settings: Any) -> float:
+    from rag.keyword import keyword_dir
+
+    return dir_size_mb(settings.index_dir) + dir_size_mb(keyword_dir(settings))
 
 
 def run_seed(seed: int) -> dict[str, Any]:
@@ -361,7 +401,7 @@ def run_seed(seed: int) -> dict[str, Any]:
             "queries": len(times),
             "latency_ms": {"total": _ms(times)},
             "kathmandu_top1": f"{top.source}#{top.paragraph}",
-            "index_on_disk_mb": dir_size_mb(settings.index_dir),
+            "index_on_disk_mb": _index_mb(settings),
             "peak_rss_mb": peak_rss_mb(),
             "last_top": [(p.source, p.paragraph) for p in got],
         }
@@ -382,6 +422,13 @@ def main() -> None:
         action="store_true",
         help="skip the two real-ingest corpora (seed article, 9 SQuAD articles)",
     )
+    ap.add_argument(
+        "--ef",
+        nargs="*",
+        type=int,
+        default=[100, 50, 30, 20],
+        help="HNSW ef_search values tried at the largest size (dense stage only)",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = ap.parse_args()
 
@@ -391,7 +438,7 @@ def main() -> None:
         elif args.one == "squad9":
             res = run_squad9(args.queries, args.seed)
         else:
-            res = run_size(int(args.one), args.queries, args.seed)
+            res = run_size(int(args.one), args.queries, args.seed, args.ef)
         OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
         (OUT / f"retrieval_{args.one}.json").write_text(
             json.dumps(res, indent=2) + "\n", encoding="utf-8"
@@ -415,6 +462,8 @@ def main() -> None:
                 str(args.queries),
                 "--seed",
                 str(args.seed),
+                "--ef",
+                *([str(e) for e in args.ef] if job == str(max(args.sizes, default=0)) else []),
             ],
             capture_output=True,
             text=True,
@@ -471,16 +520,19 @@ def main() -> None:
                 *(
                     lat[k]["p50"]
                     for k in (
-                        "count",
+                        "index_check",
                         "embed_query",
                         "chroma_query",
-                        "bm25_fingerprint+cache",
                         "bm25_search",
-                        "fuse",
+                        "fuse+texts",
                     )
                 ),
                 r["insert_s"],
                 r["bm25_build_s"],
+                r["publish_s"],
+                r["bm25_load_s"],
+                r["chroma_mb"],
+                r["bm25_mb"],
             )
         )
     print(
@@ -488,20 +540,40 @@ def main() -> None:
             stage_rows,
             [
                 "paragraphs",
-                "count ms",
+                "index check ms",
                 "embed_query ms",
                 "chroma query ms",
-                "bm25 fingerprint ms",
                 "BM25 search ms",
-                "fuse ms",
+                "fuse + texts ms",
                 "insert s",
                 "BM25 build s",
+                "publish s",
+                "BM25 load s",
+                "Chroma MB",
+                "BM25 MB",
             ],
         )
     )
     print(
         "(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)"
     )
+    for r in results:
+        if r.get("ef_search"):
+            print(f"\nHNSW ef_search at {r['size']} paragraphs (dense stage alone):")
+            print(
+                table(
+                    [
+                        (
+                            e["ef_search"],
+                            e["chroma_query_ms"]["p50"],
+                            e["chroma_query_ms"]["p95"],
+                            e["dense_recall_at_5"],
+                        )
+                        for e in r["ef_search"]
+                    ],
+                    ["ef_search", "chroma query p50 ms", "p95 ms", "dense recall@5 (strict)"],
+                )
+            )
     print("wrote", write_json("retrieval", {"results": results}))
 
 

@@ -1,50 +1,99 @@
-"""Token-aware chunking: a paragraph is one chunk unless it exceeds the token budget."""
+"""Chunking in the embedder's own tokens: a paragraph is one chunk unless it exceeds the budget.
+
+The budget is counted in the embedding model's word pieces and capped at what the model reads
+(its ``max_seq_length`` less the two special tokens), so no chunk loses its tail to the
+model's silent truncation. Splitting is LangChain's ``RecursiveCharacterTextSplitter`` with
+the model's tokenizer (``from_huggingface_tokenizer``); a piece the splitter still leaves over
+the limit (word pieces of merged splits do not always add up) is cut at token offsets.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from rag.embedding import max_seq_length, resolve_model_path
 from rag.settings import ChunkingSettings
-from rag.tokens import ensure_encoding, get_encoding
 from rag.types import Chunk, Paragraph
 
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
-class TiktokenChunker:
-    """Split paragraphs into chunks of at most ``chunk_tokens`` tiktoken tokens.
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_path: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path)
+
+
+class TokenChunker:
+    """Split paragraphs into chunks the embedding model reads whole.
 
     Sub-chunks keep their paragraph's id and number; a chunk never spans two paragraphs.
 
+    Args:
+        settings: the budget (``chunk_tokens``, ``chunk_overlap``), in the model's word pieces.
+        embedding_model: the packaged model name or model folder whose tokenizer counts.
+
     Example:
-        >>> chunks = TiktokenChunker(ChunkingSettings(chunk_tokens=128)).chunk(paragraphs)
+        >>> chunker = TokenChunker(ChunkingSettings(chunk_tokens=128), "all-MiniLM-L6-v2")
+        >>> chunks = chunker.chunk(paragraphs)
     """
 
-    def __init__(self, settings: ChunkingSettings | None = None) -> None:
+    def __init__(self, settings: ChunkingSettings | None, embedding_model: str) -> None:
         self.settings = settings or ChunkingSettings()
-        if self.settings.chunk_overlap >= self.settings.chunk_tokens:
+        path: Path = resolve_model_path(embedding_model)
+        self.tokenizer = _tokenizer(str(path))
+        #: the most word pieces the model reads, special tokens included
+        self.model_limit = max_seq_length(path)
+        self.budget = min(self.settings.chunk_tokens, self.model_limit - 2)
+        if self.settings.chunk_overlap >= self.budget:
             raise ValueError(
-                f"chunk_overlap ({self.settings.chunk_overlap}) must be smaller than "
-                f"chunk_tokens ({self.settings.chunk_tokens})"
+                f"chunk_overlap ({self.settings.chunk_overlap}) must be smaller than the chunk "
+                f"budget ({self.budget} tokens)"
             )
-        ensure_encoding(self.settings.encoding)
-        self._encoding = get_encoding(self.settings.encoding)
-        self._splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
-            encoding_name=self.settings.encoding,
-            chunk_size=self.settings.chunk_tokens,
+        self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+            self.tokenizer,
+            chunk_size=self.budget,
             chunk_overlap=self.settings.chunk_overlap,
-            separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
+            separators=SEPARATORS,
             keep_separator="end",
         )
 
     def count_tokens(self, text: str) -> int:
-        return len(self._encoding.encode(text, disallowed_special=()))
+        """Word pieces the model sees for ``text``, special tokens included."""
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def _hard_split(self, text: str) -> list[str]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        out = []
+        for s in range(0, len(offsets), self.budget):
+            window = offsets[s : s + self.budget]
+            out.append(text[window[0][0] : window[-1][1]])
+        return out
 
     def split_paragraph(self, paragraph: Paragraph) -> list[str]:
-        if self.count_tokens(paragraph.text) <= self.settings.chunk_tokens:
+        most = self.budget + 2  # the budget plus [CLS] and [SEP]: at most the model limit
+        if self.count_tokens(paragraph.text) <= most:
             return [paragraph.text]
-        return [p for p in self._splitter.split_text(paragraph.text) if p.strip()]
+        pieces: list[str] = []
+        for piece in self._splitter.split_text(paragraph.text):
+            if not piece.strip():
+                continue
+            if self.count_tokens(piece) <= most:
+                pieces.append(piece)
+            else:
+                pieces.extend(p for p in self._hard_split(piece) if p.strip())
+        return pieces
 
     def chunk(self, paragraphs: Iterable[Paragraph]) -> list[Chunk]:
         out: list[Chunk] = []

@@ -13,7 +13,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from rag.errors import RagError
 from rag.paragraphs import paragraph_label
@@ -96,13 +103,18 @@ def _with_progress(fn: Callable[[Callable[[int, int], None]], T], label: str) ->
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
                 console=err,
                 transient=False,
             )
             progress.start()
-            task = progress.add_task(label, total=total)
-        progress.update(task, completed=done, total=total)
+            task = progress.add_task(label, total=total, rate="")
+        speed = progress.tasks[0].speed
+        rate = f"{speed:.1f}/s" if speed else ""
+        progress.update(task, completed=done, total=total, rate=rate)
 
     try:
         return fn(update)
@@ -132,6 +144,12 @@ def _print_report(report: Any) -> None:
         f"  chunks     added {report.chunks_added}, removed {report.chunks_removed}, "
         f"unchanged {report.chunks_unchanged}"
     )
+    if report.chunks_resumed:
+        out.print(
+            f"  resumed: {report.chunks_resumed} chunks stored by an interrupted run were kept"
+        )
+    if report.paragraphs_per_s:
+        out.print(f"  embedded {report.paragraphs_per_s:.1f} paragraphs/s")
     if report.skipped:
         out.print(f"  skipped {len(report.skipped)} unreadable file(s)")
 
@@ -151,7 +169,7 @@ def ingest(
         settings = _settings(corpus, db)
         report = _with_progress(
             lambda cb: run_ingest(settings, reset=reset, on_skip=_warn_skip, progress=cb),
-            "Embedding chunks",
+            "Embedding paragraphs",
         )
     if json_out:
         out.print_json(json.dumps(report.to_dict()))
@@ -184,6 +202,8 @@ def status(
             f"[yellow]Warning:[/] settings ask for {st.configured_model!r}; "
             "run `rag ingest --reset` to rebuild with it"
         )
+    if not st.current_format:
+        err.print("[yellow]Warning:[/] the index is in an older layout; run `rag ingest --reset`")
     out.print(f"{len(st.documents)} documents, {st.chunks} chunks")
     for src, info in st.documents.items():
         out.print(f"  {escape(src)}: {info['paragraphs']} paragraphs, {info['chunks']} chunks")

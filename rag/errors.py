@@ -27,6 +27,10 @@ class EmbeddingModelMismatchError(RagError):
     """The index was built with another embedding model than the one configured."""
 
 
+class IndexFormatError(RagError):
+    """The index was written in an older layout and must be rebuilt (``rag ingest --reset``)."""
+
+
 class ModelNotAvailableError(RagError):
     """A model file or package is missing or corrupt."""
 

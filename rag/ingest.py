@@ -4,7 +4,11 @@ Why our own diff instead of LangChain's ``index()`` + record manager: chunk ids 
 from content, so Chroma itself is the record of what is indexed. Each run computes the ids the
 corpus should have, compares them with the ids Chroma holds, embeds and adds only the missing
 ones, then deletes the stale ones. There is no second store (a record-manager SQLite file) that
-could drift from Chroma after a crash: a killed run is repaired by the next run.
+could drift from Chroma after a crash: a killed run is repaired by the next run, which keeps
+every chunk the killed run had stored and embeds only the rest (``IngestReport.chunks_resumed``).
+
+After Chroma is up to date, the BM25 keyword index is built from the same chunks and published
+beside Chroma's folder (``rag.keyword.publish``); searches switch to it atomically.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag.chunking import TiktokenChunker
+from rag import keyword
+from rag.chunking import TokenChunker
 from rag.embedding import Embedder, get_embedder
 from rag.errors import CorpusError, IndexBusyError
 from rag.loading import load_corpus
 from rag.paragraphs import split_paragraphs
 from rag.settings import Settings
-from rag.store import ChromaStore
+from rag.store import ChromaStore, chunk_metadata
 from rag.types import Chunk, IngestReport
 
 logger = logging.getLogger(__name__)
 
+#: called with (paragraphs embedded so far, paragraphs to embed in this run)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -50,7 +56,7 @@ def build_chunks(
 ) -> tuple[int, int, list[Chunk]]:
     """Load, split and chunk the corpus: (documents, paragraphs, chunks)."""
     docs = load_corpus(settings.corpus_dir, on_skip=on_skip)
-    chunker = TiktokenChunker(settings.chunking)
+    chunker = TokenChunker(settings.chunking, settings.embedding.model)
     n_paragraphs = 0
     chunks: list[Chunk] = []
     for doc in docs:
@@ -75,7 +81,8 @@ def ingest(
         settings: configuration (corpus folder, index location, models).
         reset: drop the collection first (needed after an embedding-model change).
         on_skip: called with (source, reason) for each unreadable file.
-        progress: called with (done, total) chunks embedded.
+        progress: called with (done, total) paragraphs embedded in this run; rate and ETA
+            are logged every 30 s.
 
     Example:
         >>> report = ingest(Settings(corpus_dir=Path("corpus")))
@@ -115,8 +122,25 @@ def ingest(
         # a transient read error must not delete what was indexed.
         skipped = {src for src, _ in report.skipped}
         existing = {k: v for k, v in existing.items() if v.get("source") not in skipped}
+        root = keyword.keyword_dir(settings)
+        published = None if reset else keyword.current(root)
+        # Chunks stored but not in the last published index: a run killed before it finished.
+        before = set(published[0].ids) if published is not None else set()
+        report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
         _apply(report, chunks, existing, store, embedder, settings, progress)
-        store.set_fingerprint([c.id for c in chunks])
+        kept = store.all_chunks(sources=sorted(skipped)) if skipped else []
+        fingerprint = store.set_fingerprint([c.id for c in chunks] + [k.id for k in kept])
+        if published is None or published[1].get("fingerprint") != fingerprint:
+            t_kw = time.perf_counter()
+            index = keyword.BM25Index.build(
+                [c.id for c in chunks] + [k.id for k in kept],
+                [c.text for c in chunks] + [k.text for k in kept],
+                [_no_text(chunk_metadata(c)) for c in chunks]
+                + [_no_text(k.metadata) for k in kept],
+                fingerprint,
+            )
+            keyword.publish(index, root, info={"embedding_model": embedder.model_name})
+            report.keyword_seconds = time.perf_counter() - t_kw
     finally:
         lock.release()
     report.documents, report.paragraphs, report.chunks = n_docs, n_paras, len(chunks)
@@ -168,18 +192,27 @@ def _apply(
             report.paragraphs_unchanged += 1
 
     # Add first, then delete: a crash in between leaves extra chunks the next run removes,
-    # never a hole.
+    # never a hole. Each batch is committed to Chroma as it is embedded, so a killed run
+    # keeps what it finished.
     batch = max(1, settings.embedding.batch_size * 4)
-    done = 0
+    paras_todo = len({c.paragraph_id for c in to_add})
+    meter = _Rate(paras_todo, report.chunks_resumed)
     if progress:
-        progress(0, len(to_add))
+        progress(0, paras_todo)
+    seen: set[str] = set()
     for i in range(0, len(to_add), batch):
         part = to_add[i : i + batch]
         vectors = embedder.embed_documents([c.text for c in part])
         store.add(part, vectors)
-        done += len(part)
+        seen.update(c.paragraph_id for c in part)
+        # a paragraph split across two batches counts once its last chunk is in
+        done = len(seen) - (
+            1 if i + batch < len(to_add) and to_add[i + batch].paragraph_id in seen else 0
+        )
+        meter.update(done)
         if progress:
-            progress(done, len(to_add))
+            progress(done, paras_todo)
+    report.paragraphs_per_s = meter.rate()
     if to_remove:
         store.delete(to_remove)
     report.chunks_added = len(to_add)
@@ -191,6 +224,39 @@ def _apply(
         report.chunks_removed,
         report.chunks_unchanged,
     )
+
+
+class _Rate:
+    """Paragraphs/s and ETA of the embedding loop, logged every ``every`` seconds."""
+
+    def __init__(self, total: int, resumed: int, every: float = 30.0) -> None:
+        self.total, self.every = total, every
+        self.t0 = self.last = time.perf_counter()
+        self.done = 0
+        if resumed:
+            logger.info("resuming: %d chunks stored by an interrupted run are kept", resumed)
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.t0
+        return self.done / elapsed if elapsed > 0 and self.done else 0.0
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.perf_counter()
+        if now - self.last >= self.every and self.rate() > 0:
+            self.last = now
+            eta = (self.total - done) / self.rate()
+            logger.info(
+                "embedded %d/%d paragraphs, %.1f paragraphs/s, ETA %.0f s",
+                done,
+                self.total,
+                self.rate(),
+                eta,
+            )
+
+
+def _no_text(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != "paragraph_text"}
 
 
 def ensure_index(settings: Settings | None = None, **kwargs: object) -> IngestReport | None:

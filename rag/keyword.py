@@ -1,121 +1,271 @@
-"""BM25 keyword search over the chunks stored in Chroma, rebuilt when the index changes.
+"""BM25 keyword index (bm25s): built at ingest, saved beside Chroma's folder, swapped atomically.
 
-Scoring is rank-bm25's ``BM25Okapi`` (its idf, k1, b), precomputed once into a sparse
-document x term weight matrix: a query then touches only the postings of its own terms.
-``BM25Okapi.get_scores`` loops in Python over every document for every term, which measured
-707 ms per query at 100k paragraphs against 13 ms this way, with identical scores
-(bench/bm25_scaling.py).
+An ingest builds the index from the chunks it just stored and saves it as a new version folder
+next to the Chroma folder, then points ``CURRENT`` at it with one atomic rename. A search reads
+the version ``CURRENT`` names (re-loading only when that file changed), so a search during an
+ingest uses the last complete index and nothing is ever rebuilt inside a search. ``CURRENT``
+also records the chunk count and fingerprint of that ingest, so searches need not ask Chroma.
+
+Scoring is bm25s (Lucene's BM25 variant) over ``bm25_terms``: stemmed content words of the
+chunk and its section heading.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shutil
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from rank_bm25 import BM25Okapi
-from scipy import sparse
 
-from rag.store import ChromaStore, StoredChunk
+from rag.errors import IndexNotFoundError
+from rag.settings import Settings
+from rag.store import StoredChunk
 from rag.text import content_terms
 
+logger = logging.getLogger(__name__)
 
-@dataclass
-class _Weights:
-    matrix: sparse.csc_matrix  # documents x terms: BM25 weight of the term in the document
-    vocab: dict[str, int]
 
-    @classmethod
-    def from_bm25(cls, bm25: BM25Okapi) -> _Weights:
-        k1, b, avgdl, idf = bm25.k1, bm25.b, bm25.avgdl, bm25.idf
-        vocab = {t: i for i, t in enumerate(idf)}
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        for d, (freqs, dl) in enumerate(zip(bm25.doc_freqs, bm25.doc_len, strict=True)):
-            norm = k1 * (1 - b + b * dl / avgdl)
-            for term, tf in freqs.items():
-                rows.append(d)
-                cols.append(vocab[term])
-                vals.append(idf[term] * tf * (k1 + 1) / (tf + norm))
-        m = sparse.csc_matrix(
-            (np.asarray(vals, dtype=np.float64), (np.asarray(rows), np.asarray(cols))),
-            shape=(len(bm25.doc_len), len(vocab)),
-        )
-        return cls(m, vocab)
+def _bm25s():  # type: ignore[no-untyped-def]
+    import bm25s
 
-    def scores(self, terms: list[str]) -> np.ndarray:
-        out = np.zeros(self.matrix.shape[0], dtype=np.float64)
-        ptr, idx, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
-        for term in terms:  # a repeated query term counts again, as in rank_bm25
-            j = self.vocab.get(term)
-            if j is not None:
-                out[idx[ptr[j] : ptr[j + 1]]] += data[ptr[j] : ptr[j + 1]]
-        return out
+    # bm25s sets its own logger to DEBUG on import, which prints a line per build through any
+    # root handler (the CLIs' included); warnings and errors still come through.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+CURRENT = "CURRENT"
+_META = "chunks.json"
+
+
+def bm25_terms(text: str, section: str = "") -> list[str]:
+    """The keyword-search terms of a chunk (with its section heading) or of a query."""
+    return content_terms(f"{text} {section}" if section else text)
 
 
 @dataclass
 class BM25Index:
-    """An in-memory BM25 index of every stored chunk."""
+    """A loaded BM25 index: the bm25s model plus each row's chunk id and metadata."""
 
-    fingerprint: str
-    chunks: list[StoredChunk]
-    weights: _Weights | None
-    doc_freq: dict[str, int] | None = None
+    ids: list[str]
+    metadata: list[dict[str, Any]]
+    model: Any = None  # bm25s.BM25, None when no chunk has a term
+    fingerprint: str = ""
+    version: str = ""
+    _source_codes: np.ndarray | None = field(default=None, repr=False)
+    _source_names: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
 
     @classmethod
-    def build(cls, chunks: list[StoredChunk], fingerprint: str = "") -> BM25Index:
-        corpus = [content_terms(c.text + " " + str(c.metadata.get("section", ""))) for c in chunks]
-        if not chunks or not any(corpus):
-            return cls(fingerprint, chunks, None)
-        doc_freq: dict[str, int] = {}
-        for terms in corpus:
-            for t in set(terms):
-                doc_freq[t] = doc_freq.get(t, 0) + 1
-        return cls(fingerprint, chunks, _Weights.from_bm25(BM25Okapi(corpus)), doc_freq)
+    def build(
+        cls,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadata: Sequence[dict[str, Any]],
+        fingerprint: str = "",
+    ) -> BM25Index:
+        """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``)."""
+        bm25s = _bm25s()
+
+        corpus = [
+            bm25_terms(t, str(m.get("section", ""))) for t, m in zip(texts, metadata, strict=True)
+        ]
+        model = None
+        if any(corpus):
+            model = bm25s.BM25()
+            model.index(corpus, show_progress=False)
+        index = cls(list(ids), [dict(m) for m in metadata], model, fingerprint)
+        index._init_sources()
+        return index
+
+    def _init_sources(self) -> None:
+        names: dict[str, int] = {}
+        codes = np.fromiter(
+            (names.setdefault(str(m.get("source", "")), len(names)) for m in self.metadata),
+            dtype=np.int32,
+            count=len(self.metadata),
+        )
+        self._source_codes, self._source_names = codes, names
+
+    def _doc_freq(self, term: str) -> int:
+        if self.model is None:
+            return 0
+        j = self.model.vocab_dict.get(term)
+        if j is None:
+            return 0
+        ptr = self.model.scores["indptr"]
+        return int(ptr[j + 1] - ptr[j])
 
     def distinctive_terms(self, text: str) -> set[str] | None:
-        """Terms of ``text`` found in at most half of the chunks (BM25's idf > 0): the words
-        that can tell one passage from another. Ubiquitous words (the corpus's own subject,
-        e.g. a country name in an article about it) and unknown words are not distinctive.
-        None when the index is too small (under 4 chunks) for the notion to mean anything."""
-        n = len(self.chunks)
-        if not self.doc_freq or n < 4:
+        """Terms of ``text`` found in at most half of the chunks: the words that can tell one
+        passage from another. Ubiquitous words (the corpus's own subject, e.g. a country name
+        in an article about it) and unknown words are not distinctive. None when the index is
+        too small (under 4 chunks) for the notion to mean anything."""
+        n = self.count
+        if self.model is None or n < 4:
             return None
-        return {t for t in content_terms(text) if 0 < self.doc_freq.get(t, 0) <= n / 2}
+        return {t for t in bm25_terms(text) if 0 < self._doc_freq(t) <= n / 2}
 
     def search(
-        self, query: str, n: int, sources: list[str] | None = None
+        self, query: str, n: int, sources: Sequence[str] | None = None
     ) -> list[tuple[StoredChunk, float]]:
-        """The best ``n`` chunks with a positive BM25 score."""
-        if self.weights is None:
+        """The best ``n`` chunks with a positive BM25 score (chunk text is not loaded)."""
+        if self.model is None or n < 1:
             return []
-        terms = content_terms(query)
+        terms = bm25_terms(query)
         if not terms:
             return []
-        scores = self.weights.scores(terms)
+        mask = None
         if sources:
-            allowed = set(sources)
-            mask = np.array([c.metadata.get("source") in allowed for c in self.chunks])
-            scores = np.where(mask, scores, 0.0)
+            wanted = [self._source_names[s] for s in sources if s in self._source_names]
+            if not wanted:
+                return []
+            assert self._source_codes is not None
+            mask = np.isin(self._source_codes, wanted).astype(np.float32)
+        scores = self.model.get_scores(terms, weight_mask=mask)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
         ranked = sorted(top, key=lambda i: (-scores[i], i))
-        return [(self.chunks[i], float(scores[i])) for i in ranked if scores[i] > 0]
+        return [
+            (StoredChunk(self.ids[i], "", self.metadata[i]), float(scores[i]))
+            for i in ranked
+            if scores[i] > 0
+        ]
+
+    # -- persistence -------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.model is not None:
+            self.model.save(str(folder), show_progress=False)
+        (folder / _META).write_text(
+            json.dumps({"ids": self.ids, "metadata": self.metadata}), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, folder: Path, *, fingerprint: str = "", version: str = "") -> BM25Index:
+        bm25s = _bm25s()
+
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        model = None
+        if (folder / "params.index.json").exists():
+            model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+        index = cls(meta["ids"], meta["metadata"], model, fingerprint, version)
+        index._init_sources()
+        return index
 
 
-_CACHE: dict[str, BM25Index] = {}
+# -- where the index lives, publishing and reading the current version -----------------------
+
+
+def keyword_dir(settings: Settings) -> Path:
+    """The BM25 folder of this index: ``<chroma folder>.bm25/<collection>`` (for a Chroma
+    server, under the data folder)."""
+    if settings.chroma_server:
+        slug = "".join(ch if ch.isalnum() else "_" for ch in settings.chroma_server)
+        base = settings.data_dir / f"chroma-server-{slug}.bm25"
+    else:
+        base = settings.index_dir.parent / f"{settings.index_dir.name}.bm25"
+    return base / settings.chroma.collection
+
+
+def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None) -> str:
+    """Save ``index`` as a new version and make it current with one atomic rename.
+
+    Readers holding the previous version keep it; versions older than the previous one are
+    removed. Returns the version name. Callers hold the index's writer lock.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"v{time.time_ns()}"
+    tmp = root / f".tmp-{version}-{os.getpid()}"
+    index.save(tmp)
+    tmp.rename(root / version)
+    manifest = {
+        "version": version,
+        "fingerprint": index.fingerprint,
+        "count": index.count,
+        **(info or {}),
+    }
+    cur_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
+    cur_tmp.write_text(json.dumps(manifest), encoding="utf-8")
+    previous = read_manifest(root)
+    os.replace(cur_tmp, root / CURRENT)
+    keep = {version, (previous or {}).get("version")}
+    for old in root.iterdir():
+        if old.name not in keep and (old.name.startswith("v") or old.name.startswith(".tmp-")):
+            shutil.rmtree(old, ignore_errors=True)
+    index.version = version
+    return version
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((root / CURRENT).read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def remove(root: Path) -> None:
+    """Drop the keyword index (``ingest --reset``)."""
+    shutil.rmtree(root, ignore_errors=True)
+
+
+_CACHE: dict[str, tuple[tuple[int, int, int], BM25Index, dict[str, Any]]] = {}
 _LOCK = threading.Lock()
 
 
-def get_bm25(store: ChromaStore, fingerprint: str | None = None) -> BM25Index:
-    """The BM25 index for this store, rebuilt only when its fingerprint changed."""
-    fp = fingerprint if fingerprint is not None else store.fingerprint()
-    key = f"{store.settings.chroma_server or store.settings.index_dir.resolve()}::{store.name}"
+def current(root: Path) -> tuple[BM25Index, dict[str, Any]] | None:
+    """The current published index and its manifest, or None if none was published.
+
+    Costs one ``stat`` when nothing changed; loads a version only when ``CURRENT`` moved.
+    """
+    key = str(root.resolve())
+    try:
+        st = os.stat(root / CURRENT)
+    except FileNotFoundError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
     with _LOCK:
         cached = _CACHE.get(key)
-        if cached is not None and cached.fingerprint == fp:
-            return cached
-        index = BM25Index.build(store.all_chunks(), fp)
-        _CACHE[key] = index
-        return index
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        for _attempt in range(3):  # a newer publish may remove a version while we load it
+            manifest = read_manifest(root)
+            if manifest is None:
+                return None
+            try:
+                index = BM25Index.load(
+                    root / manifest["version"],
+                    fingerprint=str(manifest.get("fingerprint", "")),
+                    version=str(manifest["version"]),
+                )
+            except FileNotFoundError:
+                st = os.stat(root / CURRENT)
+                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+                continue
+            _CACHE[key] = (stamp, index, manifest)
+            return index, manifest
+    raise IndexNotFoundError(f"the keyword index in {root} keeps changing; try again")
+
+
+def get_bm25(store: Any) -> BM25Index:
+    """The current BM25 index of a ``ChromaStore``'s index (never built here)."""
+    got = current(keyword_dir(store.settings))
+    if got is None:
+        raise IndexNotFoundError(
+            "the keyword index is missing: run `rag ingest` (it is built at ingest time)"
+        )
+    return got[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -13,7 +14,7 @@ from pydantic import ConfigDict
 
 from rag.embedding import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InvalidQueryError
-from rag.keyword import get_bm25
+from rag.keyword import BM25Index, current, keyword_dir
 from rag.settings import Settings
 from rag.store import ChromaStore, StoredChunk
 from rag.types import Passage
@@ -48,6 +49,7 @@ def validate_query(query: object, *, max_chars: int, k: int | None = None) -> st
 @dataclass
 class _Candidate:
     meta: dict[str, Any]
+    hit: StoredChunk
     dense_rank: int | None = None
     bm25_rank: int | None = None
     similarity: float | None = None
@@ -75,6 +77,9 @@ class HybridRetriever:
         self.store = store or ChromaStore(
             settings=self.settings, embedding_model=embedder.model_name if embedder else None
         )
+        self._keyword_root = keyword_dir(self.settings)
+        self._col: tuple[str, Any] | None = None  # (keyword index version, collection handle)
+        self._col_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -88,29 +93,50 @@ class HybridRetriever:
         rs = self.settings.retrieval
         k = rs.k if k is None else k
         query = validate_query(query, max_chars=rs.max_query_chars, k=k)
-        col = self.store.collection()  # one handle and one count per search
-        total = int(col.count())
-        if total == 0:
+        bm25, col = self.index()
+        if bm25.count == 0:
             raise IndexNotFoundError("the index is empty: run `rag ingest` first")
         srcs = list(sources) if sources else None
         vector = self.embedder.embed_query(query)
-        dense = self.store.query(vector, rs.candidates, srcs, col=col, total=total)
-        bm25 = get_bm25(self.store, fingerprint=self.store.fingerprint(col, total))
+        dense = self.store.query(vector, rs.candidates, srcs, col=col, total=bm25.count)
         keyword = bm25.search(query, rs.candidates, srcs)
-        return self.fuse(dense, keyword, k)
+        return self.fuse(dense, keyword, k, col=col)
+
+    def index(self) -> tuple[BM25Index, Any]:
+        """The last complete index: its BM25 index and the Chroma collection handle.
+
+        Both are cached until an ingest publishes a new keyword index (one ``stat`` per
+        search); no count, fingerprint or rebuild happens here.
+        """
+        got = current(self._keyword_root)
+        if got is None:
+            self.store.collection()  # raises for a missing or old-format index
+            raise IndexNotFoundError(
+                "the keyword index is missing: run `rag ingest` (it is built at ingest time)"
+            )
+        bm25, _manifest = got
+        with self._col_lock:
+            if self._col is None or self._col[0] != bm25.version:
+                self._col = (bm25.version, self.store.collection())
+            return bm25, self._col[1]
 
     def distinctive_terms(self, text: str) -> set[str] | None:
         """Stemmed terms of ``text`` that occur in at most half of the indexed chunks
         (None for an index too small to tell)."""
-        return get_bm25(self.store).distinctive_terms(text)
+        return self.index()[0].distinctive_terms(text)
 
     def fuse(
         self,
         dense: list[tuple[StoredChunk, float]],
         keyword: list[tuple[StoredChunk, float]],
         k: int,
+        *,
+        col: Any = None,
     ) -> list[Passage]:
-        """RRF over paragraph-level ranks: a paragraph ranks by its best chunk in each list."""
+        """RRF over paragraph-level ranks: a paragraph ranks by its best chunk in each list.
+
+        The whole paragraph text of the ``k`` returned passages is read from the store (the
+        keyword index holds no text); a paragraph no longer stored is left out."""
         rrf_k = self.settings.retrieval.rrf_k
         cands: dict[str, _Candidate] = {}
 
@@ -121,7 +147,7 @@ class HybridRetriever:
         for chunk, sim in dense:
             c = cands.get(key(chunk))
             if c is None:
-                c = cands[key(chunk)] = _Candidate(chunk.metadata)
+                c = cands[key(chunk)] = _Candidate(chunk.metadata, chunk)
             if c.dense_rank is None:
                 rank += 1
                 c.dense_rank = rank
@@ -131,7 +157,7 @@ class HybridRetriever:
         for chunk, _score in keyword:
             c = cands.get(key(chunk))
             if c is None:
-                c = cands[key(chunk)] = _Candidate(chunk.metadata)
+                c = cands[key(chunk)] = _Candidate(chunk.metadata, chunk)
             if c.bm25_rank is None:
                 rank += 1
                 c.bm25_rank = rank
@@ -146,12 +172,14 @@ class HybridRetriever:
                 int(c.meta.get("paragraph", 0)),
             ),
         )
+        top = ranked[:k]
+        texts = self.store.paragraph_texts([c.hit for c in top], col=col)
         return [
             Passage(
                 source=str(c.meta.get("source", "")),
                 paragraph=int(c.meta.get("paragraph", 0)),
                 section=str(c.meta.get("section", "")),
-                text=str(c.meta.get("paragraph_text", "")),
+                text=texts[pid],
                 score=round(c.score, 6),
                 paragraph_id=str(c.meta.get("paragraph_id", "")),
                 dense_rank=c.dense_rank,
@@ -159,7 +187,8 @@ class HybridRetriever:
                 similarity=None if c.similarity is None else round(c.similarity, 4),
                 page=_page(c.meta),
             )
-            for c in ranked[:k]
+            for c in top
+            if (pid := key(c.hit)) in texts
         ]
 
 

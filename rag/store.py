@@ -1,15 +1,28 @@
-"""Chroma: the one place vectors, chunk texts and paragraph metadata are stored."""
+"""Chroma: the one place vectors, chunk texts and paragraph metadata are stored.
+
+Each paragraph's text is stored once: a paragraph that is one chunk is that chunk's document;
+a paragraph split into several chunks keeps its whole text in the metadata of its first chunk
+only. ``paragraph_texts`` reads the text back for the passages a search returns.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from rag.errors import EmbeddingModelMismatchError, IndexNotFoundError, RagError
+from rag.embedding import index_model_name
+from rag.errors import (
+    EmbeddingModelMismatchError,
+    IndexFormatError,
+    IndexNotFoundError,
+    RagError,
+)
 from rag.settings import Settings
 from rag.types import Chunk
 
@@ -59,21 +72,30 @@ class StoredChunk:
     metadata: dict[str, Any]
 
 
+#: Layout of the stored chunks; an index without it (or with an older one) must be rebuilt.
+SCHEMA = 2
+_NOT_METADATA = {"id", "text", "paragraph_text"}
+
+
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "source": chunk.source,
-        "paragraph": chunk.paragraph,
-        "paragraph_id": chunk.paragraph_id,
-        "section": chunk.section,
-        "chunk_index": chunk.chunk_index,
-        "n_chunks": chunk.n_chunks,
-        "paragraph_text": chunk.paragraph_text,
-        "start": chunk.start,
-        "end": chunk.end,
+    """Every field of the chunk except its id and texts (None values dropped: Chroma refuses
+    them); the paragraph text only on the first chunk of a paragraph split into several."""
+    meta = {
+        k: v
+        for k, v in dataclasses.asdict(chunk).items()
+        if k not in _NOT_METADATA and v is not None
     }
-    if chunk.page is not None:  # Chroma metadata holds no None values
-        meta["page"] = chunk.page
+    if chunk.n_chunks > 1 and chunk.chunk_index == 0:
+        meta["paragraph_text"] = chunk.paragraph_text
     return meta
+
+
+def old_format_message(where: str) -> str:
+    return (
+        f"the index in {where} was built by an older version of groundedchat (paragraph text "
+        "stored with every chunk); run `rag ingest --reset` to rebuild it in the current "
+        "layout (everything is embedded again)"
+    )
 
 
 class ChromaStore:
@@ -96,7 +118,7 @@ class ChromaStore:
         self.settings = settings or Settings()
         self._client = client
         self.name = self.settings.chroma.collection
-        self.embedding_model = embedding_model or self.settings.embedding.model
+        self.embedding_model = embedding_model or index_model_name(self.settings.embedding)
 
     @property
     def client(self) -> Any:
@@ -125,8 +147,11 @@ class ChromaStore:
             col = self.client.get_or_create_collection(
                 self.name,
                 embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": embedding_model or self.embedding_model},
+                configuration={"hnsw": {"space": "cosine", **self.settings.chroma.hnsw()}},
+                metadata={
+                    "embedding_model": embedding_model or self.embedding_model,
+                    "schema": SCHEMA,
+                },
             )
         else:
             try:
@@ -142,8 +167,13 @@ class ChromaStore:
                         else ""
                     )
                 ) from exc
+        meta = col.metadata or {}
+        if meta.get("schema") != SCHEMA:
+            raise IndexFormatError(
+                old_format_message(self.settings.chroma_server or str(self.settings.index_dir))
+            )
         want = embedding_model or self.embedding_model
-        have = (col.metadata or {}).get("embedding_model")
+        have = meta.get("embedding_model")
         if have and have != want:
             raise EmbeddingModelMismatchError(
                 f"the index was built with embedding model {have!r} but {want!r} is configured; "
@@ -186,13 +216,20 @@ class ChromaStore:
         for i in range(0, len(ids), 5000):
             col.delete(ids=ids[i : i + 5000])
 
-    def all_chunks(self, batch: int = 5000) -> list[StoredChunk]:
-        """Every chunk's text and metadata (for the keyword index)."""
+    def all_chunks(
+        self, batch: int = 5000, sources: Sequence[str] | None = None
+    ) -> list[StoredChunk]:
+        """Every chunk's text and metadata (of ``sources`` only, if given)."""
         col = self.collection()
+        where = _source_filter(sources)
         total = col.count()
         out: list[StoredChunk] = []
         for offset in range(0, total, batch):
-            got = col.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            got = col.get(
+                include=["documents", "metadatas"], limit=batch, offset=offset, where=where
+            )
+            if not got["ids"]:
+                break
             for cid, doc, meta in zip(
                 got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
             ):
@@ -213,15 +250,10 @@ class ChromaStore:
         total = total if total is not None else col.count()
         if total == 0:
             return []
-        where: dict[str, Any] | None = None
-        if sources:
-            where = (
-                {"source": {"$in": list(sources)}} if len(sources) > 1 else {"source": sources[0]}
-            )
         res = col.query(
             query_embeddings=[embedding],
             n_results=min(n, total),
-            where=where,
+            where=_source_filter(sources),
             include=["documents", "metadatas", "distances"],
         )
         out: list[tuple[StoredChunk, float]] = []
@@ -235,16 +267,62 @@ class ChromaStore:
             out.append((StoredChunk(cid, doc or "", dict(meta or {})), 1.0 - float(dist)))
         return out
 
+    def paragraph_texts(
+        self, hits: Sequence[StoredChunk], *, col: Any = None
+    ) -> dict[str, str]:
+        """paragraph_id -> whole paragraph text for these chunks (at most two Chroma reads)."""
+        out: dict[str, str] = {}
+        by_id: list[str] = []
+        split: list[str] = []
+        for h in hits:
+            pid = str(h.metadata.get("paragraph_id") or h.id)
+            if "paragraph_text" in h.metadata:
+                out[pid] = str(h.metadata["paragraph_text"])
+            elif int(h.metadata.get("n_chunks", 1)) <= 1:
+                if h.text:
+                    out[pid] = h.text
+                else:
+                    by_id.append(h.id)
+            else:
+                split.append(pid)
+        if not by_id and not split:
+            return out
+        col = col if col is not None else self.collection()
+        if by_id:
+            got = col.get(ids=by_id, include=["documents", "metadatas"])
+            for cid, doc, meta in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
+            ):
+                out[str((meta or {}).get("paragraph_id") or cid)] = doc or ""
+        if split:
+            got = col.get(
+                where={"$and": [{"paragraph_id": {"$in": split}}, {"chunk_index": 0}]},
+                include=["metadatas"],
+            )
+            for meta in got["metadatas"] or []:
+                m = meta or {}
+                out[str(m.get("paragraph_id"))] = str(m.get("paragraph_text", ""))
+        return out
+
     def fingerprint(self, col: Any = None, total: int | None = None) -> str:
         """Changes whenever the set of stored chunks changes (written by ``ingest``)."""
         col = col if col is not None else self.collection()
         total = total if total is not None else col.count()
         return str((col.metadata or {}).get("fingerprint", "")) + f":{total}"
 
-    def set_fingerprint(self, ids: list[str]) -> None:
+    def set_fingerprint(self, ids: list[str]) -> str:
+        """Record the digest of the stored chunk ids; returns the fingerprint."""
         col = self.collection(create=True)
         digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
         meta = dict(col.metadata or {})
         meta["fingerprint"] = digest
         meta.pop("hnsw:space", None)
         col.modify(metadata=meta)
+        return f"{digest}:{len(ids)}"
+
+
+def _source_filter(sources: Sequence[str] | None) -> dict[str, Any] | None:
+    if not sources:
+        return None
+    srcs = list(sources)
+    return {"source": {"$in": srcs}} if len(srcs) > 1 else {"source": srcs[0]}

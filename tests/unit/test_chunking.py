@@ -1,9 +1,20 @@
+"""Chunks are budgeted in the embedder's own word pieces and never exceed what it reads."""
+
 from __future__ import annotations
 
-from rag.chunking import TiktokenChunker
+import json
+import random
+
+import pytest
+from tokenizers import Tokenizer
+
+from rag.chunking import TokenChunker
+from rag.embedding import resolve_model_path
 from rag.paragraphs import content_hash, paragraph_id
 from rag.settings import ChunkingSettings
 from rag.types import Paragraph
+
+MODEL = "all-MiniLM-L6-v2"
 
 
 def _para(text: str, number: int = 1) -> Paragraph:
@@ -11,22 +22,76 @@ def _para(text: str, number: int = 1) -> Paragraph:
     return Paragraph(paragraph_id("a.md", number, h), "a.md", number, "S", text, 0, len(text), h)
 
 
+@pytest.fixture(scope="module")
+def model_tokens():
+    """An independent count of what MiniLM reads: the model folder's tokenizer.json through
+    the `tokenizers` library (the chunker goes through transformers), and its limit."""
+    path = resolve_model_path(MODEL)
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    limit = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
+    return (lambda text: len(tok.encode(text).ids)), limit
+
+
+def _dense_paragraph(seed: int, n_words: int) -> str:
+    """Names, codes and numbers: several word pieces per word (the worst case for a budget
+    counted in another tokenizer's tokens)."""
+    rng = random.Random(seed)
+    parts = []
+    for i in range(n_words):
+        kind = i % 4
+        if kind == 0:
+            parts.append(f"{rng.randint(1000, 99999)},{rng.randint(100, 999)}")
+        elif kind == 1:
+            parts.append("".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(9)).title())
+        elif kind == 2:
+            parts.append(f"Al-{rng.choice(['Thani', 'Wangchuk', 'Dorji'])}{rng.randint(1, 99)}")
+        else:
+            parts.append(rng.choice(["km²", "ISO-3166-2:BT", "Ngültrum", "§12(b)", "v2.7.1"]))
+        if i % 17 == 16:
+            parts[-1] += "."
+    return " ".join(parts)
+
+
 def test_short_paragraph_is_one_chunk() -> None:
-    chunks = TiktokenChunker(ChunkingSettings(chunk_tokens=64, chunk_overlap=8)).chunk([_para("A short one.")])
+    chunks = TokenChunker(ChunkingSettings(chunk_tokens=64, chunk_overlap=8), MODEL).chunk(
+        [_para("A short one.")]
+    )
     assert len(chunks) == 1
     assert chunks[0].text == "A short one." and chunks[0].n_chunks == 1
 
 
-def test_long_paragraph_splits_within_budget_and_keeps_its_paragraph() -> None:
-    chunker = TiktokenChunker(ChunkingSettings(chunk_tokens=40, chunk_overlap=5))
+def test_no_chunk_exceeds_what_the_embedder_reads(model_tokens) -> None:
+    count, limit = model_tokens
+    chunker = TokenChunker(ChunkingSettings(), MODEL)  # defaults: 256 asked, capped by the model
+    paras = [_para(_dense_paragraph(seed, n), seed + 1) for seed, n in enumerate((60, 150, 400, 900))]
+    assert max(count(p.text) for p in paras) > 4 * limit  # the input really is too long
+    chunks = chunker.chunk(paras)
+    assert len(chunks) > len(paras)
+    assert all(count(c.text) <= limit for c in chunks), max(count(c.text) for c in chunks)
+    for p in paras:  # every sub-chunk is a verbatim piece of its own paragraph
+        mine = [c for c in chunks if c.paragraph_id == p.id]
+        assert all(c.text in p.text and c.paragraph_text == p.text for c in mine)
+        assert [c.chunk_index for c in mine] == list(range(len(mine)))
+
+
+def test_the_budget_is_capped_at_the_model_limit(model_tokens) -> None:
+    _count, limit = model_tokens
+    chunker = TokenChunker(ChunkingSettings(chunk_tokens=4000, chunk_overlap=0), MODEL)
+    assert chunker.budget == limit - 2  # [CLS] and [SEP]
+
+
+def test_long_paragraph_splits_within_budget_and_keeps_its_paragraph(model_tokens) -> None:
+    count, _limit = model_tokens
+    chunker = TokenChunker(ChunkingSettings(chunk_tokens=40, chunk_overlap=5), MODEL)
     text = " ".join(f"Sentence number {i} talks about topic {i}." for i in range(60))
     p1, p2 = _para(text, 1), _para("Next paragraph.", 2)
     chunks = chunker.chunk([p1, p2])
     first = [c for c in chunks if c.paragraph == 1]
     assert len(first) > 3
-    assert all(chunker.count_tokens(c.text) <= 40 for c in first)
+    assert all(count(c.text) <= 40 + 2 for c in first)
     assert all(c.paragraph_id == p1.id and c.paragraph_text == text for c in first)
-    assert [c.chunk_index for c in first] == list(range(len(first)))
     assert all(c.text in text for c in first)  # never spans into paragraph 2
     assert len({c.id for c in chunks}) == len(chunks)
     assert [c for c in chunks if c.paragraph == 2][0].text == "Next paragraph."
@@ -34,6 +99,6 @@ def test_long_paragraph_splits_within_budget_and_keeps_its_paragraph() -> None:
 
 def test_chunk_ids_change_with_the_budget() -> None:
     text = " ".join(["word"] * 300)
-    a = TiktokenChunker(ChunkingSettings(chunk_tokens=64, chunk_overlap=0)).chunk([_para(text)])
-    b = TiktokenChunker(ChunkingSettings(chunk_tokens=128, chunk_overlap=0)).chunk([_para(text)])
+    a = TokenChunker(ChunkingSettings(chunk_tokens=64, chunk_overlap=0), MODEL).chunk([_para(text)])
+    b = TokenChunker(ChunkingSettings(chunk_tokens=128, chunk_overlap=0), MODEL).chunk([_para(text)])
     assert {c.id for c in a}.isdisjoint({c.id for c in b})

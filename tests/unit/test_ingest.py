@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import CorpusError, EmbeddingModelMismatchError
+import threading
+
+from rag.errors import CorpusError, EmbeddingModelMismatchError, IndexFormatError
 from rag.ingest import ingest
-from rag.settings import Settings
+from rag.retrieval import HybridRetriever
+from rag.settings import EmbeddingSettings, Settings
 from rag.store import ChromaStore
 from tests.fakes import HashingEmbedder
 
@@ -40,7 +43,8 @@ def test_editing_one_paragraph_replaces_only_its_chunks(
     added = set(after) - set(before)
     assert {before[i]["paragraph"] for i in removed} == {3}
     assert {after[i]["paragraph"] for i in added} == {3}
-    assert "Thimphu" in next(after[i]["paragraph_text"] for i in added)
+    texts = {c.id: c.text for c in ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()}
+    assert "Thimphu" in next(texts[i] for i in added)
 
 
 def test_deleted_document_is_removed(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
@@ -82,3 +86,102 @@ def test_a_file_that_turns_unreadable_keeps_its_chunks(
     report = ingest(tmp_settings, embedder=fake_embedder)
     assert [s for s, _ in report.skipped] == ["other.txt"]
     assert report.chunks_removed == 0 and _ids(tmp_settings) == before
+
+
+def test_paragraph_text_is_stored_once(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+    """A one-chunk paragraph is only its chunk's document; a split paragraph's whole text sits
+    on its first chunk only; search still returns whole paragraphs."""
+    long_text = " ".join(f"Clause {i} of the Thimphu accord covers hydropower quota {i}." for i in range(80))
+    (tmp_settings.corpus_dir / "accord.txt").write_text(long_text + "\n", encoding="utf-8")
+    ingest(tmp_settings, embedder=fake_embedder)
+    stored = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()
+    single = [c for c in stored if c.metadata["n_chunks"] == 1]
+    split = [c for c in stored if c.metadata["source"] == "accord.txt"]
+    assert len(single) == 8 and all("paragraph_text" not in c.metadata for c in single)
+    assert len(split) > 2
+    assert [c.metadata.get("paragraph_text") for c in sorted(split, key=lambda c: c.metadata["chunk_index"])] == [long_text] + [None] * (len(split) - 1)
+    retriever = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
+    top = retriever.search("hydropower quota 77", k=1)
+    assert top[0].source == "accord.txt" and top[0].text == long_text
+    top = retriever.search("Kathmandu Policy Forum", k=1)
+    assert top[0].paragraph == 3 and "Kathmandu Policy Forum" in top[0].text
+
+
+class _GatedEmbedder(HashingEmbedder):
+    """Blocks inside embedding until released, so a test can act during an ingest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().embed_documents(texts)
+
+
+def test_a_search_during_an_ingest_uses_the_last_complete_index(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    ingest(tmp_settings, embedder=fake_embedder)
+    retriever = HybridRetriever(settings=tmp_settings, embedder=HashingEmbedder())
+    assert retriever.search("Kathmandu Policy Forum", k=1)[0].paragraph == 3
+    (tmp_settings.corpus_dir / "zanzibar.txt").write_text(
+        "Zanzibar cloves are traded through Stone Town.\n", encoding="utf-8"
+    )
+    gated = _GatedEmbedder()
+    worker = threading.Thread(target=ingest, args=(tmp_settings,), kwargs={"embedder": gated})
+    worker.start()
+    try:
+        assert gated.entered.wait(30)
+        # The ingest is stuck embedding: searches answer from the previous index, at once.
+        during = retriever.search("Zanzibar cloves Stone Town", k=5)
+        assert worker.is_alive()
+        assert "zanzibar.txt" not in {p.source for p in during}
+        assert retriever.search("Kathmandu Policy Forum", k=1)[0].paragraph == 3
+    finally:
+        gated.release.set()
+        worker.join(30)
+    after = retriever.search("Zanzibar cloves Stone Town", k=1)
+    assert after[0].source == "zanzibar.txt" and after[0].bm25_rank == 1
+
+
+class _DyingEmbedder(HashingEmbedder):
+    """Embeds ``batches`` batches, then fails like a killed process."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__()
+        self.left = batches
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return super().embed_documents(texts)
+
+
+def test_a_killed_ingest_resumes_from_what_it_stored(tmp_settings: Settings) -> None:
+    settings = tmp_settings.model_copy(update={"embedding": EmbeddingSettings(batch_size=1)})
+    with pytest.raises(KeyboardInterrupt):  # batches of 4 chunks: dies after the first
+        ingest(settings, embedder=_DyingEmbedder(batches=1))
+    report = ingest(settings, embedder=HashingEmbedder())
+    assert (report.chunks_resumed, report.chunks_added, report.chunks_unchanged) == (4, 4, 4)
+    assert report.paragraphs_per_s > 0
+    again = ingest(settings, embedder=HashingEmbedder())
+    assert (again.chunks_resumed, again.chunks_added) == (0, 0)
+
+
+def test_an_old_format_index_asks_for_reset(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+    store = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing")
+    old = store.client.create_collection(
+        "corpus", configuration={"hnsw": {"space": "cosine"}}, metadata={"embedding_model": "fake-hashing"}
+    )
+    old.add(ids=["x"], embeddings=[[0.1] * 256], documents=["t"], metadatas=[{"paragraph_text": "t"}])
+    with pytest.raises(IndexFormatError, match="rag ingest --reset"):
+        ingest(tmp_settings, embedder=fake_embedder)
+    with pytest.raises(IndexFormatError, match="rag ingest --reset"):
+        HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu")
+    report = ingest(tmp_settings, embedder=fake_embedder, reset=True)
+    assert report.chunks_added == 8
+    assert HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu", k=1)

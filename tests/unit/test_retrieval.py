@@ -40,11 +40,11 @@ def test_searching_an_empty_index_says_what_to_run(
         HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("anything")
 
 
-def test_an_unloadable_embedding_backend_is_one_clear_error(
+def test_an_unloadable_embedding_model_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """e.g. RAG_EMBEDDING__BACKEND=onnx without optimum: a ModelNotAvailableError naming the
-    model and backend (the CLI prints it as one line), not a library traceback."""
+    """A model sentence-transformers cannot load: a ModelNotAvailableError naming the model
+    (the CLI prints it as one line), not a library traceback."""
     import sys
     import types
 
@@ -53,12 +53,47 @@ def test_an_unloadable_embedding_backend_is_one_clear_error(
     from rag.settings import EmbeddingSettings
 
     def refuse(*_a: object, **_k: object) -> None:
-        raise ImportError("Using the ONNX backend requires installing Optimum and ONNX Runtime")
+        raise OSError("model.safetensors is truncated")
 
     fake = types.ModuleType("sentence_transformers")
     fake.SentenceTransformer = refuse  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
     monkeypatch.setattr("rag.embedding.resolve_model_path", lambda _m: "/packaged/minilm")
-    emb = SentenceTransformerEmbedder(EmbeddingSettings(backend="onnx"))
-    with pytest.raises(ModelNotAvailableError, match="backend 'onnx'.*Optimum"):
+    emb = SentenceTransformerEmbedder(EmbeddingSettings(backend="torch"))
+    with pytest.raises(ModelNotAvailableError, match="all-MiniLM-L6-v2.*truncated"):
         emb.embed_query("Bhutan")
+
+
+def test_the_onnx_backend_refuses_a_model_it_would_pool_wrongly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """ONNX embeddings re-implement mean pooling; a CLS-pooling model gets a clear error that
+    names the torch fallback instead of silently different vectors."""
+    import json
+
+    from rag.embedding import OnnxEmbedder
+    from rag.errors import ModelNotAvailableError
+    from rag.settings import EmbeddingSettings
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})
+    )
+    emb = OnnxEmbedder(EmbeddingSettings(model=str(tmp_path), backend="onnx"), cache_dir=tmp_path)
+    with pytest.raises(ModelNotAvailableError, match="BACKEND=torch"):
+        emb.embed_query("Bhutan")
+
+
+def test_an_int8_index_is_told_apart_from_a_torch_one() -> None:
+    """torch and ONNX fp32 make the same vectors and share an index; int8 vectors differ, so
+    the store (built from settings alone, as the retriever and CLI do) expects its own name."""
+    from rag.embedding import get_embedder
+    from rag.settings import EmbeddingSettings
+    from rag.store import ChromaStore
+
+    names = {}
+    for backend in ("torch", "onnx", "onnx-int8"):
+        s = Settings(embedding=EmbeddingSettings(backend=backend))
+        names[backend] = ChromaStore(settings=s).embedding_model
+        assert names[backend] == get_embedder(s).model_name  # nothing is loaded here
+    assert names["torch"] == names["onnx"] != names["onnx-int8"]
