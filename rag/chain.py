@@ -121,22 +121,37 @@ class AnswerChain:
             # The deadline starts once the model is ours, not while queued behind others.
             deadline = time.perf_counter() + self.settings.llm.timeout_s
             stream = iter(runnable.stream(inputs))
-            while True:
-                try:
-                    token = next(stream)
-                except StopIteration:
-                    return
-                except LLMError:
-                    raise
-                except Exception as exc:  # provider errors: connection refused, HTTP 5xx, …
-                    where = self.settings.llm.base_url or self.settings.llm.backend
-                    raise LLMError(f"the language model ({where}) failed: {exc}") from exc
-                yield token
-                if time.perf_counter() > deadline:
-                    raise LLMTimeoutError(
-                        f"the model did not finish within {self.settings.llm.timeout_s:.0f} s "
-                        "(RAG_LLM__TIMEOUT_S)"
-                    )
+            finished = False
+            try:
+                while True:
+                    try:
+                        token = next(stream)
+                    except StopIteration:
+                        finished = True
+                        return
+                    except LLMError:
+                        raise
+                    except Exception as exc:  # provider errors: connection refused, HTTP 5xx, …
+                        where = self.settings.llm.base_url or self.settings.llm.backend
+                        raise LLMError(f"the language model ({where}) failed: {exc}") from exc
+                    yield token
+                    if time.perf_counter() > deadline:
+                        raise LLMTimeoutError(
+                            f"the model did not finish within {self.settings.llm.timeout_s:.0f} s "
+                            "(RAG_LLM__TIMEOUT_S)"
+                        )
+            finally:
+                if not finished:
+                    # A generation stopped early (timeout, error, a caller that went away) is
+                    # closed here, still under the lock: left to the garbage collector, its
+                    # clean-up would run in whichever thread holds the model next, and
+                    # llama.cpp aborts (GGML_ASSERT) on two threads in one context.
+                    close = getattr(stream, "close", None)
+                    if callable(close):
+                        close()
+                    reset = getattr(getattr(self._llm, "client", None), "reset", None)
+                    if callable(reset):
+                        reset()  # no stale prompt prefix is reused by the next generation
 
     def condense(self, question: str, history: History) -> str:
         """Rewrite a follow-up into a standalone question (unchanged when there is no history)."""

@@ -28,7 +28,7 @@ import numpy as np
 from rag.errors import IndexNotFoundError
 from rag.settings import Settings
 from rag.store import StoredChunk
-from rag.text import content_terms
+from rag.text import content_terms, identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,15 @@ _META = "chunks.json"
 def bm25_terms(text: str, section: str = "") -> list[str]:
     """The keyword-search terms of a chunk (with its section heading) or of a query."""
     return content_terms(f"{text} {section}" if section else text)
+
+
+def query_terms(query: str) -> list[str]:
+    """A query's terms, each whole identifier weighted as much as its words together: a
+    user who types ``ffi_prep_cif_var`` wants that identifier, not prose repeating its parts."""
+    terms = bm25_terms(query)
+    for ident in identifiers(query):
+        terms += [ident] * max(len(bm25_terms(ident)) - 2, 0)
+    return terms
 
 
 @dataclass
@@ -122,7 +131,7 @@ class BM25Index:
         """The best ``n`` chunks with a positive BM25 score (chunk text is not loaded)."""
         if self.model is None or n < 1:
             return []
-        terms = bm25_terms(query)
+        terms = query_terms(query)
         if not terms:
             return []
         mask = None

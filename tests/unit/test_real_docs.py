@@ -26,7 +26,6 @@ from rag.keyword import BM25Index
 from rag.loading import load_document
 from rag.paragraphs import split_paragraphs
 from rag.settings import Settings
-from rag.store import StoredChunk
 from tests.fakes import HashingEmbedder
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real_docs"
@@ -140,13 +139,13 @@ def test_identifiers_are_keyword_terms() -> None:
         "Mark it #[doc(hidden)] in the source.",
         "Call ffi_prep_cif_var for variadic functions.",
     ]
-    chunks = [
-        StoredChunk(str(i), t, {"source": "a.md", "section": ""})
-        for i, t in enumerate(prose + exact)
-    ]
-    index = BM25Index.build(chunks)
+    texts = prose + exact
+    index = BM25Index.build(
+        [str(i) for i in range(len(texts))], texts, [{"source": "a.md", "section": ""}] * len(texts)
+    )
     for query in ("--document-private-items", "#[doc(hidden)]", "ffi_prep_cif_var"):
-        assert query in index.search(query, 1)[0][0].text, query
+        best = index.search(query, 1)[0][0]
+        assert query in texts[int(best.id)], query
 
 
 # -- PDF -----------------------------------------------------------------------------------
