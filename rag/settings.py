@@ -39,10 +39,12 @@ class EmbeddingSettings(BaseModel):
         "sentence-transformers folder. Never a hub id: nothing is downloaded.",
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx",
-        description="'onnx': ONNX Runtime, the torch vectors, faster; 'onnx-int8': quantised, "
-        "faster still, slightly different vectors (its own index); 'torch': the fallback. "
-        "The ONNX files are exported once from the packaged weights into <models_dir>/onnx.",
+        "onnx-int8",
+        description="'onnx-int8': ONNX Runtime, int8-quantised (SQuAD-dev recall@5 equal to "
+        "torch's, ingest ~2x torch, see bench/RESULTS.md section 4); 'onnx': fp32, the torch "
+        "vectors exactly; 'torch': the fallback. An int8 index is its own (slightly different "
+        "vectors); torch and onnx share one. ONNX files are exported once from the packaged "
+        "weights into <models_dir>/onnx (python -m rag.setup_models).",
     )
     threads: int = Field(0, ge=0, description="ONNX Runtime threads (0: its default).")
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")

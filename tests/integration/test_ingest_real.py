@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
+from rag.embedding import index_model_name
 from rag.settings import Settings
 from rag.store import ChromaStore
 
@@ -52,7 +53,10 @@ def test_ingest_is_idempotent_incremental_and_reports(tmp_settings: Settings) ->
     assert {m["source"] for m in store.existing().values()} == {"bhutan-qatar.md"}
 
     status = json.loads(_cli(tmp_settings, "status", "--json").stdout)
-    assert status["embedding_model"] == "all-MiniLM-L6-v2" and status["chunks"] == 8
+    # the model and, for int8 vectors, the backend that made them
+    assert status["embedding_model"] == index_model_name(tmp_settings.embedding)
+    assert status["embedding_model"].startswith("all-MiniLM-L6-v2") and status["chunks"] == 8
+    assert status["current_format"] and status["keyword_chunks"] == 8
     assert status["documents"] == {"bhutan-qatar.md": {"paragraphs": 8, "chunks": 8}}
 
 

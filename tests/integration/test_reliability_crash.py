@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding import index_model_name
 from rag.ingest import index_lock, ingest
 from rag.settings import Settings
 from tests.fakes import HashingEmbedder
@@ -134,7 +135,7 @@ def test_killed_ingest_is_repaired_by_the_next_run(squad_corpus: Path, tmp_path:
     assert done, out
     # The clean run: same code, fresh index. Chunk ids and metadata do not depend on the
     # vectors, so the instant fake embedder (under the real model's name) builds the reference.
-    fake = HashingEmbedder(model_name=clean.embedding.model)
+    fake = HashingEmbedder(model_name=index_model_name(clean.embedding))
     ref = ingest(clean, embedder=fake)
     ids_crashy, meta_crashy = _snapshot(crashy)
     ids_clean, meta_clean = _snapshot(clean)

@@ -65,7 +65,9 @@ def test_short_paragraph_is_one_chunk() -> None:
 def test_no_chunk_exceeds_what_the_embedder_reads(model_tokens) -> None:
     count, limit = model_tokens
     chunker = TokenChunker(ChunkingSettings(), MODEL)  # defaults: 256 asked, capped by the model
-    paras = [_para(_dense_paragraph(seed, n), seed + 1) for seed, n in enumerate((60, 150, 400, 900))]
+    paras = [
+        _para(_dense_paragraph(seed, n), seed + 1) for seed, n in enumerate((60, 150, 400, 900))
+    ]
     assert max(count(p.text) for p in paras) > 4 * limit  # the input really is too long
     chunks = chunker.chunk(paras)
     assert len(chunks) > len(paras)
@@ -100,5 +102,7 @@ def test_long_paragraph_splits_within_budget_and_keeps_its_paragraph(model_token
 def test_chunk_ids_change_with_the_budget() -> None:
     text = " ".join(["word"] * 300)
     a = TokenChunker(ChunkingSettings(chunk_tokens=64, chunk_overlap=0), MODEL).chunk([_para(text)])
-    b = TokenChunker(ChunkingSettings(chunk_tokens=128, chunk_overlap=0), MODEL).chunk([_para(text)])
+    b = TokenChunker(ChunkingSettings(chunk_tokens=128, chunk_overlap=0), MODEL).chunk(
+        [_para(text)]
+    )
     assert {c.id for c in a}.isdisjoint({c.id for c in b})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import threading
+
+import pytest
 
 from rag.errors import CorpusError, EmbeddingModelMismatchError, IndexFormatError
 from rag.ingest import ingest
@@ -35,7 +35,9 @@ def test_editing_one_paragraph_replaces_only_its_chunks(
     before = _ids(tmp_settings)
     path = tmp_settings.corpus_dir / "bhutan-qatar.md"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("Kathmandu Policy Forum", "Thimphu Policy Forum"), encoding="utf-8")
+    path.write_text(
+        text.replace("Kathmandu Policy Forum", "Thimphu Policy Forum"), encoding="utf-8"
+    )
     report = ingest(tmp_settings, embedder=fake_embedder)
     after = _ids(tmp_settings)
     assert report.paragraphs_updated == 1 and report.paragraphs_unchanged == 7
@@ -43,12 +45,19 @@ def test_editing_one_paragraph_replaces_only_its_chunks(
     added = set(after) - set(before)
     assert {before[i]["paragraph"] for i in removed} == {3}
     assert {after[i]["paragraph"] for i in added} == {3}
-    texts = {c.id: c.text for c in ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()}
+    texts = {
+        c.id: c.text
+        for c in ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()
+    }
     assert "Thimphu" in next(texts[i] for i in added)
 
 
-def test_deleted_document_is_removed(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
-    (tmp_settings.corpus_dir / "other.txt").write_text("Another doc.\n\nSecond para.\n", encoding="utf-8")
+def test_deleted_document_is_removed(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    (tmp_settings.corpus_dir / "other.txt").write_text(
+        "Another doc.\n\nSecond para.\n", encoding="utf-8"
+    )
     ingest(tmp_settings, embedder=fake_embedder)
     assert {m["source"] for m in _ids(tmp_settings).values()} == {"bhutan-qatar.md", "other.txt"}
     (tmp_settings.corpus_dir / "other.txt").unlink()
@@ -57,7 +66,9 @@ def test_deleted_document_is_removed(tmp_settings: Settings, fake_embedder: Hash
     assert {m["source"] for m in _ids(tmp_settings).values()} == {"bhutan-qatar.md"}
 
 
-def test_empty_corpus_leaves_the_index_alone(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+def test_empty_corpus_leaves_the_index_alone(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
     ingest(tmp_settings, embedder=fake_embedder)
     before = _ids(tmp_settings)
     for f in tmp_settings.corpus_dir.iterdir():
@@ -67,7 +78,9 @@ def test_empty_corpus_leaves_the_index_alone(tmp_settings: Settings, fake_embedd
     assert _ids(tmp_settings) == before
 
 
-def test_model_change_requires_reset(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+def test_model_change_requires_reset(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
     ingest(tmp_settings, embedder=fake_embedder)
     other = HashingEmbedder(model_name="another-model")
     with pytest.raises(EmbeddingModelMismatchError, match="--reset"):
@@ -88,10 +101,14 @@ def test_a_file_that_turns_unreadable_keeps_its_chunks(
     assert report.chunks_removed == 0 and _ids(tmp_settings) == before
 
 
-def test_paragraph_text_is_stored_once(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+def test_paragraph_text_is_stored_once(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
     """A one-chunk paragraph is only its chunk's document; a split paragraph's whole text sits
     on its first chunk only; search still returns whole paragraphs."""
-    long_text = " ".join(f"Clause {i} of the Thimphu accord covers hydropower quota {i}." for i in range(80))
+    long_text = " ".join(
+        f"Clause {i} of the Thimphu accord covers hydropower quota {i}." for i in range(80)
+    )
     (tmp_settings.corpus_dir / "accord.txt").write_text(long_text + "\n", encoding="utf-8")
     ingest(tmp_settings, embedder=fake_embedder)
     stored = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()
@@ -99,7 +116,10 @@ def test_paragraph_text_is_stored_once(tmp_settings: Settings, fake_embedder: Ha
     split = [c for c in stored if c.metadata["source"] == "accord.txt"]
     assert len(single) == 8 and all("paragraph_text" not in c.metadata for c in single)
     assert len(split) > 2
-    assert [c.metadata.get("paragraph_text") for c in sorted(split, key=lambda c: c.metadata["chunk_index"])] == [long_text] + [None] * (len(split) - 1)
+    assert [
+        c.metadata.get("paragraph_text")
+        for c in sorted(split, key=lambda c: c.metadata["chunk_index"])
+    ] == [long_text] + [None] * (len(split) - 1)
     retriever = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
     top = retriever.search("hydropower quota 77", k=1)
     assert top[0].source == "accord.txt" and top[0].text == long_text
@@ -172,12 +192,18 @@ def test_a_killed_ingest_resumes_from_what_it_stored(tmp_settings: Settings) -> 
     assert (again.chunks_resumed, again.chunks_added) == (0, 0)
 
 
-def test_an_old_format_index_asks_for_reset(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+def test_an_old_format_index_asks_for_reset(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
     store = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing")
     old = store.client.create_collection(
-        "corpus", configuration={"hnsw": {"space": "cosine"}}, metadata={"embedding_model": "fake-hashing"}
+        "corpus",
+        configuration={"hnsw": {"space": "cosine"}},
+        metadata={"embedding_model": "fake-hashing"},
     )
-    old.add(ids=["x"], embeddings=[[0.1] * 256], documents=["t"], metadatas=[{"paragraph_text": "t"}])
+    old.add(
+        ids=["x"], embeddings=[[0.1] * 256], documents=["t"], metadatas=[{"paragraph_text": "t"}]
+    )
     with pytest.raises(IndexFormatError, match="rag ingest --reset"):
         ingest(tmp_settings, embedder=fake_embedder)
     with pytest.raises(IndexFormatError, match="rag ingest --reset"):

@@ -22,12 +22,17 @@ def _index(texts: list[str] = TEXTS, fingerprint: str = "fp") -> BM25Index:
     return BM25Index.build(
         [str(i) for i in range(len(texts))],
         texts,
-        [{"source": "a.md" if i % 2 == 0 else "b.md", "paragraph": i + 1} for i in range(len(texts))],
+        [
+            {"source": "a.md" if i % 2 == 0 else "b.md", "paragraph": i + 1}
+            for i in range(len(texts))
+        ],
         fingerprint,
     )
 
 
-def _lucene_bm25(query: str, docs: list[list[str]], k1: float = 1.5, b: float = 0.75) -> list[float]:
+def _lucene_bm25(
+    query: str, docs: list[list[str]], k1: float = 1.5, b: float = 0.75
+) -> list[float]:
     """BM25 as Lucene defines it, written out independently of bm25s."""
     n = len(docs)
     avgdl = sum(len(d) for d in docs) / n

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 import rag
 from rag.cli import app
+from rag.embedding import index_model_name
 from rag.errors import CorpusError, IndexNotFoundError, InvalidQueryError
 from rag.ingest import ingest
 from rag.settings import Settings
@@ -79,7 +80,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     settings = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp_path / "data")
 
     def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-        return HashingEmbedder(model_name=(s or Settings()).embedding.model)
+        return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
     calls: list[str] = []
     llm = RecordingLLM(responses=["NOT FOUND"])
@@ -333,7 +334,7 @@ def test_api_ingest_bad_corpus_paths(env: Env, tmp_path: Path) -> None:
     for corpus in (tmp_path / "missing", env.corpus / SEED.name, tmp_path / "empty"):
         s = env.settings.model_copy(update={"corpus_dir": corpus})
         with pytest.raises(CorpusError):
-            ingest(s, embedder=HashingEmbedder(model_name=s.embedding.model))
+            ingest(s, embedder=HashingEmbedder(model_name=index_model_name(s.embedding)))
     assert env.snapshot() == before
 
 
