@@ -168,13 +168,10 @@ def get_llm(settings: Settings | None = None) -> BaseChatModel:
                 )
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise ModelNotAvailableError(f"cannot load GGUF {str(path)!r}: {exc}") from exc
-            try:
-                from llama_cpp import LlamaRAMCache
-
-                # Reuse the KV cache of the shared prompt prefix (system prompt) across calls.
-                model.client.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
-            except Exception:  # cache is an optimisation only
-                logger.debug("llama.cpp prompt cache unavailable", exc_info=True)
+            # No llama.cpp prompt cache (LlamaRAMCache): each state it keeps holds a copy of the
+            # logits buffer (n_batch x vocabulary floats, ~311 MB for Qwen) that its capacity does
+            # not count, so the process grew by ~0.3 GB per answer. llama.cpp still reuses the
+            # prompt prefix it shares with the previous call.
         _LLMS[key] = model
         _LLM_LOCKS[key] = threading.Lock()
         return model

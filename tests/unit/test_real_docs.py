@@ -22,6 +22,7 @@ from bs4 import BeautifulSoup
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
+from rag.embedding import index_model_name
 from rag.keyword import BM25Index
 from rag.loading import load_document
 from rag.paragraphs import split_paragraphs
@@ -210,7 +211,7 @@ def real_docs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     settings = Settings(corpus_dir=corpus, db_dir=tmp_path / "db", data_dir=tmp_path / "data")
 
     def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-        return HashingEmbedder(model_name=(s or Settings()).embedding.model)
+        return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
     answer = (
         "Answer [P1]: The committee estimated the cost of the Brannock wetland at one point "

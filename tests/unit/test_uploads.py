@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedding import index_model_name
 from rag.errors import CorpusError
 from rag.settings import Settings
 from rag.status import index_status
@@ -126,7 +127,7 @@ def test_ui_upload_handler_reports_and_refreshes(
     monkeypatch.setattr(
         sys.modules["rag.ingest"],
         "get_embedder",
-        lambda s=None: HashingEmbedder(model_name=(s or Settings()).embedding.model),
+        lambda s=None: HashingEmbedder(model_name=index_model_name((s or Settings()).embedding)),
     )
     ctl = ChatController(tmp_settings, chain=None)
     good = tmp_path / "lake-verrin-report.pdf"
