@@ -187,6 +187,12 @@ def _run(
         err.print(f"[yellow]Note:[/] running {len(questions)} of {n_all} questions")
     if not questions:
         raise _fail("no valid questions to run")
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:  # SIGTERM: stop like Ctrl-C, keep the report
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         judges = _judges(self_judge, settings, judge_url, judge_model)
         return run_suite(
