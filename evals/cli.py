@@ -66,6 +66,8 @@ JudgeModelOpt = Annotated[
     typer.Option("--judge-model", envvar="EVALS_JUDGE_MODEL", help="Model name at --judge-url."),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+# accepted so that older scripts keep working: no LLM judge runs unless asked for
+NoLLMJudgeOpt = Annotated[bool, typer.Option("--no-llm-judge", hidden=True)]
 
 
 def _quiet() -> None:
@@ -187,6 +189,12 @@ def _run(
         err.print(f"[yellow]Note:[/] running {len(questions)} of {n_all} questions")
     if not questions:
         raise _fail("no valid questions to run")
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:  # SIGTERM: stop like Ctrl-C, keep the report
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         judges = _judges(self_judge, settings, judge_url, judge_model)
         return run_suite(
@@ -230,6 +238,7 @@ def run(
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     progress: ProgressOpt = True,
+    no_llm_judge: NoLLMJudgeOpt = False,
 ) -> None:
     """Run the question file through the real chain; write the report; exit 1 if a gate fails.
 
@@ -445,6 +454,7 @@ def squad(
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     progress: ProgressOpt = True,
+    no_llm_judge: NoLLMJudgeOpt = False,
 ) -> None:
     """Convert SQuAD 2.0 articles to a corpus + question file, ingest them, run the suite."""
     _quiet()

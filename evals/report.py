@@ -248,8 +248,9 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     for i, v in enumerate(cur):
         ax.text(min(v, 1.0) + 0.01, i + h / 2, f"{v:.2f}", va="center", fontsize=7)
     ax.set_title(
-        f"{report.get('suite', 'fixed')}: metrics vs baseline, 95 % intervals "
-        "(Wilson or bootstrap; false_abstention_rate: lower is better)"
+        f"{report.get('suite', 'fixed')}: metrics vs baseline, 95 % intervals\n"
+        "(method per metric in brackets; false_abstention_rate: lower is better)",
+        fontsize=10,
     )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

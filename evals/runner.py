@@ -166,6 +166,7 @@ def run_suite(
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.perf_counter()
     answering = 0.0
+    interrupted = False
     with PeakRss() as rss:
         if index:
             from rag.ingest import ingest
@@ -192,6 +193,10 @@ def run_suite(
                     answering += time.perf_counter() - ta
                     pred = prediction_record(q, ans)
                     texts = [p.text for p in ans.passages]
+                except KeyboardInterrupt:  # Ctrl-C or SIGTERM: report what was answered
+                    logger.warning("interrupted at question %s", q.id)
+                    interrupted = True
+                    break
                 except Exception as exc:  # its own outcome; the other questions still run
                     answering += time.perf_counter() - ta
                     logger.warning("question %s failed: %s", q.id, exc)
@@ -210,6 +215,10 @@ def run_suite(
             "llm": settings.llm.backend,
             "subset": subset,
         }
+        if interrupted:
+            meta["subset"] = f"{len(scores)} of {len(questions)} questions (interrupted)"
+            meta["interrupted"] = True
+            questions = [q for q in questions if q.id in preds]
         result = build(
             questions,
             scores,
@@ -223,6 +232,11 @@ def run_suite(
             question_errors=[str(e) for e in question_errors],
             meta=meta,
         )
+    if interrupted:  # a partial run is never green
+        gate = GateResult("run", "interrupted", None, None, False, "the run was interrupted")
+        result.gates.append(gate)
+        result.report["gates"].append(gate.to_dict())
+        result.report["passed"] = False
     # time (index, answers, scoring, metrics with intervals; not the file writing) and memory
     total = time.perf_counter() - t0
     result.report["seconds"] = round(total, 1)

@@ -388,10 +388,18 @@ def failure_reasons(q: Question, s: dict[str, Any]) -> list[str]:
 
 
 def aggregate(
-    scores: Rows, *, llm_judges: Sequence[tuple[str, str]] = (), intervals: bool = True
+    scores: Rows | Sequence[Question],
+    rows: Rows | None = None,
+    *,
+    llm_judges: Sequence[tuple[str, str]] = (),
+    intervals: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Aggregate metrics: {name: {value, ci, ci_method, judge, independent, n,
-    higher_is_better, description}}. ``llm_judges``: (kind, name) of the LLM judges used."""
+    higher_is_better, description}} of the scored questions. ``llm_judges``: (kind, name) of
+    the LLM judges used. ``aggregate(questions, scores)`` (the older form) is accepted: the
+    rows carry what the questions would add."""
+    if rows is not None:
+        scores = rows
     out: dict[str, dict[str, Any]] = {}
     for name, d in metric_defs(llm_judges).items():
         value, n, k = d.compute(scores)

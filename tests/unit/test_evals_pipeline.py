@@ -489,6 +489,7 @@ def test_cli_run_exit_code_follows_the_gate(
         "--baseline",
         str(tmp_path / "b.json"),
         "--no-progress",
+        "--no-llm-judge",  # the older flag is still accepted (and changes nothing)
     ]
     res = CliRunner().invoke(cli.app, args)
     assert res.exit_code == 0, res.output

@@ -105,6 +105,31 @@ def test_a_misspelled_threshold_name_fails_its_gate(
     assert _cli_run(tmp_path, monkeypatch, FakeChain(), th).exit_code == 0
 
 
+def test_an_interrupted_run_reports_what_it_answered_and_fails(tmp_path: Path) -> None:
+    class Interrupted(FakeChain):
+        def invoke(self, question: str, history: Any = None) -> Any:
+            if question.startswith("What is the population"):
+                raise KeyboardInterrupt
+            return super().invoke(question, history)
+
+    from rag.settings import Settings
+
+    res = REAL_RUN_SUITE(
+        QUESTIONS,
+        Settings(),
+        tmp_path,
+        chain=Interrupted(),
+        index=False,
+        progress=False,
+        thresholds_path=None,
+        baseline_path=None,
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_questions"] == 2 and report["interrupted"] is True
+    assert report["subset"] == "2 of 4 questions (interrupted)"
+    assert not res.passed and report["passed"] is False
+
+
 def test_a_suite_without_thresholds_is_not_green(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
