@@ -255,7 +255,7 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
         "answer": d["answer"],
         "abstained": d["abstained"] and not failed,
         "citations": [
-            {k: c[k] for k in ("marker", "source", "paragraph", "text", "quote")}
+            {k: c.get(k) for k in ("marker", "source", "paragraph", "page", "text", "quote")}
             for c in d["citations"]
         ],
         "standalone_question": d["standalone_question"],
