@@ -53,6 +53,14 @@ def _keys(text: str) -> set[str]:
     return {t.key for t in tokenize(text) if not t.stop or t.number}
 
 
+_PRONOUNS = frozenset("he she they it his her their its him them".split())
+
+
+def _refers_back(sentence: str) -> bool:
+    """True when one of the first words of ``sentence`` is a personal pronoun."""
+    return any(t.raw.lower() in _PRONOUNS for t in tokenize(sentence)[:4])
+
+
 def candidate_sentences(
     statement: str, passages: Sequence[Passage], question: str = "", prefer: int | None = None
 ) -> list[tuple[int, int, int]]:
@@ -73,7 +81,12 @@ def candidate_sentences(
             overlap = len(want & keys) / max(1, len(want))
             if not overlap:
                 continue
-            if j and names - keys and names & _keys(p.text[spans[j - 1][0] : s]):
+            # A name the statement needs that this sentence lacks: from the sentence before
+            # when the question does not supply it, or when this sentence says "he", "it"…
+            missing = names - keys
+            if not _refers_back(sent):
+                missing -= q
+            if j and missing and missing & _keys(p.text[spans[j - 1][0] : s]):
                 s = spans[j - 1][0]
                 keys |= _keys(p.text[s:e])
                 overlap = len(want & keys) / max(1, len(want))
