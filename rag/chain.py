@@ -103,7 +103,13 @@ class AnswerChain:
                 self._verifier = LexicalVerifier()
             else:
                 llm = LLMVerifier(scorer, load_thresholds())
-                self._verifier = llm if name == "llm" else CascadeVerifier(llm)
+                self._verifier = (
+                    llm
+                    if name == "llm"
+                    else CascadeVerifier(
+                        llm, check_support=self.settings.verification.model_support_check
+                    )
+                )
         return self._verifier
 
     def _lock(self) -> Any:

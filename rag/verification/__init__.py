@@ -66,4 +66,8 @@ def get_verifier(name: str = "default", settings: Settings | None = None) -> Ver
     if scorer is None:
         raise ValueError(f"the {settings.llm.backend} model gives no log-probabilities")
     llm = LLMVerifier(scorer, load_thresholds())
-    return llm if name == "llm" else CascadeVerifier(llm)
+    return (
+        llm
+        if name == "llm"
+        else CascadeVerifier(llm, check_support=settings.verification.model_support_check)
+    )

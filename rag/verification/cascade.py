@@ -26,15 +26,21 @@ class CascadeVerifier:
     whether the evidence answers the question (words cannot tell a true sentence about
     something next to what was asked from an answer)."""
 
-    def __init__(self, llm: LLMVerifier) -> None:
+    def __init__(self, llm: LLMVerifier, check_support: bool = True) -> None:
         self.llm = llm
+        self.check_support = check_support
 
     def verify(self, statement: str, evidence: str, question: str | None = None) -> Verdict:
         d = lexical_decision(statement, evidence, question)
         if d.supported is False:
             return Verdict(False, d.answers, 0.0, "lexical", d.reason)
         stage, score, reason = "lexical", 1.0, d.reason
-        if d.supported is None:
+        if d.supported is None and not self.check_support:
+            # Words cannot decide, and the model's support score is not asked: the statement
+            # is never shown as written (grounding shows the source sentence verbatim), so
+            # what remains to judge is whether that sentence answers the question.
+            reason = "shown as the source sentence, not as written"
+        elif d.supported is None:
             score = self.llm.support_score(statement, evidence, question)
             stage, reason = "llm", f"P(says it)={score:.2f}"
             if score < self.llm.thresholds.support:

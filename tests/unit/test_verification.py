@@ -176,3 +176,19 @@ def test_verifiers_by_name() -> None:
         get_verifier("nli")
     t = load_thresholds()
     assert 0.0 < t.support < 1.0 and 0.0 < t.answer < 1.0
+
+
+def test_without_the_model_support_check_an_undecided_statement_rests_on_the_answer_check() -> None:
+    """The product default: the model is not asked whether a paraphrase says exactly what the
+    sentence says (such a statement is shown only as the verbatim sentence); whether the
+    sentence answers the question still decides."""
+    scorer = FakeScorer({"Question:": 0.9}, default=0.0)
+    v = CascadeVerifier(LLMVerifier(scorer, Thresholds(support=0.6, answer=0.6)), False)
+    e = "The Lumen Institute was founded in 1987 by Ana Ortiz."
+    verdict = v.verify("Ana Ortiz founded the institute.", e, "Who founded the Lumen Institute?")
+    assert verdict.accept and len(scorer.calls) == 1 and "Question:" in scorer.calls[0]
+    # words still reject what they can: a negation is never accepted
+    assert not v.verify("Ana Ortiz never founded the institute.", e, "Who founded it?").accept
+    off_topic = FakeScorer({"Question:": 0.1}, default=0.0)
+    v = CascadeVerifier(LLMVerifier(off_topic, Thresholds(support=0.6, answer=0.6)), False)
+    assert not v.verify("Ana Ortiz founded the institute.", e, "Who runs it today?").accept
