@@ -160,17 +160,36 @@ def ingest(
     db: DbOpt = None,
     reset: Annotated[bool, typer.Option("--reset", help="Rebuild the index from scratch.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    rebuild_stale: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-stale",
+            help="Rebuild the index from the corpus when it was made with another embedding "
+            "model or an older layout (instead of stopping with a message).",
+        ),
+    ] = False,
 ) -> None:
     """Index the corpus folder (only what changed is embedded)."""
     _quiet_libraries()
     with _errors():
+        from rag.errors import EmbeddingModelMismatchError, IndexFormatError
         from rag.ingest import ingest as run_ingest
 
         settings = _settings(corpus, db)
-        report = _with_progress(
-            lambda cb: run_ingest(settings, reset=reset, on_skip=_warn_skip, progress=cb),
-            "Embedding paragraphs",
-        )
+
+        def run(reset: bool) -> Any:
+            return _with_progress(
+                lambda cb: run_ingest(settings, reset=reset, on_skip=_warn_skip, progress=cb),
+                "Embedding paragraphs",
+            )
+
+        try:
+            report = run(reset)
+        except (EmbeddingModelMismatchError, IndexFormatError) as exc:
+            if not rebuild_stale:
+                raise
+            err.print(f"[yellow]Warning:[/] {escape(str(exc))}; rebuilding it from the corpus")
+            report = run(True)
     if json_out:
         out.print_json(json.dumps(report.to_dict()))
     else:

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/rag ingest
+.venv/bin/rag ingest --rebuild-stale  # an index from another model or an older layout is rebuilt
 exec .venv/bin/rag ui "$@"

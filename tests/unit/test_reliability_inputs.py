@@ -241,9 +241,13 @@ def _minimal_pdf(text: str) -> bytes:
 
 
 def test_cli_ingest_skips_each_bad_file_with_exactly_one_warning(env: Env) -> None:
-    good_pdf = _minimal_pdf("The Zorbian lighthouse keeper logged forty storms in the winter of 1911.")
+    good_pdf = _minimal_pdf(
+        "The Zorbian lighthouse keeper logged forty storms in the winter of 1911."
+    )
     (env.corpus / "good.pdf").write_bytes(good_pdf)
-    (env.corpus / "good.txt").write_text("Plain notes about river ecology.\n\nA second paragraph.\n")
+    (env.corpus / "good.txt").write_text(
+        "Plain notes about river ecology.\n\nA second paragraph.\n"
+    )
     bad = {
         "binary.txt": b"\x7fELF\x02\x01\x01\x00\x00\x00" * 64,
         "latin1.txt": "Café crème brûlée is served daily.".encode("latin-1"),
@@ -273,7 +277,9 @@ def test_cli_ingest_skips_each_bad_file_with_exactly_one_warning(env: Env) -> No
 
 def test_one_10000_word_paragraph_becomes_subchunks_of_paragraph_1(env: Env) -> None:
     words = ("river", "mountain", "policy", "forum", "trade", "energy", "kingdom", "border")
-    text = " ".join(words[(i * 7) % len(words)] + ("." if i % 23 == 22 else "") for i in range(10_000))
+    text = " ".join(
+        words[(i * 7) % len(words)] + ("." if i % 23 == 22 else "") for i in range(10_000)
+    )
     (env.corpus / "long.txt").write_text(text + "\n", encoding="utf-8")
     result = run(env.args("ingest"))
     assert result.exit_code == 0, result.output
@@ -342,3 +348,20 @@ def test_api_search_without_index(tmp_path: Path) -> None:
     s = Settings(corpus_dir=tmp_path, db_dir=tmp_path / "nodb", data_dir=tmp_path / "data")
     with pytest.raises(IndexNotFoundError, match="rag ingest"):
         rag.HybridRetriever(settings=s, embedder=HashingEmbedder()).search("Bhutan")
+
+
+def test_ingest_rebuild_stale_rebuilds_an_index_made_with_another_model(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scripts/run.sh` must not stop on an index an older default embedder built: plain
+    `rag ingest` refuses with the --reset message, `--rebuild-stale` rebuilds it."""
+    monkeypatch.setenv(
+        "RAG_EMBEDDING__BACKEND",
+        "torch" if "int8" in index_model_name(env.settings.embedding) else "onnx-int8",
+    )
+    refused = run(env.args("ingest"))
+    assert refused.exit_code == 1 and "--reset" in refused.output
+    rebuilt = run(env.args("ingest", "--rebuild-stale"))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilding it from the corpus" in rebuilt.output
+    assert run(env.args("ingest")).exit_code == 0  # now consistent with the configured model
