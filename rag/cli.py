@@ -359,6 +359,24 @@ def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
         ]
 
 
+def _server_settings(
+    group: str, host: str | None, port: int | None, corpus: Path | None, db: Path | None
+) -> Settings:
+    """Settings with --host/--port applied to ``group`` ("ui" or "api"), after indexing the
+    corpus if needed (a server starts with a usable index)."""
+    from rag.ingest import ensure_index
+
+    settings = _settings(corpus, db)
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if update:
+        section = getattr(settings, group).model_copy(update=update)
+        settings = settings.model_copy(update={group: section})
+    report = ensure_index(settings, on_skip=_warn_skip)
+    if report is not None:
+        _print_report(report)
+    return settings
+
+
 @app.command()
 def ui(
     host: Annotated[
@@ -371,19 +389,7 @@ def ui(
     """Start the chat UI (indexes the corpus first if needed) and print its URL."""
     _quiet_libraries()
     with _errors():
-        from rag.ingest import ensure_index
-
-        settings = _settings(corpus, db)
-        update: dict[str, Any] = {}
-        if host is not None:
-            update["host"] = host
-        if port is not None:
-            update["port"] = port
-        if update:
-            settings = settings.model_copy(update={"ui": settings.ui.model_copy(update=update)})
-        report = ensure_index(settings, on_skip=_warn_skip)
-        if report is not None:
-            _print_report(report)
+        settings = _server_settings("ui", host, port, corpus, db)
         from ui.app import launch
 
         launch(settings)
@@ -401,19 +407,7 @@ def serve(
     """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
     _quiet_libraries()
     with _errors():
-        from rag.ingest import ensure_index
-
-        settings = _settings(corpus, db)
-        update: dict[str, Any] = {}
-        if host is not None:
-            update["host"] = host
-        if port is not None:
-            update["port"] = port
-        if update:
-            settings = settings.model_copy(update={"api": settings.api.model_copy(update=update)})
-        report = ensure_index(settings, on_skip=_warn_skip)
-        if report is not None:
-            _print_report(report)
+        settings = _server_settings("api", host, port, corpus, db)
         from api.server import serve as run_server
 
         run_server(settings)
