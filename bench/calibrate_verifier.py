@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evals.squad import DEFAULT_ARTICLES  # noqa: E402
 from rag.loading import load_corpus  # noqa: E402
 from rag.paragraphs import split_paragraphs  # noqa: E402
 from rag.sentences import sentence_spans  # noqa: E402
@@ -41,17 +42,7 @@ from rag.verification.lexical import lexical_decision, tokenize  # noqa: E402
 
 DOCS = ROOT / "docs" / "verification"
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v2-dev" / "dev-v2.0.json"
-ARTICLES = (
-    "Southern_California",
-    "Victoria_(Australia)",
-    "Huguenot",
-    "Steam_engine",
-    "1973_oil_crisis",
-    "Black_Death",
-    "Geology",
-    "Pharmacy",
-    "Private_school",
-)
+ARTICLES = DEFAULT_ARTICLES  # the 9 SQuAD development articles (../shared/README.md)
 # The fitting rules: at most this share of unfaithful statements that reach the model may be
 # accepted; at least this share of answering sentences must be taken as answers.
 SUPPORT_MAX_FPR = 0.05
