@@ -267,7 +267,24 @@ class DeterministicJudge:
         q = _squash(quote)
         if not q or q not in _squash(paragraph):
             return False
-        return not check_statement(statement, quote, question, paragraph)
+        lead, rest = split_lead(statement)
+        if lead and _squash(lead) not in q:
+            return False  # the short answer must be words of the cited sentence
+        quoted = _QUOTED.fullmatch(rest.strip())
+        if quoted:  # shown as a quotation: it must be the source's words, verbatim
+            return _squash(quoted.group(1)) in _squash(paragraph)
+        return not check_statement(rest, quote, question, paragraph)
+
+
+# A composed statement "<short answer> — <sentence>": the answer, then what supports it.
+_LEAD = re.compile(r"^(.{1,200}?)\s+—\s+(.+)$", re.DOTALL)
+_QUOTED = re.compile(r"[“\"](.+)[”\"]\s*\.?", re.DOTALL)
+
+
+def split_lead(statement: str) -> tuple[str, str]:
+    """("short answer", "sentence") of "short answer — sentence"; ("", statement) otherwise."""
+    m = _LEAD.match(statement.strip())
+    return (m.group(1).strip(), m.group(2).strip()) if m else ("", statement)
 
 
 # -- LLM judges ---------------------------------------------------------------------------------

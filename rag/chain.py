@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable
 
 from rag.citations import parse_claims
 from rag.errors import InvalidQueryError, LLMError, LLMTimeoutError
@@ -183,7 +184,9 @@ class AnswerChain:
 
     def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[GroundedClaim]:
         """The statements of ``raw`` that the verifier accepts, each with its source sentence."""
-        claims = ground_claims(parse_claims(raw), passages, question, self.verifier)
+        claims = ground_claims(
+            parse_claims(raw), passages, question, self.verifier, self._similarity()
+        )
         distinctive = getattr(self.retriever, "distinctive_terms", None)
         if not self.settings.verification.evidence_must_match_question or distinctive is None:
             return claims
@@ -193,6 +196,20 @@ class AnswerChain:
         if wanted is None:
             return claims
         return [c for c in claims if wanted & set(content_terms(c.passage.text))]
+
+    def _similarity(self) -> Any:
+        """Cosine similarity of a statement to candidate sentences by the retriever's embedder
+        (None when the retriever has none, e.g. a test fake)."""
+        embedder = getattr(self.retriever, "embedder", None)
+        if embedder is None:
+            return None
+
+        def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
+            vectors = np.asarray(embedder.embed_documents([statement, *sentences]), dtype=float)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+            return (vectors[1:] @ vectors[0]).tolist()
+
+        return similarity
 
     def uncovered_parts(self, claims: Sequence[GroundedClaim], question: str) -> list[str]:
         """The parts of a multi-part question that no accepted statement answers."""
@@ -377,12 +394,6 @@ class AnswerChain:
                 final = event.answer
         assert final is not None
         return final
-
-    def as_runnable(self) -> Runnable:
-        """The chain as one LCEL runnable: {"question", "history"?} -> Answer."""
-        return RunnableLambda(
-            lambda x: self.invoke(x["question"], x.get("history")), name="AnswerChain"
-        )
 
 
 _CHAINS: dict[str, AnswerChain] = {}

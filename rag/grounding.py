@@ -11,7 +11,7 @@ sentence (``adds_nothing``); otherwise it is the sentence itself, verbatim. The 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.citations import Claim, locate_quote
@@ -61,16 +61,26 @@ def _refers_back(sentence: str) -> bool:
     return any(t.raw.lower() in _PRONOUNS for t in tokenize(sentence)[:4])
 
 
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
+
+
 def candidate_sentences(
-    statement: str, passages: Sequence[Passage], question: str = "", prefer: int | None = None
+    statement: str,
+    passages: Sequence[Passage],
+    question: str = "",
+    prefer: int | None = None,
+    similarity: Similarity | None = None,
 ) -> list[tuple[int, int, int]]:
     """(passage index, start, end) of the sentences most likely to state ``statement``, best
-    first. A sentence whose names the statement needs sit in the sentence before (he, it…)
-    comes with that sentence."""
+    first: those holding every name and number the statement adds to the question, then by
+    meaning (``similarity``, the embedder's cosine, when given), then by shared words. A
+    sentence that opens with a pronoun (he, it…), or whose names the statement needs sit in
+    the sentence before, comes with that sentence."""
     want = _keys(statement)
     q = _keys(question)
     names = {t.key for t in tokenize(statement) if t.name}
-    scored: list[tuple[tuple[float, float, bool], int, int, int]] = []
+    facts = {t.key for t in tokenize(statement) if t.name or t.number} - q
+    scored: list[tuple[tuple[bool, float, float, bool], int, int, int]] = []
     for i, p in enumerate(passages):
         spans = sentence_spans(p.text)
         for j, (s, e) in enumerate(spans):
@@ -86,11 +96,20 @@ def candidate_sentences(
             missing = names - keys
             if not _refers_back(sent):
                 missing -= q
-            if j and missing and missing & _keys(p.text[spans[j - 1][0] : s]):
+            if j and (_refers_back(sent) or missing & _keys(p.text[spans[j - 1][0] : s])):
                 s = spans[j - 1][0]
                 keys |= _keys(p.text[s:e])
                 overlap = len(want & keys) / max(1, len(want))
-            scored.append(((overlap, len(q & keys) / max(1, len(q)), i == prefer), i, s, e))
+            feasible = facts <= keys
+            scored.append(
+                ((feasible, overlap, len(q & keys) / max(1, len(q)), i == prefer), i, s, e)
+            )
+    if similarity is not None and len(scored) > 1:
+        sims = similarity(statement, [passages[i].text[s:e] for _, i, s, e in scored])
+        scored = [
+            ((k[0], float(sim), *k[1:]), i, s, e)
+            for (k, i, s, e), sim in zip(scored, sims, strict=True)
+        ]  # type: ignore[misc]
     scored.sort(key=lambda x: x[0], reverse=True)
     return [x[1:] for x in scored[:CANDIDATES]]
 
@@ -108,6 +127,7 @@ def ground_claims(
     passages: Sequence[Passage],
     question: str | None,
     verifier: Verifier,
+    similarity: Similarity | None = None,
 ) -> list[GroundedClaim]:
     """The claims a verifier accepts against a source sentence, each once per sentence."""
     out: list[GroundedClaim] = []
@@ -123,7 +143,7 @@ def ground_claims(
             if hit is not None:
                 i, qs, qe = hit
                 candidates.append((i, *_quote_sentences(passages[i], qs, qe)))
-        for c in candidate_sentences(statement, passages, question or "", prefer):
+        for c in candidate_sentences(statement, passages, question or "", prefer, similarity):
             if c not in candidates:
                 candidates.append(c)
         for i, s, e in candidates[:CANDIDATES]:

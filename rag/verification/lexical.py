@@ -207,12 +207,18 @@ def lexical_decision(statement: str, evidence: str, question: str | None = None)
 
 def answer_span(statement: str, evidence: str, question: str = "") -> tuple[int, int] | None:
     """Offsets in ``evidence`` of the words that answer: those of the statement that the
-    question does not already hold, as the longest run of them (stopwords may sit inside)."""
+    question does not already hold, as the longest run of them (stopwords may sit inside).
+    None when no run holds at least two thirds of those words (the statement restates the
+    sentence, and no part of it stands out as the answer) or the run is most of the sentence."""
     q_keys = _keys(tokenize(question))
-    s_keys = {t.key for t in tokenize(statement) if not t.stop or t.number}
+    s_keys = _keys([t for t in tokenize(statement) if not t.stop or t.number])
     toks = tokenize(evidence)
-    hit = [(not t.stop or t.number) and t.key in s_keys and t.key not in q_keys for t in toks]
+    hit = [
+        (not t.stop or t.number) and bool(_keys([t]) & s_keys) and not _keys([t]) & q_keys
+        for t in toks
+    ]
     best: tuple[int, int, int] | None = None  # (hits, first, last)
+    total = sum(hit)
     i = 0
     while i < len(toks):
         if not hit[i]:
@@ -226,7 +232,7 @@ def answer_span(statement: str, evidence: str, question: str = "") -> tuple[int,
         if best is None or count > best[0]:
             best = (count, i, last)
         i = j
-    if best is None:
+    if best is None or 3 * best[0] < 2 * total:
         return None
     start, end = toks[best[1]].start, toks[best[2]].end
     sentence_chars = len(evidence.strip())

@@ -101,3 +101,23 @@ def test_the_judge_checks_the_quote_is_in_the_cited_paragraph() -> None:
     assert j.supported("Qatar provided technical assistance.", S, para, "") is True
     assert j.supported("Qatar provided technical assistance.", S, "Another paragraph.", "") is False
     assert j.supported("Qatar provided technical assistance.", "", para, "") is False
+
+
+PARA = f"Over the past six months, several factors have converged. {S} It was welcomed."
+
+
+@pytest.mark.parametrize(
+    ("statement", "ok"),
+    [
+        (f"technical assistance — “{S}”", True),  # the chain's shape: lead, then the quote
+        ("Qatar — Qatar has quietly provided technical assistance to Bhutan.", True),
+        (f"financial aid — “{S}”", False),  # a lead the sentence does not hold
+        ("Qatar — “Qatar has provided weapons to Bhutan's border security forces.”", False),
+        ("technical assistance — Qatar has not provided technical assistance to Bhutan.", False),
+    ],
+)
+def test_a_short_answer_lead_is_judged_with_its_sentence(statement: str, ok: bool) -> None:
+    """ "<short answer> — <sentence>": the short answer must be words of the cited sentence,
+    and a quotation must be the paragraph's words verbatim."""
+    q = "What has Qatar provided to Bhutan?"
+    assert DeterministicJudge().supported(statement, S, PARA, q) is ok

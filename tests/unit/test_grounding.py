@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.citations import Claim, parse_claims
-from rag.grounding import ground_claims, question_parts
+from rag.grounding import candidate_sentences, ground_claims, question_parts
 from rag.types import Passage
 from rag.verification import CascadeVerifier, LexicalVerifier, LLMVerifier, Thresholds
 
@@ -48,11 +48,8 @@ def test_a_statement_that_adds_nothing_is_shown_as_written() -> None:
     [g] = ground_claims(
         parse_claims("Answer [P1]: Its capital is Thimphu."), [P1, P2], "What is the capital?", YES
     )
-    assert (
-        g.as_written
-        and g.shown == "Its capital is Thimphu."
-        and g.quote == "Its capital is Thimphu."
-    )
+    assert g.as_written and g.shown == "Its capital is Thimphu."
+    assert g.quote == P1.text  # a sentence opening with a pronoun comes with its antecedent
     assert g.lead == "Thimphu"
 
 
@@ -139,3 +136,45 @@ def test_multi_part_questions_are_split_into_their_parts() -> None:
         "What does she say about rivers?",
     ]
     assert question_parts("Who is Dr. Jane Roe?") == ["Who is Dr. Jane Roe?"]
+
+
+P3 = Passage(
+    "b.md",
+    4,
+    "Stakeholders",
+    "The Kingdom of Bhutan seeks to preserve its sovereignty in the Himalayas. "
+    "Its reliance on India for security has created vulnerabilities. "
+    "Trade with India grew.",
+    0.1,
+    "p4",
+)
+
+
+def test_the_sentence_holding_the_answers_name_is_tried_before_one_sharing_more_words() -> None:
+    """The name the statement adds to the question (India) must be in the evidence, so the
+    sentence that shares more of the question's words but lacks it is not what is tried."""
+    [g] = ground_claims(
+        parse_claims("Answer [P1]: India is the country the Himalayan kingdom leans on."),
+        [P3],
+        "Which country does the Himalayan kingdom lean on for its defence?",
+        YES,
+    )
+    assert "India" in g.quote
+
+
+def test_candidates_are_ranked_by_meaning_when_a_similarity_is_given() -> None:
+    """Of two sentences that both hold the name, the one the embedder finds closer is used."""
+
+    def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
+        return [0.9 if "security" in s else 0.1 for s in sentences]
+
+    statement = "Bhutan relies on India for its defence."
+    q = "Which country does Bhutan rely on for defence?"
+    first = candidate_sentences(statement, [P3], q, similarity=similarity)[0]
+    assert P3.text[first[1] : first[2]].endswith(
+        "Its reliance on India for security has created vulnerabilities."
+    )
+    flipped = candidate_sentences(
+        statement, [P3], q, similarity=lambda st, ss: [1 - x for x in similarity(st, ss)]
+    )
+    assert P3.text[flipped[0][1] : flipped[0][2]] == "Trade with India grew."

@@ -109,6 +109,18 @@ def test_the_answer_span_is_the_part_the_question_does_not_hold() -> None:
     assert e[s:t] == "1949"
 
 
+def test_a_statement_restating_the_whole_sentence_gets_no_short_answer() -> None:
+    """When the answer's words are spread over the sentence, no part of it is the answer."""
+    e = (
+        "Within the next six months, we can anticipate increased trade between the two "
+        "countries, particularly in sectors such as renewable energy and technology."
+    )
+    q = "In which sectors is trade between Bhutan and Qatar expected to increase?"
+    assert answer_span(e, e, q) is None
+    s, t = answer_span("Renewable energy and technology.", e, q)  # capitalised: still found
+    assert e[s:t] == "renewable energy and technology"
+
+
 class FakeScorer:
     """P(yes) from a table keyed by the statement/question line; counts calls."""
 
