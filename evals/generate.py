@@ -1,15 +1,19 @@
 """Starter question files for any corpus, written by the model and kept only when they pass
 checks that do not trust the model (every line marked ``generated: true`` for review).
 
-* Answerable: for each sampled paragraph the model writes a question and a short answer
-  copied from it. Kept when the answer occurs verbatim in the paragraph (case and spacing
+* Answerable: for each sampled paragraph one short answer is picked from its text (a name or
+  a number with its unit, chosen by seed) and the model writes the question it answers; a
+  paragraph with neither gets a question and a short answer both written by the model. Kept
+  when the answer occurs verbatim in the paragraph (case and spacing
   aside), is short (at most 12 words), is not already in the question, and retrieval of the
   question (the index of the corpus, top k) returns that paragraph. The evidence is the
   sentence holding the answer.
-* Unanswerable: for each sampled paragraph the model writes a question on the same topic about
-  a person, place, date or number the text does not mention. Kept when the question shares a
-  content word with its paragraph (on topic) and names something (a capitalised word or a
-  number) that occurs nowhere in the corpus, so the corpus cannot hold the answer.
+* Unanswerable: the model changes one name, place or year of the paragraph's answerable
+  question to another (SQuAD 2.0's kind of near miss), or, with no such question, writes a
+  question on the same topic about something the text does not mention. Kept when the
+  question shares a content word with its paragraph (on topic) and names something (a
+  capitalised word or a number) that occurs nowhere in the corpus, so the corpus cannot hold
+  the answer.
 """
 
 from __future__ import annotations
@@ -32,6 +36,23 @@ Paragraph:
 Reply in exactly this format:
 Question: <the question>
 Answer: <the answer copied from the paragraph>"""
+
+TARGETED_PROMPT = """Read the paragraph and write one question that the paragraph answers \
+with exactly this answer: "{answer}". The question must not contain the answer.
+
+Paragraph:
+\"\"\"{paragraph}\"\"\"
+
+Reply in exactly this format:
+Question: <the question>"""
+
+SWAP_PROMPT = """Change one name, place or year in this question to a different one, so that \
+it asks about something else.
+
+Question: {question}
+
+Reply in exactly this format:
+Question: <the changed question>"""
 
 UNANSWERABLE_PROMPT = """Read the paragraph and write one question on the same topic that \
 the paragraph does NOT answer, because it asks about a person, place, year or number that the \
@@ -119,6 +140,32 @@ def _names_and_numbers(text: str) -> list[str]:
     return out
 
 
+_TARGET = re.compile(
+    r"(?<![\w.])(?:\d[\d,.]*(?:\s+(?:per\s?cent|percent|million|billion|thousand|[a-z]+))?"
+    r"|[A-Z][\w'\-]+(?:\s+(?:of\s+|de\s+|al-)?[A-Z][\w'\-]+)*)"
+)
+
+
+def answer_targets(paragraph: str) -> list[str]:
+    """Short answers a question can be written for: names (not a sentence's first word) and
+    numbers with the word after them ("42,000 pounds", "1949"), each once, in text order."""
+    out: list[str] = []
+    for m in _SENTENCE.finditer(paragraph):
+        sentence = m.group(0)
+        first = _WORD.search(sentence)
+        for t in _TARGET.finditer(sentence):
+            text = t.group(0).rstrip(".,'")
+            if text[0].isdigit() and " " in text and text.split()[-1] in _STOP:
+                text = text.split()[0].rstrip(".,")  # "1987 by" -> "1987"
+            starts = first is not None and t.start() == first.start() and not text[0].isdigit()
+            head, _, rest = text.partition(" ")
+            if starts and rest and head.lower() in _STOP:  # "The Lumen Institute ..."
+                text, starts = rest, False
+            if text and not starts and text.lower() not in _STOP and text not in out:
+                out.append(text)
+    return out
+
+
 def _content(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 2}
 
@@ -188,7 +235,12 @@ def generate_questions(
     out: list[Question] = []
     seen: set[str] = set()
     for i, p in enumerate(picked):
-        q, a = parse_reply(ask(ANSWERABLE_PROMPT.format(paragraph=p.text)))
+        targets = answer_targets(p.text)
+        if targets:
+            a = rng.choice(targets)
+            q, _ = parse_reply(ask(TARGETED_PROMPT.format(paragraph=p.text, answer=a)))
+        else:
+            q, a = parse_reply(ask(ANSWERABLE_PROMPT.format(paragraph=p.text)))
         stats.answerable_written += 1
         why = check_answerable(q, a, p.text, retrieve(q) if q else [], (p.source, p.number))
         if not why and _norm(q) in seen:
@@ -221,7 +273,12 @@ def generate_questions(
         if on_progress:
             on_progress()
         if i < n_unanswerable:
-            uq, _ = parse_reply(ask(UNANSWERABLE_PROMPT.format(paragraph=p.text)))
+            prompt = (
+                SWAP_PROMPT.format(question=q)
+                if q
+                else UNANSWERABLE_PROMPT.format(paragraph=p.text)
+            )
+            uq, _ = parse_reply(ask(prompt))
             stats.unanswerable_written += 1
             why = check_unanswerable(uq, p.text, corpus_text)
             if not why and _norm(uq) in seen:

@@ -4,6 +4,7 @@ generated questions and the eval corpus, with a fake chain (no models)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ from typer.testing import CliRunner
 from evals import cli
 from evals.compare import CompareError, compare, render_markdown
 from evals.corpus import assemble, eval_documents
-from evals.generate import check_answerable, check_unanswerable, generate_questions, parse_reply
+from evals.generate import (
+    answer_targets,
+    check_answerable,
+    check_unanswerable,
+    generate_questions,
+    parse_reply,
+)
 from evals.runner import run_suite as REAL_RUN_SUITE
 from evals.stats import bootstrap, paired_delta, wilson
 from tests.unit.test_evals_pipeline import QUESTIONS, FakeChain
@@ -253,17 +260,24 @@ PARAS = [
 
 
 def test_generated_questions_are_kept_only_when_the_checks_pass() -> None:
-    def ask(prompt: str) -> str:
-        first = "Lumen Institute was founded" in prompt
-        if "does NOT answer" in prompt:  # unanswerable
-            if first:
-                return "Question: Who directs the Lumen Institute office in Madrid?"  # kept
-            return "Question: What does the Lyon office forecast?"  # names nothing absent
-        if first:
-            return "Question: Who founded the Lumen Institute?\nAnswer: Ana Ortiz"  # kept
-        return "Question: When did the Lyon office open?\nAnswer: in the spring"  # not verbatim
+    """The answer is picked from the paragraph's own names and numbers; the model only writes
+    the question (and a near-miss variant of it for the unanswerable kind)."""
+    asked: list[str] = []
 
-    found = {"Who founded the Lumen Institute?": [("a.md", 1)]}
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        first = "Lumen Institute was founded" in prompt
+        if prompt.startswith("Change one name"):  # the unanswerable near miss
+            if "Lumen" in prompt:
+                return "Question: What does the Lumen Institute study in Madrid?"  # kept
+            return "Question: What does the Lyon office forecast?"  # names nothing absent
+        target = re.search(r'exactly this answer: "(.+?)"', prompt)
+        assert target, prompt
+        if first:
+            return "Question: What does the Lumen Institute study?"  # kept
+        return f"Question: Is {target.group(1)} mentioned?"  # gives its answer away
+
+    found = {"What does the Lumen Institute study?": [("a.md", 1)]}
     qs, stats = generate_questions(
         PARAS,
         ask,
@@ -275,17 +289,21 @@ def test_generated_questions_are_kept_only_when_the_checks_pass() -> None:
     )
     assert (stats.answerable_kept, stats.unanswerable_kept) == (1, 1)
     assert stats.dropped == {
-        "answerable: answer not verbatim in the paragraph": 1,
+        "answerable: answer already in the question": 1,
         "unanswerable: names nothing the corpus lacks": 1,
     }
     assert all(q.generated for q in qs)
     by = {q.question: q for q in qs}
-    q = by["Who founded the Lumen Institute?"]
-    assert q.answerable and q.answers == ["Ana Ortiz"]
-    assert q.evidence == [
-        "The Lumen Institute was founded in 1987 by Ana Ortiz in the city of Porto."
-    ]
-    assert by["Who directs the Lumen Institute office in Madrid?"].answerable is False
+    q = by["What does the Lumen Institute study?"]
+    [answer] = q.answers
+    assert q.answerable and answer in answer_targets(PARAS[0].text)
+    assert answer in q.evidence[0] and q.evidence[0] in PARAS[0].text
+    assert by["What does the Lumen Institute study in Madrid?"].answerable is False
+
+
+def test_answer_targets_are_names_and_numbers_of_the_text() -> None:
+    text = "The Lumen Institute was founded in 1987 by Ana Ortiz. It employs 42,000 people."
+    assert answer_targets(text) == ["Lumen Institute", "1987", "Ana Ortiz", "42,000 people"]
 
 
 def test_generation_checks_one_by_one() -> None:
