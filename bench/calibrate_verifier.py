@@ -11,6 +11,12 @@ Labelled pairs:
   no); SQuAD 2.0 dev articles (answerable: the gold sentence, yes; unanswerable: the
   sentence of the question's paragraph sharing most words with it, no).
 
+- hard answer pairs (``--hard``, source "hard"): the fixed suite and SQuAD dev questions, each
+  answerable one with its gold sentence (yes) and the sentence sharing most words with the
+  question that holds no gold answer (no: the thing next to what was asked), each unanswerable
+  one with its best-overlap sentence (no). Not fitted on: the ``answer`` threshold is fitted on
+  the pairs above and measured on these (``answer_on_hard_pairs``), as out-of-sample data.
+
 Writes ``rag/verification/calibration.json`` (thresholds, what they were fitted on, a
 held-out check), ``docs/verification/{support,answer}_curve.csv``, the raw scores
 ``docs/verification/scores.jsonl`` and ``docs/verification/calibration.png``.
@@ -176,6 +182,87 @@ def _squad_row(title: str, qa: dict[str, Any], sent: str, label: bool) -> dict[s
     }
 
 
+def _sentences(texts: list[str]) -> list[str]:
+    return [t[a:b] for t in texts for a, b in sentence_spans(t)]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def hard_pairs(
+    questions: Path, squad: Path, settings: Settings, n_fixed: int, per_article: int, seed: int
+) -> list[dict[str, Any]]:
+    """Answer pairs whose negatives are the sentences next to the answer (see the docstring)."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for folder in (settings.corpus_dir, ROOT / "evals" / "docs"):
+        texts += [p.text for doc in load_corpus(folder) for p in split_paragraphs(doc)]
+    sents = _sentences(texts)
+    rows = [json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x.strip()]
+    rng.shuffle(rows)
+    rows = [r for r in rows if not r.get("history") and r.get("category") != "injection"]
+    out: list[dict[str, Any]] = []
+
+    def row(doc: str, qid: str, question: str, sent: str, label: bool) -> dict[str, Any]:
+        return {
+            "source": "hard",
+            "id": qid,
+            "doc": doc,
+            "check": "answer",
+            "evidence": sent,
+            "question": question,
+            "label": label,
+        }
+
+    for r in rows[:n_fixed]:
+        doc = r.get("doc") or (
+            "evals/docs" if r["id"].split("-")[0] in ("ferry", "seedbank") else "bhutan-qatar.md"
+        )
+        if not r["answerable"]:
+            out.append(row(doc, r["id"], r["question"], best_sentence(r["question"], sents), False))
+            continue
+        ev = _norm(r["evidence"][0])
+        gold = [t for t in sents if ev in _norm(t)]
+        if not gold:
+            continue
+        answers = [_norm(a) for a in r.get("answers", []) if a]
+        others = [
+            t for t in sents if ev not in _norm(t) and not any(a in _norm(t) for a in answers)
+        ]
+        out.append(row(doc, r["id"], r["question"], gold[0], True))
+        out.append(row(doc, r["id"], r["question"], best_sentence(r["question"], others), False))
+    if squad.is_file():
+        for art in json.loads(squad.read_text(encoding="utf-8"))["data"]:
+            if art["title"] not in ARTICLES:
+                continue
+            pos, neg = [], []
+            for para in art["paragraphs"]:
+                ctx = " ".join(para["context"].split())
+                for qa in para["qas"]:
+                    (neg if qa["is_impossible"] else pos).append((ctx, qa))
+            rng.shuffle(pos)
+            rng.shuffle(neg)
+            doc = f"squad:{art['title']}"
+            for ctx, qa in pos[:per_article]:
+                golds = [a["text"] for a in qa["answers"]]
+                cs = _sentences([ctx])
+                g = [t for t in cs if golds[0] in t]
+                if not g:
+                    continue
+                out.append(row(doc, qa["id"], qa["question"], g[0], True))
+                o = [t for t in cs if not any(a in t for a in golds)]
+                if o:
+                    out.append(
+                        row(doc, qa["id"], qa["question"], best_sentence(qa["question"], o), False)
+                    )
+            for ctx, qa in neg[:per_article]:
+                out.append(
+                    row(doc, qa["id"], qa["question"], best_sentence(qa["question"], [ctx]), False)
+                )
+    return out
+
+
 def score_all(pairs: list[dict[str, Any]], settings: Settings, shard: tuple[int, int]) -> None:
     from rag.verification import get_verifier
 
@@ -201,14 +288,33 @@ def score_all(pairs: list[dict[str, Any]], settings: Settings, shard: tuple[int,
 
 def fit(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     sup = [p for p in pairs if p["check"] == "support" and p.get("lexical") is None]
-    ans = [p for p in pairs if p["check"] == "answer"]
+    every = [p for p in pairs if p["check"] == "answer"]
+    ans = [p for p in every if p["source"] != "hard"]
     s_fit = fit_threshold(
         [p["score"] for p in sup], [p["label"] for p in sup], max_fpr=SUPPORT_MAX_FPR
     )
     a_fit = fit_threshold(
         [p["score"] for p in ans], [p["label"] for p in ans], min_recall=ANSWER_MIN_RECALL
     )
-    return {"support": s_fit, "answer": a_fit, "n_support": len(sup), "n_answer": len(ans)}
+    return {
+        "support": s_fit,
+        "answer": a_fit,
+        "n_support": len(sup),
+        "n_answer": len(ans),
+    }
+
+
+def on_hard_pairs(pairs: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Recall and false-positive rate of an answer threshold on the hard pairs."""
+    hard = [p for p in pairs if p["source"] == "hard"]
+    pos = [p for p in hard if p["label"]]
+    neg = [p for p in hard if not p["label"]]
+    return {
+        "threshold": threshold,
+        "recall": sum(p["score"] >= threshold for p in pos) / max(1, len(pos)),
+        "false_positive_rate": sum(p["score"] >= threshold for p in neg) / max(1, len(neg)),
+        "n": len(hard),
+    }
 
 
 def held_out(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -308,6 +414,8 @@ def main() -> None:
         "--fixed-per-label", type=int, default=5, help="fixed-suite answer pairs per label"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hard-fixed", type=int, default=30, help="fixed-suite questions (hard pairs)")
+    ap.add_argument("--hard-per-article", type=int, default=2, help="SQuAD questions per kind")
     ap.add_argument("--from-scores", type=Path, nargs="+", help="re-fit saved scores (no model)")
     ap.add_argument("--shard", default="0/1", help="score only shard i of n (i/n) and stop")
     args = ap.parse_args()
@@ -329,6 +437,9 @@ def main() -> None:
         pairs += fixed_suite_pairs(args.questions, settings, args.fixed_per_label)
         if args.squad.is_file():
             pairs += squad_pairs(args.squad, args.squad_per_article, args.seed)
+        pairs += hard_pairs(
+            args.questions, args.squad, settings, args.hard_fixed, args.hard_per_article, args.seed
+        )
         i, n = (int(x) for x in args.shard.split("/"))
         print(f"scoring shard {i}/{n} of {len(pairs)} labelled pairs with the model", flush=True)
         score_all(pairs, settings, (i, n))
@@ -348,7 +459,7 @@ def main() -> None:
             w.writeheader()
             w.writerows(pr_curve([p["score"] for p in sel], [p["label"] for p in sel]))
     plot(pairs, fitted, DOCS / "calibration.png")
-    seconds = [p["seconds"] for p in pairs if "seconds" in p]
+    seconds = [p["seconds"] for p in pairs if p.get("seconds") is not None]
     sources: dict[str, int] = {}
     for p in pairs:
         key = f"{p['check']}:{p['source']}"
@@ -359,6 +470,7 @@ def main() -> None:
             **fitted["answer"],
             "rule": f"highest threshold with recall >= {ANSWER_MIN_RECALL}",
         },
+        "answer_on_hard_pairs": on_hard_pairs(pairs, fitted["answer"]["threshold"]),
         "fitted_on": {
             "pairs": sources,
             "support_pairs_fitted": fitted["n_support"],

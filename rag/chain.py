@@ -20,7 +20,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable
 
-from rag.citations import parse_claims
+from rag.citations import left_the_format, parse_claims
 from rag.errors import InvalidQueryError, LLMError, LLMTimeoutError
 from rag.grounding import GroundedClaim, ground_claims, question_parts
 from rag.llm import get_llm, llm_lock
@@ -332,16 +332,21 @@ class AnswerChain:
         first: float | None = None
         parts: list[str] = []
         failure = ""
+        tokens = self._generate_text(chain, inputs)
         try:
-            for token in self._generate_text(chain, inputs):
+            for token in tokens:
                 if first is None:
                     first = time.perf_counter() - t0
                 parts.append(token)
                 yield AnswerEvent("draft", token)
+                if "\n" in token and left_the_format("".join(parts)):
+                    break  # nothing after this line is read: stop generating
         except LLMTimeoutError as exc:
             # Keep what was generated: complete Quote/Answer pairs can still be verified.
             logger.warning("generation failed: %s", exc)
             failure = str(exc)
+        finally:
+            tokens.close()  # a generation stopped early is released here, in this thread
         raw = "".join(parts)
         t_gen = time.perf_counter() - t2
         yield AnswerEvent("status", "Checking every statement against the sources…")

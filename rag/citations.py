@@ -20,7 +20,14 @@ from rag.sentences import sentence_spans
 from rag.text import STOPWORDS, fold, stem, words
 from rag.types import Passage
 
-__all__ = ["Claim", "locate_quote", "parse_claims", "sentence_spans", "unsupported_words"]
+__all__ = [
+    "Claim",
+    "left_the_format",
+    "locate_quote",
+    "parse_claims",
+    "sentence_spans",
+    "unsupported_words",
+]
 
 MIN_QUOTE_WORDS = 4
 FUZZY_MIN_SCORE = 92.0
@@ -87,6 +94,19 @@ def parse_claims(output: str) -> list[Claim]:
             if sentence and fold(NOT_FOUND) not in fold(sentence):
                 claims.append(Claim("", sentence, None))
     return claims
+
+
+def left_the_format(output: str) -> bool:
+    """True when the model has written an ``Answer`` line and then a complete line that is
+    neither a ``Quote`` nor an ``Answer`` line (a list, an explanation): ``parse_claims`` reads
+    nothing after that, so generation can stop there."""
+    answered = False
+    for line in output.split("\n")[:-1]:  # complete lines only
+        if _ANSWER_LINE.match(line) or _QUOTE_LINE.match(line):
+            answered = answered or bool(_ANSWER_LINE.match(line))
+        elif line.strip() and answered:
+            return True
+    return False
 
 
 def _folded_with_map(text: str) -> tuple[str, list[int]]:

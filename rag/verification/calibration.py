@@ -22,7 +22,8 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
     """The fitted thresholds (``rag/verification/calibration.json``)."""
     data = json.loads((path or CALIBRATION_FILE).read_text(encoding="utf-8"))
     return Thresholds(
-        support=float(data["support"]["threshold"]), answer=float(data["answer"]["threshold"])
+        support=float(data["support"]["threshold"]),
+        answer=float(data["answer"]["threshold"]),
     )
 
 

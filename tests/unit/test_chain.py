@@ -199,3 +199,19 @@ def test_a_part_of_the_question_the_source_does_not_answer_is_named(
     ans = chain.invoke("When did Bhutan become independent, and where?")
     assert not ans.abstained and "1949" in ans.text
     assert ans.text.endswith("The source does not say: Where did Bhutan become independent?")
+
+
+def test_generation_stops_once_the_model_leaves_the_answer_format(
+    retriever: HybridRetriever,
+) -> None:
+    """A list or explanation after the Answer lines is never read: the stream is not consumed
+    past it (the time a rambling small model would spend is saved)."""
+    out = (
+        "Answer [P3]: Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum.\n"
+        "1. He is a specialist.\n2. " + "More words. " * 200
+    )
+    events = list(chain_with(retriever, out).stream(Q))
+    drafts = "".join(e.message for e in events if e.kind == "draft")
+    final = events[-1].answer
+    assert final is not None and not final.abstained
+    assert drafts.startswith(out[:60]) and "More words" not in drafts
