@@ -22,6 +22,7 @@ from evals.gates import GateResult, check_gates, load_json
 from evals.judge import DeterministicJudge, Judge
 from evals.report import write_report
 from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
+from rag.extras import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class PeakRss:
     """Peak resident memory of this process (psutil), sampled in a background thread."""
 
     def __init__(self, every_s: float = RSS_SAMPLE_S) -> None:
+        require_extra("evals", "psutil")
         import psutil
 
         self._proc = psutil.Process()
