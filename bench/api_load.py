@@ -82,7 +82,7 @@ def start_server(port: int, timeout_s: float) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with SERVER_LOG.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "rag_cli", "serve", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -8,7 +8,7 @@ question). The script reports p50/p95/max latency, errors, correctness (the answ
 the expected string, or abstains for the unanswerable question), and the server's RSS at the
 start, after warm-up, at its peak and after every wave (flat across waves = no leak).
 
-By default it starts the real app itself (``python -m rag.cli ui`` on a free port, the real
+By default it starts the real app itself (``python -m rag_cli ui`` on a free port, the real
 chain: hybrid retrieval + the local LLM) so it can read the server's RSS; ``--url`` targets an
 app that is already running instead (add ``--pid`` to get its RSS).
 
@@ -84,7 +84,7 @@ def start_server(
 
     Its output goes to bench/out/ui_server.log."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
-    cmd = [sys.executable, "-m", "rag.cli", "ui", "--port", str(port), *extra]
+    cmd = [sys.executable, "-m", "rag_cli", "ui", "--port", str(port), *extra]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -8,26 +8,22 @@ malformed question lines); 2 the run could not be done (bad input, missing index
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from evals.runner import DEFAULT_BASELINE, DEFAULT_QUESTIONS, DEFAULT_THRESHOLDS, RunResult
+from rag.errors import RagError
+from rag.settings import Settings
+from rag_cli.common import err, fail, new_app, out, quiet_libraries, settings_from
 
-app = typer.Typer(
-    help="Evaluate the answer chain: retrieval, correctness, citations, faithfulness, abstention.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = new_app(
+    "Evaluate the answer chain: retrieval, correctness, citations, faithfulness, abstention."
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", help="Question file (JSONL).")]
 CorpusOpt = Annotated[
@@ -70,39 +66,15 @@ ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Sho
 NoLLMJudgeOpt = Annotated[bool, typer.Option("--no-llm-judge", hidden=True)]
 
 
-def _quiet() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in (
-        "chromadb",
-        "httpx",
-        "sentence_transformers",
-        "transformers",
-        "urllib3",
-        "rag.loading",
-    ):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+def _fail(message: str) -> typer.Exit:
+    return fail(message, 2)  # 2: the run could not be done
+
+
+def _settings(corpus: Path | None, db: Path | None) -> Settings:
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except Exception:
-        pass
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _settings(corpus: Path | None, db: Path | None) -> Any:
-    from rag.settings import Settings
-
-    try:
-        return Settings().with_paths(corpus=corpus, db=db)
-    except Exception as exc:
-        raise _fail("bad configuration: " + " ".join(str(exc).splitlines()[:3])) from None
+        return settings_from(corpus, db)
+    except RagError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _judges(self_judge: bool, settings: Any, url: str | None, model: str | None) -> list[Any]:
@@ -171,7 +143,6 @@ def _run(
 ) -> RunResult:
     from evals.dataset import load_questions
     from evals.runner import run_suite
-    from rag.errors import RagError
 
     if not questions_path.is_file():
         raise _fail(f"no question file at {questions_path}")
@@ -245,7 +216,7 @@ def run(
     The run indexes its own corpus: --corpus plus evals/docs, copied to OUT/corpus, indexed in
     --db (default OUT/db), so the app's index is never touched.
     """
-    _quiet()
+    quiet_libraries()
     from evals.corpus import assemble, eval_documents
 
     try:
@@ -313,10 +284,9 @@ def judge(
     progress: ProgressOpt = True,
 ) -> None:
     """LLM-judge the statements of an earlier run (--judge-url and/or --self-judge); re-gate."""
-    _quiet()
+    quiet_libraries()
     from evals.dataset import load_questions
     from evals.runner import judge_run
-    from rag.errors import RagError
 
     if not (out_dir / "report.json").is_file():
         raise _fail(f"no report.json in {out_dir}; run `evals run` first")
@@ -457,7 +427,7 @@ def squad(
     no_llm_judge: NoLLMJudgeOpt = False,
 ) -> None:
     """Convert SQuAD 2.0 articles to a corpus + question file, ingest them, run the suite."""
-    _quiet()
+    quiet_libraries()
     from evals.squad import convert
 
     src = _squad_path(path)
@@ -505,10 +475,9 @@ def retrieval(
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Gold-paragraph recall@1, recall@5 and MRR@10 for dense, BM25 and hybrid retrieval."""
-    _quiet()
+    quiet_libraries()
     from evals.retrieval_eval import evaluate_retrieval, render_table
     from evals.squad import all_questions, doc_name, load_squad, select_articles, write_corpus
-    from rag.errors import RagError
     from rag.ingest import ingest
     from rag.retrieval import HybridRetriever
 
@@ -577,11 +546,10 @@ def faithfulness(
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
 ) -> None:
     """Run a statement verifier on the labelled faithfulness set; per-kind results; gates."""
-    _quiet()
+    quiet_libraries()
     from evals.faithfulness import DEFAULT_SET, FaithfulnessError, run_suite
     from evals.gates import load_json
     from evals.report import fmt_ci
-    from rag.errors import RagError
 
     try:
         report = run_suite(
@@ -655,10 +623,9 @@ def generate(
 ) -> None:
     """Write a starter question file for any corpus (model-written, machine-checked,
     every line marked generated: true for review)."""
-    _quiet()
+    quiet_libraries()
     from evals.dataset import write_questions
     from evals.generate import generate_questions, model_and_retrieval
-    from rag.errors import RagError
     from rag.ingest import ingest
     from rag.loading import load_corpus
     from rag.paragraphs import split_paragraphs
@@ -705,9 +672,5 @@ def generate(
         out.print(f"  dropped {n}: {why}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    app()

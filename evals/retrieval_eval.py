@@ -9,7 +9,6 @@ it is not in the top 10).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -94,16 +93,6 @@ def evaluate_retrieval(
         "seconds": {m: round(s, 2) for m, s in seconds.items()},
         "questions": rows,
     }
-
-
-def sample_answerable(
-    gold: Sequence[GoldQuestion], limit: int | None, seed: int = 0
-) -> list[GoldQuestion]:
-    """All answerable questions, or a fixed-seed sample of ``limit`` of them."""
-    ans = [g for g in gold if g.question.answerable]
-    if limit is None or limit >= len(ans):
-        return ans
-    return random.Random(seed).sample(ans, limit)
 
 
 def render_table(result: dict[str, Any]) -> str:

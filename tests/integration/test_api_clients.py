@@ -76,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = server_env(tmp, port)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve"],
+            [sys.executable, "-m", "rag_cli", "serve"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -295,7 +295,7 @@ def test_binds_loopback_only_and_logs_request_ids(server: Server) -> None:
 
 def test_a_second_server_on_the_same_port_fails_with_one_line(server: Server) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "serve"],
+        [sys.executable, "-m", "rag_cli", "serve"],
         cwd=ROOT,
         env=server.env,
         capture_output=True,

@@ -55,3 +55,22 @@ def test_openai_backend_without_langchain_openai_names_the_extra(
     settings = Settings(llm={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(MissingExtraError, match=r"groundedchat\[openai\]"):
         get_llm(settings)
+
+
+@pytest.mark.parametrize(
+    ("command", "missing", "extra"), [("ui", "gradio", "ui"), ("serve", "fastapi", "api")]
+)
+def test_rag_command_without_its_extra_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, command: str, missing: str, extra: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from rag_cli.app import app
+
+    _hide(monkeypatch, missing, "ui", "api")
+    result = CliRunner().invoke(app, [command])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:")
+    assert f"groundedchat[{extra}]" in lines[0]
+    assert "Traceback" not in result.output
