@@ -533,8 +533,7 @@ def create_app(
         now = int(time.time())
 
         def extras(final: Answer) -> dict[str, Any]:
-            d = final.to_dict()
-            return {"citations": d["citations"], "abstained": d["abstained"]}
+            return final.to_dict(fields=("citations", "abstained"))
 
         if not body.stream:
             final = await _final_answer(job, request)

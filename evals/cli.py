@@ -501,9 +501,7 @@ def retrieval(
     settings = _settings(corpus, out_dir / "db")
     try:
         rep = ingest(settings)
-        err.print(
-            f"Index: {rep.documents} documents, {rep.paragraphs} paragraphs, {rep.chunks} chunks"
-        )
+        err.print(escape(rep.summary()))
         retriever = HybridRetriever(settings=settings)
         from tqdm import tqdm
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ from typing import Any
 from evals.dataset import LineError, Question
 from evals.gates import GateResult, check_gates, load_json
 from evals.judge import DeterministicJudge, Judge
+from evals.memory import PeakRss
 from evals.report import write_report
 from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
-from rag.extras import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +41,6 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
-
-
-class PeakRss:
-    """Peak resident memory of this process (psutil), sampled in a background thread."""
-
-    def __init__(self, every_s: float = RSS_SAMPLE_S) -> None:
-        require_extra("evals", "psutil")
-        import psutil
-
-        self._proc = psutil.Process()
-        self._every = every_s
-        self._stop = threading.Event()
-        self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def peak_mb(self) -> float:
-        return round(self.peak / 1e6, 1)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -169,7 +137,7 @@ def run_suite(
     t0 = time.perf_counter()
     answering = 0.0
     interrupted = False
-    with PeakRss() as rss:
+    with PeakRss(RSS_SAMPLE_S) as rss:
         if index:
             from rag.ingest import ingest
 

@@ -22,6 +22,7 @@ from rich.progress import (
 from rag.errors import RagError
 from rag.paragraphs import paragraph_label
 from rag.settings import Settings
+from rag.types import IngestReport
 from rag_cli.common import err, fail, new_app, out, quiet_libraries, settings_from
 from rag_cli.common import errors as _errors
 
@@ -77,31 +78,10 @@ def _warn_skip(source: str, reason: str) -> None:
     err.print(f"[yellow]Warning:[/] skipped {escape(source)}: {escape(reason)}")
 
 
-def _print_report(report: Any) -> None:
-    out.print(
-        f"Indexed {report.documents} documents, {report.paragraphs} paragraphs, "
-        f"{report.chunks} chunks in {report.seconds:.1f} s"
-    )
-    out.print(
-        f"  documents  added {report.documents_added}, updated {report.documents_updated}, "
-        f"removed {report.documents_removed}, unchanged {report.documents_unchanged}"
-    )
-    out.print(
-        f"  paragraphs added {report.paragraphs_added}, updated {report.paragraphs_updated}, "
-        f"removed {report.paragraphs_removed}, unchanged {report.paragraphs_unchanged}"
-    )
-    out.print(
-        f"  chunks     added {report.chunks_added}, removed {report.chunks_removed}, "
-        f"unchanged {report.chunks_unchanged}"
-    )
-    if report.chunks_resumed:
-        out.print(
-            f"  resumed: {report.chunks_resumed} chunks stored by an interrupted run were kept"
-        )
-    if report.paragraphs_per_s:
-        out.print(f"  embedded {report.paragraphs_per_s:.1f} paragraphs/s")
-    if report.skipped:
-        out.print(f"  skipped {len(report.skipped)} unreadable file(s)")
+def _print_report(report: IngestReport) -> None:
+    out.print(escape(report.summary()))
+    for line in report.details():
+        out.print(f"  {escape(line)}")
 
 
 @app.command()
@@ -264,14 +244,11 @@ def ask(
         validate_query(question, max_chars=settings.retrieval.max_query_chars)
         report = ensure_index(settings, on_skip=_warn_skip)
         if report is not None:
-            err.print(f"Indexed {report.documents} documents ({report.chunks} chunks).")
+            err.print(escape(report.summary()))
         answer = run_ask(question, settings=settings)
     if json_out:
-        d = answer.to_dict()
-        payload = {
-            k: d[k] for k in ("answer", "abstained", "citations", "standalone_question", "timings")
-        }
-        out.print_json(json.dumps(payload))
+        fields = ("answer", "abstained", "citations", "standalone_question", "timings")
+        out.print_json(json.dumps(answer.to_dict(fields=fields)))
     else:
         _print_answer(answer)
 

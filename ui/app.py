@@ -92,26 +92,18 @@ def example_questions(settings: Settings) -> list[str]:
 
 def _answer_summary(answer: Answer) -> dict[str, Any]:
     """A small JSON view of the final answer (for API clients and the load benchmark)."""
-    return {
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "citations": [
-            {
-                "marker": c.marker,
-                "source": c.source,
-                "paragraph": c.paragraph,
-                "page": c.page,
-                "quote": c.quote,
-            }
-            for c in answer.citations
-        ],
-        "see_also": [
-            {"source": p.source, "paragraph": p.paragraph, "page": p.page} for p in answer.see_also
-        ],
-        "standalone_question": answer.standalone_question,
-        "reason": answer.reason,
-        "timings": answer.timings.to_dict(),
-    }
+    return answer.to_dict(
+        fields=(
+            "answer",
+            "abstained",
+            "citations",
+            "see_also",
+            "standalone_question",
+            "reason",
+            "timings",
+        ),
+        citation_fields=("marker", "source", "paragraph", "page", "quote"),
+    )
 
 
 def _passages_detail(passages: Sequence[Any]) -> str:
@@ -273,13 +265,7 @@ class ChatController:
             msg = "Re-indexing failed; the details are in the server log."
             gr.Warning(msg)
             return render.render_error(msg), self.status_html()
-        msg = (
-            f"Indexed {report.documents} documents, {report.paragraphs} paragraphs, "
-            f"{report.chunks} chunks in {report.seconds:.1f} s "
-            f"(+{report.chunks_added} / −{report.chunks_removed} chunks"
-            f"{f', {len(report.skipped)} file(s) skipped' if report.skipped else ''})."
-        )
-        return render.render_notice(msg), self.status_html()
+        return render.render_notice(report.summary()), self.status_html()
 
     def document_names(self) -> list[str]:
         """The corpus folder's documents (what "Remove" offers)."""

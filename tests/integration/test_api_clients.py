@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,6 @@ WANGCHUK = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 INDEPENDENCE = "In what year did Bhutan gain its independence?"
 # The seed article's paragraph that says where Dr. Wangchuk works (its 3rd body paragraph).
 WANGCHUK_PARAGRAPH = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
