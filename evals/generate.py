@@ -14,14 +14,16 @@ checks that do not trust the model (every line marked ``generated: true`` for re
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from evals.dataset import Question
+from evals.dataset import Question, write_questions
 
 ANSWERABLE_PROMPT = """Read the paragraph and write one question that it answers, and the \
 answer: a short phrase (at most 8 words) copied exactly from the paragraph.
@@ -276,3 +278,11 @@ def model_and_retrieval(settings: Any) -> tuple[Ask, Retrieve]:
             return []
 
     return ask, find
+
+
+def write_generated(out_file: Path, questions: Sequence[Question], stats: GenerateStats) -> None:
+    """The question file (JSONL) and its statistics beside it (``.stats.json``)."""
+    write_questions(out_file, questions)
+    out_file.with_suffix(".stats.json").write_text(
+        json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8"
+    )

@@ -103,8 +103,15 @@ def finish(
     **kwargs: Any,
 ) -> RunResult:
     """``build`` the report and write it."""
-    result = build(questions, scores, predictions, out_dir, **kwargs)
-    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, predictions)
+    return write(build(questions, scores, predictions, out_dir, **kwargs), questions, predictions)
+
+
+def write(
+    result: RunResult, questions: Sequence[Question], predictions: dict[str, dict[str, Any]]
+) -> RunResult:
+    """Write the report files of a built result: the one place a run's report is written."""
+    questions_by_id = {q.id: q.model_dump() for q in questions}
+    write_report(result.report, result.out_dir, questions_by_id, predictions)
     return result
 
 
@@ -217,16 +224,17 @@ def run_suite(
         "peak_rss_mb": rss.peak_mb,
         "rss_sample_s": RSS_SAMPLE_S,
     }
-    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, preds)
-    return result
+    return write(result, questions, preds)
 
 
-def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+def read_predictions(*paths: Path) -> dict[str, dict[str, Any]]:
+    """predictions.jsonl rows by question id; with several files, a later file wins per id."""
     preds = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            p = json.loads(line)
-            preds[p["id"]] = p
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                p = json.loads(line)
+                preds[p["id"]] = p
     return preds
 
 
@@ -253,7 +261,7 @@ def judge_run(
     by_id = {q.id: q for q in questions}
     scores = report["questions"]
     qs = [by_id[s["id"]] for s in scores]
-    preds = _read_predictions(out_dir / "predictions.jsonl")
+    preds = read_predictions(out_dir / "predictions.jsonl")
     todo = [(s, st) for s in scores for st in s.get("statements", [])]
     if limit is not None:
         todo = todo[:limit]
