@@ -1,4 +1,5 @@
-"""The HTTP API: a thin FastAPI shell over the rag library.
+"""The HTTP API application: FastAPI routes over the rag library, with bearer auth, request
+ids, a bounded answer queue and OpenAI-shaped errors.
 
 ``create_app(settings, chain=None, retriever=None)`` returns the application; ``api.server``
 runs it. Routes: ``POST /v1/retrieve`` (``rag.retrieve``), ``POST /v1/answer``

@@ -1,4 +1,4 @@
-"""The web UI: a thin Gradio 6 shell over the rag library.
+"""The web UI: the Gradio 6 app and its event handlers over the rag library.
 
 ``build_app(settings, chain=None)`` returns the ``gr.Blocks``; ``launch(settings)`` serves it on
 ``settings.ui.host:port`` (127.0.0.1:7860 by default), prints the URL and blocks.
