@@ -304,14 +304,14 @@ def _server_settings(
     return settings
 
 
+HostOpt = Annotated[str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")]
+UIPortOpt = Annotated[int | None, typer.Option("--port", help="Port (default: 7860).")]
+APIPortOpt = Annotated[int | None, typer.Option("--port", help="Port (default: 7861).")]
+
+
 @app.command()
 def ui(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7860).")] = None,
-    corpus: CorpusOpt = None,
-    db: DbOpt = None,
+    host: HostOpt = None, port: UIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the chat UI (indexes the corpus first if needed) and print its URL."""
     quiet_libraries()
@@ -323,12 +323,7 @@ def ui(
 
 @app.command()
 def serve(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7861).")] = None,
-    corpus: CorpusOpt = None,
-    db: DbOpt = None,
+    host: HostOpt = None, port: APIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
     quiet_libraries()
