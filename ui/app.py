@@ -430,24 +430,17 @@ def build_app(settings: Settings | None = None, chain: StreamingChain | None = N
                 )
 
         outputs = [chatbot, history, box, answer_json]
-        box.submit(
-            ctl.respond,
-            [box, chatbot, history],
-            outputs,
-            api_name="ask",
-            concurrency_limit=limit,
-            concurrency_id="chat",
-            show_progress="minimal",
-        )
-        send.click(
-            ctl.respond,
-            [box, chatbot, history],
-            outputs,
-            api_visibility="private",
-            concurrency_limit=limit,
-            concurrency_id="chat",
-            show_progress="minimal",
-        )
+        # Enter and the Ask button: one handler, one concurrency group
+        ask: dict[str, Any] = {
+            "fn": ctl.respond,
+            "inputs": [box, chatbot, history],
+            "outputs": outputs,
+            "concurrency_limit": limit,
+            "concurrency_id": "chat",
+            "show_progress": "minimal",
+        }
+        box.submit(**ask, api_name="ask")
+        send.click(**ask, api_visibility="private")
         clear.click(ctl.clear, None, outputs, queue=False, api_visibility="private")
         # the Chatbot's own trash button must forget the conversation too
         chatbot.clear(ctl.clear, None, outputs, queue=False, api_visibility="private")
