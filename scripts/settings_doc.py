@@ -19,8 +19,8 @@ if str(ROOT) not in sys.path:
 
 from rag.settings import Settings  # noqa: E402
 
-PREFIX = Settings.model_config.get("env_prefix", "RAG_")
-DELIMITER = Settings.model_config.get("env_nested_delimiter", "__")
+PREFIX = str(Settings.model_config.get("env_prefix") or "RAG_")
+DELIMITER = str(Settings.model_config.get("env_nested_delimiter") or "__")
 
 
 def _default(value: Any) -> str:
