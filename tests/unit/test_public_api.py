@@ -2,39 +2,18 @@ import rag
 
 
 def test_public_api_is_pinned() -> None:
+    # fmt: off
     assert sorted(rag.__all__) == sorted(
         [
-            "ABSTENTION_TEXT",
-            "Answer",
-            "AnswerChain",
-            "AnswerEvent",
-            "Citation",
-            "CorpusError",
-            "CorpusRetriever",
-            "EmbeddingModelMismatchError",
-            "HybridRetriever",
-            "IndexBusyError",
-            "IndexNotFoundError",
-            "IndexStatus",
-            "IngestReport",
-            "InvalidQueryError",
-            "LLMError",
-            "LLMTimeoutError",
-            "ModelNotAvailableError",
-            "Passage",
-            "RagError",
-            "Settings",
-            "Timings",
-            "ask",
-            "ensure_index",
-            "get_chain",
-            "index_status",
-            "ingest",
-            "relevance",
-            "retrieve",
-            "stream_answer",
+            "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent", "Citation", "CorpusError",
+            "CorpusRetriever", "EmbeddingModelMismatchError", "HybridRetriever", "IndexBusyError",
+            "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError",
+            "LLMTimeoutError", "ModelNotAvailableError", "Passage", "RagError", "Settings",
+            "Timings", "ask", "ensure_index", "get_chain", "index_status", "ingest", "relevance",
+            "retrieve", "stream_answer",
         ]
     )
+    # fmt: on
     for name in rag.__all__:
         assert getattr(rag, name) is not None
 
