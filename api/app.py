@@ -1,4 +1,5 @@
-"""The HTTP API: a thin FastAPI shell over the rag library.
+"""The HTTP API application: FastAPI routes over the rag library, with bearer auth, request
+ids, a bounded answer queue and OpenAI-shaped errors.
 
 ``create_app(settings, chain=None, retriever=None)`` returns the application; ``api.server``
 runs it. Routes: ``POST /v1/retrieve`` (``rag.retrieve``), ``POST /v1/answer``
@@ -533,8 +534,7 @@ def create_app(
         now = int(time.time())
 
         def extras(final: Answer) -> dict[str, Any]:
-            d = final.to_dict()
-            return {"citations": d["citations"], "abstained": d["abstained"]}
+            return final.to_dict(fields=("citations", "abstained"))
 
         if not body.stream:
             final = await _final_answer(job, request)

@@ -27,9 +27,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -38,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import load_driver as driver
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "out" / "api_load.json"
-SERVER_LOG = ROOT / "bench" / "out" / "api_server.log"
+OUT = driver.ROOT / "bench" / "out" / "api_load.json"
+SERVER_LOG = driver.ROOT / "bench" / "out" / "api_server.log"
 
 # (question, expected substring of the answer, or None: the right answer is an abstention)
 SEEDS: list[tuple[str, str | None]] = [
@@ -51,52 +48,6 @@ SEEDS: list[tuple[str, str | None]] = [
     ("Which organization is Dr. Ahmed Al-Thani an analyst at?", "Brookings Doha Center"),
     ("What is the population of Bhutan?", None),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int | None) -> float | None:
-    """RSS of the process and its children, MiB."""
-    if pid is None:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-    except psutil.Error:
-        return None
-    return round(total / (1 << 20), 1)
-
-
-def start_server(port: int, timeout_s: float) -> subprocess.Popen[bytes]:
-    """`rag serve` on ``port`` (indexes ./corpus first if needed); output to SERVER_LOG."""
-    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with SERVER_LOG.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if "API running on" in SERVER_LOG.read_text(errors="replace"):
-            return proc
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("`rag serve` did not start:\n" + SERVER_LOG.read_text(errors="replace"))
 
 
 def judge(answer: str, abstained: bool, q: int) -> tuple[bool, bool]:
@@ -192,15 +143,6 @@ def one_client(
     results.append(rec)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    vs = sorted(values)
-    k = (len(vs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(vs) - 1)
-    return round(vs[lo] + (vs[hi] - vs[lo]) * (k - lo), 3)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
@@ -220,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         url = args.url.rstrip("/")
     else:
-        port = free_port()
+        port = driver.free_port()
         t = time.perf_counter()
-        proc = start_server(port, timeout_s=900)
+        proc, _ = driver.start_server(
+            ["serve", "--port", str(port)], SERVER_LOG, r"API running on", 900, {}
+        )
         pid = proc.pid
         url = f"http://127.0.0.1:{port}"
         print(f"started `rag serve` (pid {pid}) at {url} in {time.perf_counter() - t:.1f} s")
@@ -238,61 +182,41 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{url} is not answering")
             time.sleep(0.3)
-        rss_start = rss_mb(pid)
+        rss_start = driver.rss_mb(pid)
         t = time.perf_counter()
         warm = ask_rest(url, headers, SEEDS[0][0], args.timeout)
         warmup_s = round(time.perf_counter() - t, 2)
         if warm["status"] != 200:
             raise SystemExit(f"warm-up failed: {warm}")
         print(f"warm-up answer (loads the models): {warmup_s:.1f} s")
-        rss_warm = rss_mb(pid)
+        rss_warm = driver.rss_mb(pid)
         status = httpx.get(f"{url}/v1/status", headers=headers, timeout=30).json()
 
-        peak = [rss_warm or 0.0]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(0.5):
-                r = rss_mb(pid)
-                if r:
-                    peak[0] = max(peak[0], r)
-
-        threading.Thread(target=sample, daemon=True).start()
         results: list[dict[str, Any]] = []
         rss_rounds: list[float | None] = []
         t0 = time.perf_counter()
-        for rnd in range(args.rounds):
-            mine: list[dict[str, Any]] = []
-            barrier = threading.Barrier(args.clients)
-            threads = [
-                threading.Thread(
-                    target=one_client,
-                    args=(url, args.token, i, rnd, barrier, mine, args.retries, args.timeout),
+        with driver.server_peak(pid) as peak:
+            for rnd in range(args.rounds):
+
+                def client(
+                    i: int, barrier: threading.Barrier, out: list[Any], rnd: int = rnd
+                ) -> None:
+                    one_client(url, args.token, i, rnd, barrier, out, args.retries, args.timeout)
+
+                mine = driver.run_wave(args.clients, client)
+                results.extend(mine)
+                rss_rounds.append(driver.rss_mb(pid))
+                print(
+                    f"round {rnd + 1}/{args.rounds}: {sum(r['correct'] for r in mine)}/"
+                    f"{len(mine)} correct, {sum(1 for r in mine if r['error'])} errors, "
+                    f"{sum(r['throttled'] for r in mine)} x 429, server RSS {rss_rounds[-1]} MiB, "
+                    f"{time.perf_counter() - t0:.0f} s"
                 )
-                for i in range(args.clients)
-            ]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            results.extend(mine)
-            rss_rounds.append(rss_mb(pid))
-            print(
-                f"round {rnd + 1}/{args.rounds}: {sum(r['correct'] for r in mine)}/{len(mine)} "
-                f"correct, {sum(1 for r in mine if r['error'])} errors, "
-                f"{sum(r['throttled'] for r in mine)} x 429, server RSS {rss_rounds[-1]} MiB, "
-                f"{time.perf_counter() - t0:.0f} s"
-            )
+        peak_mb = round(peak.peak / driver.MIB, 1) if pid else 0.0
         wall = time.perf_counter() - t0
-        stop.set()
         server_exit = None if proc is None else proc.poll()
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        driver.stop_server(proc, 30)
     load_end = os.getloadavg()
 
     results.sort(key=lambda r: (r["round"], r["client"]))
@@ -312,14 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "queue": status.get("queue"),
         "wall_s": round(wall, 2),
         "warmup_s": warmup_s,
-        "latency_s": {
-            "p50": percentile(lat, 0.5),
-            "p95": percentile(lat, 0.95),
-            "max": max(lat) if lat else None,
-            "mean": round(statistics.fmean(lat), 3) if lat else None,
-        },
+        "latency_s": driver.latency_summary(lat),
         "by_kind_p50_s": {
-            kind: percentile([r["latency_s"] for r in ok if r["kind"] == kind], 0.5)
+            kind: driver.latency_summary([r["latency_s"] for r in ok if r["kind"] == kind])["p50"]
             for kind in ("rest", "openai-stream")
         },
         "errors": sum(1 for r in results if r["error"]),
@@ -327,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "correct": sum(1 for r in results if r["correct"]),
         "cross_talk": sum(1 for r in results if r["cross_talk"]),
         "server_exit_code": server_exit,
-        "rss_mb": {"start": rss_start, "warm": rss_warm, "peak": peak[0], "after_each": rss_rounds},
+        "rss_mb": {"start": rss_start, "warm": rss_warm, "peak": peak_mb, "after_each": rss_rounds},
         "loadavg": {
             "start": [round(x, 2) for x in load_start],
             "end": [round(x, 2) for x in load_end],

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common import MODELS_DIR, SEED_CORPUS, Timer, peak_rss_mb, summary, table, write_json
+from load_driver import free_port
 
 LLM_QUESTIONS = [
     "Which institution is Dr. Tenzin Wangchuk affiliated with?",
@@ -34,12 +34,6 @@ LLM_QUESTIONS = [
     "Which organization is Dr. Ahmed Al-Thani an analyst at?",
     "Where was the Joint Communiqué between Bhutan and Qatar signed?",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:

@@ -13,7 +13,6 @@ import platform
 import resource
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,37 +32,31 @@ SQUAD_DEV = SHARED / "data" / "squad-v2-dev" / "dev-v2.0.json"
 SEED_CORPUS = ROOT / "corpus"
 MODELS_DIR = ROOT / "data" / "models"
 
+from evals.memory import MIB, PeakRss, rss_bytes  # noqa: E402
+from evals.metrics import percentile as _percentile  # noqa: E402
 from evals.squad import DEFAULT_ARTICLES as DEV_ARTICLES  # noqa: E402
+from evals.squad import clean_paragraph as clean  # noqa: E402
+from evals.squad import doc_name as article_file_name  # noqa: E402
+from evals.squad import load_squad as _load_squad_file  # noqa: E402
+from evals.squad import write_corpus as _write_squad_corpus  # noqa: E402
 
 
 def load_squad() -> list[dict[str, Any]]:
-    return json.loads(SQUAD_DEV.read_text(encoding="utf-8"))["data"]
-
-
-def clean(text: str) -> str:
-    """One paragraph on one line (a few SQuAD contexts contain newlines)."""
-    return " ".join(text.split())
-
-
-def article_file_name(title: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in title) + ".md"
+    """The articles of the SQuAD 2.0 dev file."""
+    return _load_squad_file(SQUAD_DEV)["data"]
 
 
 def write_corpus(folder: Path, titles: Sequence[str] | None = DEV_ARTICLES) -> dict[str, list[str]]:
-    """Write SQuAD articles as a corpus: one article one .md, paragraphs split by blank lines.
+    """Write SQuAD articles as a corpus (``evals.squad.write_corpus`` without the title heading,
+    so no section is indexed with the paragraphs).
 
     Returns {file name: [paragraph texts in order]} (paragraph n is list index n-1).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    out: dict[str, list[str]] = {}
-    for art in load_squad():
-        if titles is not None and art["title"] not in titles:
-            continue
-        paras = [clean(p["context"]) for p in art["paragraphs"]]
-        name = article_file_name(art["title"])
-        (folder / name).write_text("\n\n".join(paras) + "\n", encoding="utf-8")
-        out[name] = paras
-    return out
+    arts = [a for a in load_squad() if titles is None or a["title"] in titles]
+    _write_squad_corpus(arts, folder, heading=False)
+    return {
+        article_file_name(a["title"]): [clean(p["context"]) for p in a["paragraphs"]] for a in arts
+    }
 
 
 def peak_rss_mb() -> float:
@@ -72,52 +65,32 @@ def peak_rss_mb() -> float:
 
 
 def current_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    rss = rss_bytes()
+    return float("nan") if rss is None else rss / MIB
 
 
 class RssSampler:
-    """Samples this process's RSS every ``interval`` s; ``peak`` is the max seen in the window."""
+    """Samples this process's RSS every ``interval`` s; ``peak`` is the max seen (MiB)."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._rss = PeakRss(every_s=interval)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, current_rss_mb())
-            time.sleep(self.interval)
+    @property
+    def peak(self) -> float:
+        return self._rss.peak / MIB
 
     def __enter__(self) -> RssSampler:
-        self.peak = current_rss_mb()
-        self._thread.start()
+        self._rss.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, current_rss_mb())
+        self._rss.__exit__(*exc)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    """Linear-interpolated percentile (q in 0..100); NaN when there are no values."""
+    p = _percentile(values, q)
+    return float("nan") if p is None else p
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:

@@ -8,7 +8,7 @@ question). The script reports p50/p95/max latency, errors, correctness (the answ
 the expected string, or abstains for the unanswerable question), and the server's RSS at the
 start, after warm-up, at its peak and after every wave (flat across waves = no leak).
 
-By default it starts the real app itself (``python -m rag.cli ui`` on a free port, the real
+By default it starts the real app itself (``python -m rag_cli ui`` on a free port, the real
 chain: hybrid retrieval + the local LLM) so it can read the server's RSS; ``--url`` targets an
 app that is already running instead (add ``--pid`` to get its RSS).
 
@@ -25,10 +25,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,8 +32,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "out" / "ui_load.json"
+import load_driver as driver
+
+OUT = driver.ROOT / "bench" / "out" / "ui_load.json"
+SERVER_LOG = driver.ROOT / "bench" / "out" / "ui_server.log"
 
 # (question, expected substring in the answer, or None: the expected result is an abstention)
 SEEDS: list[tuple[str, str | None]] = [
@@ -45,75 +43,6 @@ SEEDS: list[tuple[str, str | None]] = [
     ("In what year did Bhutan gain its independence?", "1949"),
     ("What is the population of Bhutan?", None),
 ]
-
-
-def rss_mb(pid: int | None) -> float | None:
-    """Resident set size of a process (and its children) in MiB, from /proc."""
-    if pid is None:
-        return None
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    total = 0
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1) if total else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-SERVER_LOG = ROOT / "bench" / "out" / "ui_server.log"
-
-
-def start_server(
-    port: int, extra: list[str], timeout_s: float
-) -> tuple[subprocess.Popen[str], str]:
-    """``rag ui`` in a subprocess (indexes ./corpus first if needed); returns (process, url).
-
-    Its output goes to bench/out/ui_server.log."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
-    cmd = [sys.executable, "-m", "rag.cli", "ui", "--port", str(port), *extra]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    url: list[str] = []
-    lines: list[str] = []
-
-    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    log = SERVER_LOG.open("w")
-
-    def reader() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            log.write(line)
-            log.flush()
-            m = re.search(r"running on (http://\S+)", line)
-            if m and not url:
-                url.append(m.group(1))
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if url:
-            return proc, url[0]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the UI server did not start:\n" + "\n".join(lines[-30:]))
 
 
 def wait_ready(url: str, timeout_s: float = 60) -> None:
@@ -179,15 +108,6 @@ def one_session(
     results.append(rec)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    vs = sorted(values)
-    k = (len(vs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(vs) - 1)
-    return round(vs[lo] + (vs[hi] - vs[lo]) * (k - lo), 3)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=10, help="concurrent sessions (default 10)")
@@ -221,13 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.db:
             extra += ["--db", args.db]
         t = time.perf_counter()
-        proc, url = start_server(free_port(), extra, timeout_s=900)
+        proc, ready = driver.start_server(
+            ["ui", "--port", str(driver.free_port()), *extra],
+            SERVER_LOG,
+            r"running on (http://\S+)",
+            900,
+            {"GRADIO_ANALYTICS_ENABLED": "False"},
+        )
+        url = ready.group(1)
         url = url if url.endswith("/") else url + "/"
         pid = proc.pid
         print(f"started `rag ui` (pid {pid}) at {url} in {time.perf_counter() - t:.1f} s")
     try:
         wait_ready(url)
-        rss_start = rss_mb(pid)
+        rss_start = driver.rss_mb(pid)
         warmup_s = None
         if not args.no_warmup:
             from gradio_client import Client
@@ -236,60 +163,39 @@ def main(argv: list[str] | None = None) -> int:
             Client(url, auth=auth, verbose=False).predict(SEEDS[0][0], api_name="/ask")
             warmup_s = round(time.perf_counter() - t, 2)
             print(f"warm-up answer (loads the models): {warmup_s:.1f} s")
-        rss_before = rss_mb(pid)
+        rss_before = driver.rss_mb(pid)
 
         def alive() -> bool:
             return proc is None or proc.poll() is None
 
-        peak = [rss_before or 0.0]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(0.5):
-                r = rss_mb(pid)
-                if r:
-                    peak[0] = max(peak[0], r)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         results: list[dict[str, Any]] = []
         rss_waves: list[float | None] = []
         t0 = time.perf_counter()
-        for wave in range(args.rounds):
-            mine: list[dict[str, Any]] = []
-            barrier = threading.Barrier(args.sessions)
-            threads = [
-                threading.Thread(
-                    target=one_session,
+        with driver.server_peak(pid) as peak:
+            for wave in range(args.rounds):
+
+                def session(
+                    i: int, barrier: threading.Barrier, out: list[Any], wave: int = wave
+                ) -> None:
                     # session i asks question i + wave: each wave, each session a new question
-                    args=(url, i, auth, barrier, mine, alive, args.timeout, i + wave),
+                    one_session(url, i, auth, barrier, out, alive, args.timeout, i + wave)
+
+                mine = driver.run_wave(args.sessions, session)
+                for r in mine:
+                    r["wave"] = wave + 1
+                results.extend(mine)
+                rss_waves.append(driver.rss_mb(pid))
+                print(
+                    f"wave {wave + 1}/{args.rounds}: {sum(r['correct'] for r in mine)}/"
+                    f"{len(mine)} correct, {sum(1 for r in mine if r['error'])} errors, "
+                    f"server RSS {rss_waves[-1]} MiB, {time.perf_counter() - t0:.0f} s"
                 )
-                for i in range(args.sessions)
-            ]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            for r in mine:
-                r["wave"] = wave + 1
-            results.extend(mine)
-            rss_waves.append(rss_mb(pid))
-            print(
-                f"wave {wave + 1}/{args.rounds}: {sum(r['correct'] for r in mine)}/{len(mine)} "
-                f"correct, {sum(1 for r in mine if r['error'])} errors, "
-                f"server RSS {rss_waves[-1]} MiB, {time.perf_counter() - t0:.0f} s"
-            )
+        peak_mb = round(peak.peak / driver.MIB, 1) if pid else None
         wall = time.perf_counter() - t0
-        stop.set()
-        rss_after = rss_mb(pid)
+        rss_after = driver.rss_mb(pid)
         server_exit = None if proc is None else proc.poll()
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        driver.stop_server(proc, 20)
 
     results.sort(key=lambda r: (r["wave"], r["session"]))
     lat = [r["latency_s"] for r in results if r.get("latency_s") is not None and not r["error"]]
@@ -303,12 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "url": url,
         "wall_s": round(wall, 2),
         "warmup_s": warmup_s,
-        "latency_s": {
-            "p50": percentile(lat, 0.5),
-            "p95": percentile(lat, 0.95),
-            "max": max(lat) if lat else None,
-            "mean": round(statistics.fmean(lat), 3) if lat else None,
-        },
+        "latency_s": driver.latency_summary(lat),
         "errors": errors,
         "correct": correct,
         "correct_rate": round(correct / n, 3) if n else None,
@@ -317,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_mb": {
             "start": rss_start,
             "before": rss_before,
-            "peak": peak[0] or None,
+            "peak": peak_mb or None,
             "after": rss_after,
             "after_each_wave": rss_waves,
         },
@@ -348,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         f"server RSS MiB  start {rs['start']}   before {rs['before']}   peak {rs['peak']}   "
         f"after {rs['after']}   after each wave {rs['after_each_wave']}"
     )
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    root = driver.ROOT
+    print(f"wrote {args.out.relative_to(root) if args.out.is_relative_to(root) else args.out}")
     return 0 if errors == 0 else 1
 
 

@@ -1,0 +1,1 @@
+"""The evaluation suite (``evals`` command): question files, scoring, metrics, gates and reports."""

@@ -8,26 +8,22 @@ malformed question lines); 2 the run could not be done (bad input, missing index
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from evals.runner import DEFAULT_BASELINE, DEFAULT_QUESTIONS, DEFAULT_THRESHOLDS, RunResult
+from rag.errors import RagError
+from rag.settings import Settings
+from rag_cli.common import err, fail, new_app, out, quiet_libraries, settings_from
 
-app = typer.Typer(
-    help="Evaluate the answer chain: retrieval, correctness, citations, faithfulness, abstention.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = new_app(
+    "Evaluate the answer chain: retrieval, correctness, citations, faithfulness, abstention."
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", help="Question file (JSONL).")]
 CorpusOpt = Annotated[
@@ -70,39 +66,15 @@ ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Sho
 NoLLMJudgeOpt = Annotated[bool, typer.Option("--no-llm-judge", hidden=True)]
 
 
-def _quiet() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in (
-        "chromadb",
-        "httpx",
-        "sentence_transformers",
-        "transformers",
-        "urllib3",
-        "rag.loading",
-    ):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+def _fail(message: str) -> typer.Exit:
+    return fail(message, 2)  # 2: the run could not be done
+
+
+def _settings(corpus: Path | None, db: Path | None) -> Settings:
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except Exception:
-        pass
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _settings(corpus: Path | None, db: Path | None) -> Any:
-    from rag.settings import Settings
-
-    try:
-        return Settings().with_paths(corpus=corpus, db=db)
-    except Exception as exc:
-        raise _fail("bad configuration: " + " ".join(str(exc).splitlines()[:3])) from None
+        return settings_from(corpus, db)
+    except RagError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _judges(self_judge: bool, settings: Any, url: str | None, model: str | None) -> list[Any]:
@@ -169,9 +141,8 @@ def _run(
     judge_model: str | None,
     progress: bool,
 ) -> RunResult:
-    from evals.dataset import load_questions
+    from evals.dataset import load_questions, select_questions
     from evals.runner import run_suite
-    from rag.errors import RagError
 
     if not questions_path.is_file():
         raise _fail(f"no question file at {questions_path}")
@@ -179,12 +150,7 @@ def _run(
     for e in errors:
         err.print(f"[yellow]Warning:[/] {escape(str(questions_path))} {escape(str(e))} (skipped)")
     n_all = len(questions)
-    if sample is not None:
-        from evals.dataset import stratified_sample
-
-        questions = stratified_sample(questions, sample, seed=0)
-    if limit is not None:
-        questions = questions[:limit]
+    questions = select_questions(questions, sample=sample, limit=limit)
     if len(questions) < n_all:
         err.print(f"[yellow]Note:[/] running {len(questions)} of {n_all} questions")
     if not questions:
@@ -245,7 +211,7 @@ def run(
     The run indexes its own corpus: --corpus plus evals/docs, copied to OUT/corpus, indexed in
     --db (default OUT/db), so the app's index is never touched.
     """
-    _quiet()
+    quiet_libraries()
     from evals.corpus import assemble, eval_documents
 
     try:
@@ -282,11 +248,11 @@ def baseline_cmd(
     baseline: BaselineOpt = DEFAULT_BASELINE,
 ) -> None:
     """Record a run's metrics as the new baseline of its suite (on purpose, after review)."""
-    from evals.gates import update_baseline
+    from evals.gates import load_json, update_baseline
 
     if not from_report.is_file():
         raise _fail(f"no report at {from_report}; run `evals run` first")
-    report = json.loads(from_report.read_text(encoding="utf-8"))
+    report = load_json(from_report)
     if report.get("subset"):
         err.print("[yellow]Warning:[/] this report covers only part of the question file")
     update_baseline(baseline, report, source=str(from_report))
@@ -313,10 +279,9 @@ def judge(
     progress: ProgressOpt = True,
 ) -> None:
     """LLM-judge the statements of an earlier run (--judge-url and/or --self-judge); re-gate."""
-    _quiet()
+    quiet_libraries()
     from evals.dataset import load_questions
     from evals.runner import judge_run
-    from rag.errors import RagError
 
     if not (out_dir / "report.json").is_file():
         raise _fail(f"no report.json in {out_dir}; run `evals run` first")
@@ -355,17 +320,13 @@ def score(
 ) -> None:
     """Score saved predictions again (e.g. after a metric change, or merged partial runs)."""
     from evals.dataset import load_questions
-    from evals.runner import score_predictions
+    from evals.runner import read_predictions, score_predictions
 
     qs, errors = load_questions(questions)
-    rows: dict[str, dict[str, Any]] = {}
     for path in predictions:
         if not path.is_file():
             raise _fail(f"no predictions file at {path}")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["id"]] = row
+    rows = read_predictions(*predictions)
     if corpus is None and (predictions[-1].parent / "corpus").is_dir():
         corpus = predictions[-1].parent / "corpus"  # the corpus that run indexed
     settings = _settings(corpus, None)
@@ -457,7 +418,7 @@ def squad(
     no_llm_judge: NoLLMJudgeOpt = False,
 ) -> None:
     """Convert SQuAD 2.0 articles to a corpus + question file, ingest them, run the suite."""
-    _quiet()
+    quiet_libraries()
     from evals.squad import convert
 
     src = _squad_path(path)
@@ -505,57 +466,43 @@ def retrieval(
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Gold-paragraph recall@1, recall@5 and MRR@10 for dense, BM25 and hybrid retrieval."""
-    _quiet()
-    from evals.retrieval_eval import evaluate_retrieval, render_table
-    from evals.squad import all_questions, doc_name, load_squad, select_articles, write_corpus
-    from rag.errors import RagError
-    from rag.ingest import ingest
-    from rag.retrieval import HybridRetriever
+    quiet_libraries()
+    from tqdm import tqdm
+
+    from evals.retrieval_eval import (
+        render_table,
+        run_squad_retrieval,
+        squad_gold,
+        write_retrieval_report,
+    )
 
     src = _squad_path(path)
     try:
-        arts = select_articles(load_squad(src), _parse_articles(articles))
+        corpus, arts, gold = squad_gold(
+            src, out_dir, articles=_parse_articles(articles), per_article=per_article, seed=seed
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    corpus = out_dir / "corpus"
-    write_corpus(arts, corpus)
-    gold = [g for g in all_questions(arts) if g.question.answerable]
-    if per_article is not None:
-        import random
-
-        rng = random.Random(seed)
-        picked = []
-        for a in arts:
-            mine = [g for g in gold if g.source == doc_name(a["title"])]
-            picked.extend(rng.sample(mine, min(per_article, len(mine))))
-        gold = picked
     settings = _settings(corpus, out_dir / "db")
     try:
-        rep = ingest(settings)
-        err.print(
-            f"Index: {rep.documents} documents, {rep.paragraphs} paragraphs, {rep.chunks} chunks"
-        )
-        retriever = HybridRetriever(settings=settings)
-        from tqdm import tqdm
-
         with tqdm(total=len(gold), desc="retrieval", unit="q", disable=json_out) as bar:
-            result = evaluate_retrieval(retriever, gold, on_progress=lambda i, n: bar.update(1))
+            result = run_squad_retrieval(
+                settings,
+                arts,
+                gold,
+                on_indexed=lambda rep: err.print(escape(rep.summary())),
+                on_progress=lambda i, n: bar.update(1),
+            )
     except RagError as exc:
         raise _fail(str(exc)) from None
-    result["articles"] = [a["title"] for a in arts]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    table = render_table(result)
-    (out_dir / "retrieval.md").write_text(
-        "# Retrieval on SQuAD articles\n\n" + table, encoding="utf-8"
-    )
+    md = write_retrieval_report(result, out_dir)
     if json_out:
         out.print_json(
             json.dumps({k: result[k] for k in ("n_questions", "candidates", "table", "articles")})
         )
     else:
-        out.print(table)
-        out.print(f"Written {out_dir / 'retrieval.md'} and retrieval.json")
+        out.print(render_table(result))
+        out.print(f"Written {md} and retrieval.json")
 
 
 @app.command()
@@ -577,11 +524,10 @@ def faithfulness(
     thresholds: ThresholdsOpt = DEFAULT_THRESHOLDS,
 ) -> None:
     """Run a statement verifier on the labelled faithfulness set; per-kind results; gates."""
-    _quiet()
+    quiet_libraries()
     from evals.faithfulness import DEFAULT_SET, FaithfulnessError, run_suite
     from evals.gates import load_json
     from evals.report import fmt_ci
-    from rag.errors import RagError
 
     try:
         report = run_suite(
@@ -619,20 +565,15 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Metric deltas B - A with paired-bootstrap intervals; questions that flipped, side by side."""
-    from evals.compare import CompareError, compare, render_markdown
+    from evals.compare import CompareError, compare, render_markdown, write_comparison
 
     try:
         c = compare(run_a, run_b)
     except CompareError as exc:
         raise _fail(str(exc)) from None
-    md = render_markdown(c)
     if out_file is not None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_text(md, encoding="utf-8")
-        out_file.with_suffix(".json").write_text(
-            json.dumps(c, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-    out.print(md, markup=False)
+        write_comparison(c, out_file)
+    out.print(render_markdown(c), markup=False)
 
 
 @app.command()
@@ -655,10 +596,8 @@ def generate(
 ) -> None:
     """Write a starter question file for any corpus (model-written, machine-checked,
     every line marked generated: true for review)."""
-    _quiet()
-    from evals.dataset import write_questions
-    from evals.generate import generate_questions, model_and_retrieval
-    from rag.errors import RagError
+    quiet_libraries()
+    from evals.generate import generate_questions, model_and_retrieval, write_generated
     from rag.ingest import ingest
     from rag.loading import load_corpus
     from rag.paragraphs import split_paragraphs
@@ -675,10 +614,7 @@ def generate(
         from tqdm import tqdm
 
         def save(qs: list[Any], stats: Any) -> None:
-            write_questions(out_file, qs)
-            out_file.with_suffix(".stats.json").write_text(
-                json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8"
-            )
+            write_generated(out_file, qs, stats)
 
         total = min(paragraphs, len(paras)) + min(unanswerable, paragraphs)
         with tqdm(total=total, desc="generate", unit="q", disable=not progress) as bar:
@@ -705,9 +641,5 @@ def generate(
         out.print(f"  dropped {n}: {why}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    app()

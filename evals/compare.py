@@ -179,3 +179,12 @@ def render_markdown(c: dict[str, Any]) -> str:
             lines.append(f"| **{r['id']}** {_cell(r['question'], 200)} | {cells[0]} | {cells[1]} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def write_comparison(c: dict[str, Any], out_file: Path) -> None:
+    """The comparison as Markdown in ``out_file`` and as JSON beside it (``.json``)."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(render_markdown(c), encoding="utf-8")
+    out_file.with_suffix(".json").write_text(
+        json.dumps(c, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

@@ -180,3 +180,12 @@ def stratified_sample(questions: Sequence[Question], n: int, seed: int = 0) -> l
             if groups[cat] and len(picked) < n:
                 picked.add(groups[cat].pop().id)
     return [q for q in questions if q.id in picked]
+
+
+def select_questions(
+    questions: Sequence[Question], *, sample: int | None = None, limit: int | None = None
+) -> list[Question]:
+    """The questions a run covers: a stratified sample of ``sample`` (seed 0) when asked, then
+    the first ``limit``."""
+    picked = list(questions) if sample is None else stratified_sample(questions, sample, seed=0)
+    return picked if limit is None else picked[:limit]

@@ -18,14 +18,16 @@ checks that do not trust the model (every line marked ``generated: true`` for re
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from evals.dataset import Question
+from evals.dataset import Question, write_questions
 
 ANSWERABLE_PROMPT = """Read the paragraph and write one question that it answers, and the \
 answer: a short phrase (at most 8 words) copied exactly from the paragraph.
@@ -234,6 +236,27 @@ def generate_questions(
     stats = GenerateStats(paragraphs=len(picked))
     out: list[Question] = []
     seen: set[str] = set()
+
+    def record(
+        p: Any, kind: str, q: str, answer: str | None, why: str, make: Callable[[str], Question]
+    ) -> None:
+        """Log one candidate in ``stats``; keep it (``make(id)``) unless dropped."""
+        if not why and _norm(q) in seen:
+            why = "duplicate question"
+        candidate = {"paragraph": f"{p.source} ¶{p.number}", "kind": kind, "question": q}
+        if answer is not None:
+            candidate["answer"] = answer
+        stats.candidates.append({**candidate, "dropped": why})
+        if why:
+            stats.dropped[f"{kind}: {why}"] += 1
+            return
+        seen.add(_norm(q))
+        if kind == "answerable":
+            stats.answerable_kept += 1
+        else:
+            stats.unanswerable_kept += 1
+        out.append(make(f"gen-{len(out) + 1:03d}"))
+
     for i, p in enumerate(picked):
         targets = answer_targets(p.text)
         if targets:
@@ -243,33 +266,22 @@ def generate_questions(
             q, a = parse_reply(ask(ANSWERABLE_PROMPT.format(paragraph=p.text)))
         stats.answerable_written += 1
         why = check_answerable(q, a, p.text, retrieve(q) if q else [], (p.source, p.number))
-        if not why and _norm(q) in seen:
-            why = "duplicate question"
-        stats.candidates.append(
-            {
-                "paragraph": f"{p.source} ¶{p.number}",
-                "kind": "answerable",
-                "question": q,
-                "answer": a,
-                "dropped": why,
-            }
+        record(
+            p,
+            "answerable",
+            q,
+            a,
+            why,
+            lambda qid, q=q, a=a, p=p: Question(
+                id=qid,
+                question=q,
+                answerable=True,
+                answers=[a],
+                evidence=[answer_sentence(p.text, a)],
+                category="generated",
+                generated=True,
+            ),
         )
-        if why:
-            stats.dropped[f"answerable: {why}"] += 1
-        else:
-            seen.add(_norm(q))
-            stats.answerable_kept += 1
-            out.append(
-                Question(
-                    id=f"gen-{len(out) + 1:03d}",
-                    question=q,
-                    answerable=True,
-                    answers=[a],
-                    evidence=[answer_sentence(p.text, a)],
-                    category="generated",
-                    generated=True,
-                )
-            )
         if on_progress:
             on_progress()
         if i < n_unanswerable:
@@ -281,30 +293,20 @@ def generate_questions(
             uq, _ = parse_reply(ask(prompt))
             stats.unanswerable_written += 1
             why = check_unanswerable(uq, p.text, corpus_text)
-            if not why and _norm(uq) in seen:
-                why = "duplicate question"
-            stats.candidates.append(
-                {
-                    "paragraph": f"{p.source} ¶{p.number}",
-                    "kind": "unanswerable",
-                    "question": uq,
-                    "dropped": why,
-                }
+            record(
+                p,
+                "unanswerable",
+                uq,
+                None,
+                why,
+                lambda qid, uq=uq: Question(
+                    id=qid,
+                    question=uq,
+                    answerable=False,
+                    category="generated_unanswerable",
+                    generated=True,
+                ),
             )
-            if why:
-                stats.dropped[f"unanswerable: {why}"] += 1
-            else:
-                seen.add(_norm(uq))
-                stats.unanswerable_kept += 1
-                out.append(
-                    Question(
-                        id=f"gen-{len(out) + 1:03d}",
-                        question=uq,
-                        answerable=False,
-                        category="generated_unanswerable",
-                        generated=True,
-                    )
-                )
             if on_progress:
                 on_progress()
         if sink:
@@ -333,3 +335,11 @@ def model_and_retrieval(settings: Any) -> tuple[Ask, Retrieve]:
             return []
 
     return ask, find
+
+
+def write_generated(out_file: Path, questions: Sequence[Question], stats: GenerateStats) -> None:
+    """The question file (JSONL) and its statistics beside it (``.stats.json``)."""
+    write_questions(out_file, questions)
+    out_file.with_suffix(".stats.json").write_text(
+        json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8"
+    )

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from rag.extras import require_extra
+
 logger = logging.getLogger(__name__)
 
 
@@ -207,6 +209,7 @@ PLOT_METRICS = (
 
 def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """metrics.png (each metric against the baseline) and latency.png (histogram)."""
+    require_extra("evals", "matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

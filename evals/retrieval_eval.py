@@ -9,13 +9,24 @@ it is not in the top 10).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from evals.metrics import mean, rank_of
-from evals.squad import GoldQuestion
+from evals.squad import (
+    GoldQuestion,
+    all_questions,
+    doc_name,
+    load_squad,
+    select_articles,
+    write_corpus,
+)
+from rag.settings import Settings
+from rag.types import IngestReport
 
 METHODS = ("dense", "bm25", "hybrid")
 
@@ -96,16 +107,6 @@ def evaluate_retrieval(
     }
 
 
-def sample_answerable(
-    gold: Sequence[GoldQuestion], limit: int | None, seed: int = 0
-) -> list[GoldQuestion]:
-    """All answerable questions, or a fixed-seed sample of ``limit`` of them."""
-    ans = [g for g in gold if g.question.answerable]
-    if limit is None or limit >= len(ans):
-        return ans
-    return random.Random(seed).sample(ans, limit)
-
-
 def render_table(result: dict[str, Any]) -> str:
     """A Markdown table of the retrieval metrics."""
     lines = [
@@ -121,3 +122,61 @@ def render_table(result: dict[str, Any]) -> str:
             f"| {row['mrr_at_10']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def squad_gold(
+    squad_path: Path,
+    out_dir: Path,
+    *,
+    articles: Sequence[str] | None,
+    per_article: int | None = None,
+    seed: int = 0,
+) -> tuple[Path, list[dict[str, Any]], list[GoldQuestion]]:
+    """Write the SQuAD articles as ``out_dir/corpus`` and pick their answerable questions: all,
+    or ``per_article`` per article drawn with ``random.Random(seed)``.
+
+    Returns (corpus folder, the articles, the gold questions). Unknown articles: ValueError.
+    """
+    arts = select_articles(load_squad(squad_path), articles)
+    corpus = out_dir / "corpus"
+    write_corpus(arts, corpus)
+    gold = [g for g in all_questions(arts) if g.question.answerable]
+    if per_article is not None:
+        rng = random.Random(seed)
+        picked = []
+        for a in arts:
+            mine = [g for g in gold if g.source == doc_name(a["title"])]
+            picked.extend(rng.sample(mine, min(per_article, len(mine))))
+        gold = picked
+    return corpus, arts, gold
+
+
+def run_squad_retrieval(
+    settings: Settings,
+    articles: Sequence[dict[str, Any]],
+    gold: Sequence[GoldQuestion],
+    *,
+    on_indexed: Callable[[IngestReport], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Index the corpus of ``settings`` (incremental), then :func:`evaluate_retrieval` with the
+    real ``HybridRetriever``; the result names the articles."""
+    from rag.ingest import ingest
+    from rag.retrieval import HybridRetriever
+
+    report = ingest(settings)
+    if on_indexed is not None:
+        on_indexed(report)
+    result = evaluate_retrieval(HybridRetriever(settings=settings), gold, on_progress=on_progress)
+    result["articles"] = [a["title"] for a in articles]
+    return result
+
+
+def write_retrieval_report(result: dict[str, Any], out_dir: Path) -> Path:
+    """``out_dir/retrieval.json`` (everything) and ``out_dir/retrieval.md`` (the table);
+    returns the Markdown file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    md = out_dir / "retrieval.md"
+    md.write_text("# Retrieval on SQuAD articles\n\n" + render_table(result), encoding="utf-8")
+    return md

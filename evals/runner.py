@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from evals.dataset import LineError, Question
 from evals.gates import GateResult, check_gates, load_json
 from evals.judge import DeterministicJudge, Judge
+from evals.memory import PeakRss
 from evals.report import write_report
 from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
 
@@ -41,36 +41,6 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
-
-
-class PeakRss:
-    """Peak resident memory of this process (psutil), sampled in a background thread."""
-
-    def __init__(self, every_s: float = RSS_SAMPLE_S) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._every = every_s
-        self._stop = threading.Event()
-        self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def peak_mb(self) -> float:
-        return round(self.peak / 1e6, 1)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -133,8 +103,15 @@ def finish(
     **kwargs: Any,
 ) -> RunResult:
     """``build`` the report and write it."""
-    result = build(questions, scores, predictions, out_dir, **kwargs)
-    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, predictions)
+    return write(build(questions, scores, predictions, out_dir, **kwargs), questions, predictions)
+
+
+def write(
+    result: RunResult, questions: Sequence[Question], predictions: dict[str, dict[str, Any]]
+) -> RunResult:
+    """Write the report files of a built result: the one place a run's report is written."""
+    questions_by_id = {q.id: q.model_dump() for q in questions}
+    write_report(result.report, result.out_dir, questions_by_id, predictions)
     return result
 
 
@@ -167,7 +144,7 @@ def run_suite(
     t0 = time.perf_counter()
     answering = 0.0
     interrupted = False
-    with PeakRss() as rss:
+    with PeakRss(RSS_SAMPLE_S) as rss:
         if index:
             from rag.ingest import ingest
 
@@ -247,16 +224,17 @@ def run_suite(
         "peak_rss_mb": rss.peak_mb,
         "rss_sample_s": RSS_SAMPLE_S,
     }
-    write_report(result.report, out_dir, {q.id: q.model_dump() for q in questions}, preds)
-    return result
+    return write(result, questions, preds)
 
 
-def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+def read_predictions(*paths: Path) -> dict[str, dict[str, Any]]:
+    """predictions.jsonl rows by question id; with several files, a later file wins per id."""
     preds = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            p = json.loads(line)
-            preds[p["id"]] = p
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                p = json.loads(line)
+                preds[p["id"]] = p
     return preds
 
 
@@ -283,7 +261,7 @@ def judge_run(
     by_id = {q.id: q for q in questions}
     scores = report["questions"]
     qs = [by_id[s["id"]] for s in scores]
-    preds = _read_predictions(out_dir / "predictions.jsonl")
+    preds = read_predictions(out_dir / "predictions.jsonl")
     todo = [(s, st) for s in scores for st in s.get("statements", [])]
     if limit is not None:
         todo = todo[:limit]

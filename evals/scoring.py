@@ -243,7 +243,7 @@ _CHAIN_FAILURE = re.compile(r"model did not finish within", re.IGNORECASE)
 
 def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
     """The predictions.jsonl row of one ``rag.Answer``."""
-    d = answer.to_dict()
+    d = answer.to_dict(citation_fields=("marker", "source", "paragraph", "page", "text", "quote"))
     reason = d.get("reason", "") or ""
     failed = bool(d["abstained"] and _CHAIN_FAILURE.search(reason))
     outcome = "error" if failed else ("abstained" if d["abstained"] else "answered")
@@ -254,10 +254,7 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
         **({"error": f"chain: {reason}"} if failed else {}),
         "answer": d["answer"],
         "abstained": d["abstained"] and not failed,
-        "citations": [
-            {k: c.get(k) for k in ("marker", "source", "paragraph", "page", "text", "quote")}
-            for c in d["citations"]
-        ],
+        "citations": d["citations"],
         "standalone_question": d["standalone_question"],
         "retrieved": d["retrieved"],
         "timings": d["timings"],

@@ -74,9 +74,13 @@ def select_articles(data: dict[str, Any], articles: Sequence[str] | None) -> lis
     return [by_title[a] for a in articles]
 
 
-def write_corpus(articles: Sequence[dict[str, Any]], corpus_dir: Path) -> None:
+def write_corpus(
+    articles: Sequence[dict[str, Any]], corpus_dir: Path, *, heading: bool = True
+) -> None:
     """One Markdown document per article (unchanged documents are left alone, so a re-run
-    re-embeds nothing; other .md files in the folder, from an earlier selection, are removed)."""
+    re-embeds nothing; other .md files in the folder, from an earlier selection, are removed).
+
+    ``heading=False`` leaves out the ``# Title`` line (the paragraphs then have no section)."""
     corpus_dir.mkdir(parents=True, exist_ok=True)
     keep = {doc_name(a["title"]) for a in articles}
     for old in corpus_dir.glob("*.md"):
@@ -85,7 +89,7 @@ def write_corpus(articles: Sequence[dict[str, Any]], corpus_dir: Path) -> None:
     for art in articles:
         title = art["title"].replace("_", " ")
         body = "\n\n".join(clean_paragraph(p["context"]) for p in art["paragraphs"])
-        text = f"# {title}\n\n{body}\n"
+        text = f"# {title}\n\n{body}\n" if heading else f"{body}\n"
         path = corpus_dir / doc_name(art["title"])
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

@@ -41,3 +41,8 @@ class LLMError(RagError):
 
 class LLMTimeoutError(LLMError):
     """The model did not finish within the generation timeout."""
+
+
+class MissingExtraError(RagError, ImportError):
+    """A feature needs an optional extra (``pip install 'groundedchat[ui]'``) that is not
+    installed."""

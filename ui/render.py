@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rag.paragraphs import paragraph_label
 from rag.types import ABSTENTION_TEXT, Answer, Citation, Passage
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -275,14 +274,6 @@ def render_upload(report: Any) -> str:
             "Nothing else was changed.</div>"
         )
     return "".join(parts)
-
-
-def plain_sources(answer: Answer) -> str:
-    """The answer with its sources as plain text (what the API/benchmark reads)."""
-    lines = [answer.text]
-    for c in answer.citations:
-        lines.append(f"[{c.marker}] {paragraph_label(c.source, c.paragraph, c.page)}: “{c.quote}”")
-    return "\n".join(lines)
 
 
 CSS = """

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.chain import ask
-from rag.cli import app
 from rag.settings import Settings
+from rag_cli.app import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,6 @@ WANGCHUK = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 INDEPENDENCE = "In what year did Bhutan gain its independence?"
 # The seed article's paragraph that says where Dr. Wangchuk works (its 3rd body paragraph).
 WANGCHUK_PARAGRAPH = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -76,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = server_env(tmp, port)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve"],
+            [sys.executable, "-m", "rag_cli", "serve"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -295,7 +290,7 @@ def test_binds_loopback_only_and_logs_request_ids(server: Server) -> None:
 
 def test_a_second_server_on_the_same_port_fails_with_one_line(server: Server) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "serve"],
+        [sys.executable, "-m", "rag_cli", "serve"],
         cwd=ROOT,
         env=server.env,
         capture_output=True,

@@ -7,7 +7,6 @@ throwaway persistence folder, and points ``Settings.chroma_url`` at it.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,12 @@ from pathlib import Path
 import pytest
 
 from rag.settings import LLMSettings, Settings
+from tests.servers import free_port, stop
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chroma_command() -> list[str]:
@@ -48,16 +42,6 @@ def chroma_command() -> list[str]:
         "-c",
         "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())",
     ]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +66,7 @@ def chroma_url(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    request.addfinalizer(lambda: _stop(proc))
+    request.addfinalizer(lambda: stop(proc))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:

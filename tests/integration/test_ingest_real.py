@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag.cli import app
 from rag.embedding import index_model_name
 from rag.settings import Settings
 from rag.store import ChromaStore
+from rag_cli.app import app
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -37,13 +37,21 @@ def test_ingest_is_idempotent_incremental_and_reports(tmp_settings: Settings) ->
     assert set(store.existing()) == ids and store.count() == 8
 
     path = tmp_settings.corpus_dir / "bhutan-qatar.md"
-    path.write_text(path.read_text(encoding="utf-8").replace("19th Mid-Term", "20th Mid-Term"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("19th Mid-Term", "20th Mid-Term"), encoding="utf-8"
+    )
     third = json.loads(_cli(tmp_settings, "ingest", "--json").stdout)
-    assert third["paragraphs_updated"] == 1 and third["chunks_added"] == 1 and third["chunks_removed"] == 1
+    assert (
+        third["paragraphs_updated"] == 1
+        and third["chunks_added"] == 1
+        and third["chunks_removed"] == 1
+    )
     changed = ids - set(store.existing())
     assert len(changed) == 1
 
-    (tmp_settings.corpus_dir / "notes.txt").write_text("A note about tea.\n\nAnother note.\n", encoding="utf-8")
+    (tmp_settings.corpus_dir / "notes.txt").write_text(
+        "A note about tea.\n\nAnother note.\n", encoding="utf-8"
+    )
     _cli(tmp_settings, "ingest")
     assert store.count() == 10
     (tmp_settings.corpus_dir / "notes.txt").unlink()
@@ -64,8 +72,13 @@ def test_bad_files_beside_good_ones(tmp_settings: Settings) -> None:
     c = tmp_settings.corpus_dir
     (c / "image.txt").write_bytes(bytes(range(256)) * 8)
     (c / "legacy.txt").write_bytes("Caf\xe9 du monde, cr\xe8me br\xfbl\xe9e.".encode("cp1252"))
-    (c / "cut.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<<")
-    (c / "page.html").write_text("<html><body><h1>Tea</h1><p>Green tea grows in Bhutan too.</p></body></html>", encoding="utf-8")
+    (c / "cut.pdf").write_bytes(
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<<"
+    )
+    (c / "page.html").write_text(
+        "<html><body><h1>Tea</h1><p>Green tea grows in Bhutan too.</p></body></html>",
+        encoding="utf-8",
+    )
     result = _cli(tmp_settings, "ingest")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]

@@ -65,7 +65,7 @@ def test_rag_doctor_reports_every_component_ok(real_settings: Settings) -> None:
         [
             sys.executable,
             "-m",
-            "rag.cli",
+            "rag_cli",
             "doctor",
             "--corpus",
             str(real_settings.corpus_dir),
@@ -94,7 +94,7 @@ def test_rag_doctor_fails_with_a_missing_model_file(real_settings: Settings, tmp
         RAG_UI__PORT=str(_free_port()),
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "doctor", "--db", str(real_settings.index_dir)],
+        [sys.executable, "-m", "rag_cli", "doctor", "--db", str(real_settings.index_dir)],
         capture_output=True,
         text=True,
         env=env,

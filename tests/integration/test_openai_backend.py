@@ -7,7 +7,6 @@ free loopback port), points ``Settings.llm`` at it and runs the answer chain end
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,28 +18,13 @@ from pathlib import Path
 import pytest
 
 from rag.settings import LLMSettings, Settings
+from tests.servers import free_port, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
 QUESTION = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 SERVED_MODEL = "qwen2.5-coder-1.5b-instruct"
 STARTUP_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def wait_for_models(url: str, proc: subprocess.Popen[bytes], log: Path) -> list[str]:
@@ -69,6 +53,7 @@ def llm_server(
 ) -> Iterator[str]:
     """A running ``llama_cpp.server`` on the packaged model; yields its ``/v1`` base URL."""
     import llama_cpp.server  # noqa: F401  (the [server] extra; never skipped)
+
     from rag.llm import packaged_model_path
 
     root = Path(__file__).resolve().parents[2]
@@ -97,7 +82,7 @@ def llm_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    request.addfinalizer(lambda: _stop(proc))
+    request.addfinalizer(lambda: stop(proc))
     url = f"http://127.0.0.1:{port}/v1"
     models = wait_for_models(url, proc, log)
     assert SERVED_MODEL in models, models

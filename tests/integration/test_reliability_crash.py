@@ -2,7 +2,8 @@
 
 ``rag ingest`` is killed with SIGKILL at random points while it writes; the next run must
 leave exactly the index a clean run builds. A second writer must give up promptly with a clear
-"index busy" message while the lock is held, and readers must not hang while an ingest holds the lock.
+"index busy" message while the lock is held, and readers must not hang while an ingest holds the
+lock.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ print(f"done {r.chunks} {r.chunks_added}", flush=True)
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update({"RAG_EMBEDDING__BATCH_SIZE": "2", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "RAG_EMBEDDING__BATCH_SIZE": "2",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     return env
 
@@ -85,7 +92,11 @@ def _snapshot(settings: Settings) -> tuple[list[str], dict[str, dict]]:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(settings.index_dir)],
-        capture_output=True, text=True, timeout=120, env=_env(), check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        check=True,
     ).stdout
     ids, metas, count = json.loads(out.strip().splitlines()[-1])
     assert count == len(ids)
@@ -94,8 +105,19 @@ def _snapshot(settings: Settings) -> tuple[list[str], dict[str, dict]]:
 
 def _start_ingest(settings: Settings) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", INGEST_SCRIPT, str(settings.corpus_dir), str(settings.index_dir), str(settings.data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            INGEST_SCRIPT,
+            str(settings.corpus_dir),
+            str(settings.index_dir),
+            str(settings.data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
     )
 
 
@@ -154,10 +176,14 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
     (corpus / "bhutan-qatar.md").write_bytes((ROOT / "corpus" / "bhutan-qatar.md").read_bytes())
     settings = _settings(corpus, tmp_path)
     db = str(settings.index_dir)
-    cli = [sys.executable, "-m", "rag.cli"]
+    cli = [sys.executable, "-m", "rag_cli"]
     first = subprocess.run(
         [*cli, "ingest", "--corpus", str(corpus), "--db", db],
-        capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+        cwd=tmp_path,
     )
     assert first.returncode == 0, first.stderr
     before, _ = _snapshot(settings)
@@ -169,7 +195,11 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
         t0 = time.monotonic()
         busy = subprocess.run(
             [*cli, "ingest", "--corpus", str(corpus), "--db", db],
-            capture_output=True, text=True, timeout=120, env=_env(RAG_LOCK_TIMEOUT_S="1"), cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(RAG_LOCK_TIMEOUT_S="1"),
+            cwd=tmp_path,
         )
         elapsed = time.monotonic() - t0
         assert busy.returncode != 0
@@ -180,8 +210,23 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
         # A reader while an ingest holds the writer lock: answers, does not wait for it.
         t0 = time.monotonic()
         reader = subprocess.run(
-            [*cli, "search", "Kathmandu Policy Forum", "--json", "-k", "2", "--corpus", str(corpus), "--db", db],
-            capture_output=True, text=True, timeout=120, env=_env(), cwd=tmp_path,
+            [
+                *cli,
+                "search",
+                "Kathmandu Policy Forum",
+                "--json",
+                "-k",
+                "2",
+                "--corpus",
+                str(corpus),
+                "--db",
+                db,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(),
+            cwd=tmp_path,
         )
         assert reader.returncode == 0, reader.stderr
         hits = json.loads(reader.stdout)

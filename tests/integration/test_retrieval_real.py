@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag.cli import app
 from rag.retrieval import HybridRetriever, relevance, retrieve
 from rag.settings import Settings
+from rag_cli.app import app
 from tests.retrieval_contract import check_retrieval_contract
 
 pytestmark = pytest.mark.integration
@@ -26,18 +26,36 @@ def test_cli_json_ranks_the_exact_phrase_first(real_settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert rows[0]["paragraph"] == 3 and "Kathmandu Policy Forum" in rows[0]["text"]
-    assert set(rows[0]) >= {"source", "paragraph", "section", "text", "score", "dense_rank", "bm25_rank"}
+    assert set(rows[0]) >= {
+        "source",
+        "paragraph",
+        "section",
+        "text",
+        "score",
+        "dense_rank",
+        "bm25_rank",
+    }
 
 
 def test_paraphrase_without_shared_keywords_is_found(real_settings: Settings) -> None:
-    top = retrieve("Which think tank in Nepal employs the Himalaya specialist?", k=3, settings=real_settings)
+    top = retrieve(
+        "Which think tank in Nepal employs the Himalaya specialist?", k=3, settings=real_settings
+    )
     assert 3 in [p.paragraph for p in top]
 
 
 def test_relevance_separates_on_and_off_topic(real_settings: Settings) -> None:
     floor = real_settings.retrieval.min_relevance
-    assert relevance(retrieve("Why did Qatar seek partnerships in the Indo-Pacific?", settings=real_settings)) > floor
-    assert relevance(retrieve("How long should I bake sourdough bread?", settings=real_settings)) < floor
+    assert (
+        relevance(
+            retrieve("Why did Qatar seek partnerships in the Indo-Pacific?", settings=real_settings)
+        )
+        > floor
+    )
+    assert (
+        relevance(retrieve("How long should I bake sourdough bread?", settings=real_settings))
+        < floor
+    )
 
 
 def test_cli_bad_input_is_one_line(real_settings: Settings) -> None:

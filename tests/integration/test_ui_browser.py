@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio  # noqa: E402,F401
 import pytest
 
-import gradio  # noqa: E402,F401
-
 from rag.settings import Settings  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.llm]
 
@@ -34,12 +33,6 @@ ANSWER_TIMEOUT_MS = 240_000  # first answer includes loading the embedder and th
 
 Q_CITED = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 Q_ABSENT = "What is the population of Bhutan?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def app_url(real_settings: Settings) -> Iterator[str]:
     # A generous generation timeout: this checks the UI, not the model's speed on a busy CPU.
     settings = real_settings.model_copy(
         update={
-            "ui": real_settings.ui.model_copy(update={"port": _free_port()}),
+            "ui": real_settings.ui.model_copy(update={"port": free_port()}),
             "llm": real_settings.llm.model_copy(update={"timeout_s": 600.0}),
         }
     )
@@ -74,6 +67,7 @@ def app_url(real_settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def page(chromium_path: str, app_url: str) -> Iterator[Any]:
     import playwright.sync_api as sync_api
+
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
@@ -85,7 +79,7 @@ def page(chromium_path: str, app_url: str) -> Iterator[Any]:
             browser.close()
 
 
-def _ask(page: Any, question: str) -> Any:
+def _ask(page: Any, question: str, timeout_ms: int = ANSWER_TIMEOUT_MS) -> Any:
     """Type a question, press Enter, and return the locator of the new bot message."""
     before = page.locator(".rag-answer").count()
     box = page.locator("#rag-input textarea")
@@ -94,7 +88,7 @@ def _ask(page: Any, question: str) -> Any:
     page.wait_for_function(
         "n => document.querySelectorAll('.rag-answer').length > n",
         arg=before,
-        timeout=ANSWER_TIMEOUT_MS,
+        timeout=timeout_ms,
     )
     return page.locator(".rag-answer").nth(before)
 

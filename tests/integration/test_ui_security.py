@@ -6,22 +6,20 @@ Uses a fake chain (no model): what is tested is the server, not the answers.
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import gradio  # noqa: E402,F401
 import gradio_client  # noqa: E402,F401
-
+import pytest
 from pydantic import SecretStr  # noqa: E402
 
 from rag.settings import Settings, UISettings  # noqa: E402
 from rag.types import Answer, AnswerEvent, Citation  # noqa: E402
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +60,6 @@ class EchoChain:
         finally:
             with self._lock:
                 self.active -= 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:

@@ -20,9 +20,10 @@ import pytest
 from rag.settings import Settings
 from tests.integration.test_ui_browser import (
     CHROMIUM_ARGS,
-    _free_port,
     chromium_path,  # noqa: F401  (fixture)
 )
+from tests.integration.test_ui_browser import _ask as ask_in_page
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.llm]
 
@@ -36,17 +37,7 @@ ANSWER_TIMEOUT_MS = 900_000  # the first answer loads the LLM; the test checks t
 
 
 def _ask(page: Any, question: str) -> Any:
-    """Type a question, press Enter, and return the locator of the new answer."""
-    before = page.locator(".rag-answer").count()
-    box = page.locator("#rag-input textarea")
-    box.fill(question)
-    box.press("Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('.rag-answer').length > n",
-        arg=before,
-        timeout=ANSWER_TIMEOUT_MS,
-    )
-    return page.locator(".rag-answer").nth(before)
+    return ask_in_page(page, question, ANSWER_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +58,7 @@ def upload_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setti
     ingest(settings)
     settings = settings.model_copy(
         update={
-            "ui": settings.ui.model_copy(update={"port": _free_port()}),
+            "ui": settings.ui.model_copy(update={"port": free_port()}),
             "llm": settings.llm.model_copy(update={"timeout_s": 900.0}),
         }
     )

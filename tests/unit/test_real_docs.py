@@ -250,7 +250,7 @@ def test_cited_answer_has_its_page_in_the_api(real_docs_env: Settings) -> None:
 
 
 def test_cited_answer_shows_its_page_in_the_cli(real_docs_env: Settings) -> None:
-    from rag.cli import app
+    from rag_cli.app import app
 
     res = CliRunner().invoke(app, ["ask", QUESTION, "--corpus", "corpus", "--db", "db"])
     assert res.exit_code == 0, res.output

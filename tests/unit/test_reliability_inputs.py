@@ -21,12 +21,12 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
 import rag
-from rag.cli import app
 from rag.embedding import index_model_name
 from rag.errors import CorpusError, IndexNotFoundError, InvalidQueryError
 from rag.ingest import ingest
 from rag.settings import Settings
 from rag.store import ChromaStore
+from rag_cli.app import app
 from tests.fakes import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]

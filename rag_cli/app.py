@@ -1,17 +1,14 @@
-"""The ``rag`` command: a thin shell over the library. Errors print one line, exit non-zero."""
+"""The ``rag`` command: parses options, calls the library (or starts the UI or the API), prints.
+Expected errors print one line and exit non-zero."""
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -25,15 +22,11 @@ from rich.progress import (
 from rag.errors import RagError
 from rag.paragraphs import paragraph_label
 from rag.settings import Settings
+from rag.types import IngestReport
+from rag_cli.common import err, fail, new_app, out, quiet_libraries, settings_from
+from rag_cli.common import errors as _errors
 
-app = typer.Typer(
-    help="Answer questions only from your documents, citing the paragraph behind every claim.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+app = new_app("Answer questions only from your documents, citing the paragraph behind every claim.")
 
 CorpusOpt = Annotated[
     Path | None,
@@ -44,48 +37,6 @@ DbOpt = Annotated[
 ]
 
 T = TypeVar("T")
-
-
-def _settings(corpus: Path | None, db: Path | None) -> Settings:
-    try:
-        return Settings().with_paths(corpus=corpus, db=db)
-    except Exception as exc:  # pydantic ValidationError from a bad RAG_* variable
-        first = str(exc).splitlines()
-        raise RagError("bad configuration: " + " ".join(first[:3])) from exc
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Expected errors become one clean line and a non-zero exit."""
-    try:
-        yield
-    except RagError as exc:
-        raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted", 130) from None
-
-
-def _quiet_libraries() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # pypdf logs its own warnings about damaged files; the CLI prints one line per skipped file.
-    for name in ("chromadb", "httpx", "sentence_transformers", "transformers", "urllib3", "pypdf"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("rag.loading").setLevel(logging.ERROR)  # the CLI prints skips itself
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except Exception:
-        pass
 
 
 def _with_progress(fn: Callable[[Callable[[int, int], None]], T], label: str) -> T:
@@ -127,31 +78,10 @@ def _warn_skip(source: str, reason: str) -> None:
     err.print(f"[yellow]Warning:[/] skipped {escape(source)}: {escape(reason)}")
 
 
-def _print_report(report: Any) -> None:
-    out.print(
-        f"Indexed {report.documents} documents, {report.paragraphs} paragraphs, "
-        f"{report.chunks} chunks in {report.seconds:.1f} s"
-    )
-    out.print(
-        f"  documents  added {report.documents_added}, updated {report.documents_updated}, "
-        f"removed {report.documents_removed}, unchanged {report.documents_unchanged}"
-    )
-    out.print(
-        f"  paragraphs added {report.paragraphs_added}, updated {report.paragraphs_updated}, "
-        f"removed {report.paragraphs_removed}, unchanged {report.paragraphs_unchanged}"
-    )
-    out.print(
-        f"  chunks     added {report.chunks_added}, removed {report.chunks_removed}, "
-        f"unchanged {report.chunks_unchanged}"
-    )
-    if report.chunks_resumed:
-        out.print(
-            f"  resumed: {report.chunks_resumed} chunks stored by an interrupted run were kept"
-        )
-    if report.paragraphs_per_s:
-        out.print(f"  embedded {report.paragraphs_per_s:.1f} paragraphs/s")
-    if report.skipped:
-        out.print(f"  skipped {len(report.skipped)} unreadable file(s)")
+def _print_report(report: IngestReport) -> None:
+    out.print(escape(report.summary()))
+    for line in report.details():
+        out.print(f"  {escape(line)}")
 
 
 @app.command()
@@ -170,12 +100,12 @@ def ingest(
     ] = False,
 ) -> None:
     """Index the corpus folder (only what changed is embedded)."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.errors import EmbeddingModelMismatchError, IndexFormatError
         from rag.ingest import ingest as run_ingest
 
-        settings = _settings(corpus, db)
+        settings = settings_from(corpus, db)
 
         def run(reset: bool) -> Any:
             return _with_progress(
@@ -203,11 +133,11 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show what is indexed and with which embedding model."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.status import index_status
 
-        st = index_status(_settings(corpus, db))
+        st = index_status(settings_from(corpus, db))
     if json_out:
         out.print_json(json.dumps(st.to_dict()))
         return
@@ -231,17 +161,17 @@ def status(
 @app.command()
 def doctor(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
     """Check every component for real (one line each, with a measured figure)."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.doctor import run_checks
 
         failed = 0
-        for check in run_checks(_settings(corpus, db)):
+        for check in run_checks(settings_from(corpus, db)):
             mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
             out.print(f"{mark} {check.name:<9} {escape(check.detail)}")
             failed += not check.ok
     if failed:
-        raise _fail(f"{failed} component(s) failed; see the FAIL lines above")
+        raise fail(f"{failed} component(s) failed; see the FAIL lines above")
 
 
 @app.command()
@@ -256,11 +186,11 @@ def search(
     db: DbOpt = None,
 ) -> None:
     """Hybrid (keyword + dense) search: the best paragraphs for QUERY."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.retrieval import retrieve
 
-        settings = _settings(corpus, db)
+        settings = settings_from(corpus, db)
         passages = retrieve(query, k=k, sources=source, settings=settings)
     if json_out:
         out.print_json(json.dumps([p.to_dict() for p in passages]))
@@ -304,24 +234,21 @@ def ask(
     db: DbOpt = None,
 ) -> None:
     """Answer QUESTION from the corpus with verified citations (indexes first if needed)."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.chain import ask as run_ask
         from rag.ingest import ensure_index
         from rag.retrieval import validate_query
 
-        settings = _settings(corpus, db)
+        settings = settings_from(corpus, db)
         validate_query(question, max_chars=settings.retrieval.max_query_chars)
         report = ensure_index(settings, on_skip=_warn_skip)
         if report is not None:
-            err.print(f"Indexed {report.documents} documents ({report.chunks} chunks).")
+            err.print(escape(report.summary()))
         answer = run_ask(question, settings=settings)
     if json_out:
-        d = answer.to_dict()
-        payload = {
-            k: d[k] for k in ("answer", "abstained", "citations", "standalone_question", "timings")
-        }
-        out.print_json(json.dumps(payload))
+        fields = ("answer", "abstained", "citations", "standalone_question", "timings")
+        out.print_json(json.dumps(answer.to_dict(fields=fields)))
     else:
         _print_answer(answer)
 
@@ -329,12 +256,12 @@ def ask(
 @app.command()
 def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
     """An interactive terminal chat that keeps the conversation history."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
         from rag.chain import get_chain
         from rag.ingest import ensure_index
 
-        settings = _settings(corpus, db)
+        settings = settings_from(corpus, db)
         ensure_index(settings, on_skip=_warn_skip)
         chain = get_chain(settings)
     history: list[dict[str, str]] = []
@@ -366,7 +293,7 @@ def _server_settings(
     corpus if needed (a server starts with a usable index)."""
     from rag.ingest import ensure_index
 
-    settings = _settings(corpus, db)
+    settings = settings_from(corpus, db)
     update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if update:
         section = getattr(settings, group).model_copy(update=update)
@@ -377,45 +304,34 @@ def _server_settings(
     return settings
 
 
+HostOpt = Annotated[str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")]
+UIPortOpt = Annotated[int | None, typer.Option("--port", help="Port (default: 7860).")]
+APIPortOpt = Annotated[int | None, typer.Option("--port", help="Port (default: 7861).")]
+
+
 @app.command()
 def ui(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7860).")] = None,
-    corpus: CorpusOpt = None,
-    db: DbOpt = None,
+    host: HostOpt = None, port: UIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the chat UI (indexes the corpus first if needed) and print its URL."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
-        settings = _server_settings("ui", host, port, corpus, db)
-        from ui.app import launch
+        from ui.app import launch  # first: a missing [ui] extra stops before any indexing
 
-        launch(settings)
+        launch(_server_settings("ui", host, port, corpus, db))
 
 
 @app.command()
 def serve(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Interface (default: 127.0.0.1).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: 7861).")] = None,
-    corpus: CorpusOpt = None,
-    db: DbOpt = None,
+    host: HostOpt = None, port: APIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
-    _quiet_libraries()
+    quiet_libraries()
     with _errors():
-        settings = _server_settings("api", host, port, corpus, db)
-        from api.server import serve as run_server
+        from api.server import serve as run_server  # first: a missing [api] extra stops early
 
-        run_server(settings)
-
-
-def main() -> None:  # pragma: no cover
-    app()
+        run_server(_server_settings("api", host, port, corpus, db))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    app()
