@@ -18,7 +18,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,15 @@ import numpy as np
 from rag.errors import IndexNotFoundError
 from rag.settings import Settings
 from rag.store import StoredChunk
-from rag.text import content_terms, identifiers
+from rag.text import (
+    STOPWORDS,
+    content_terms,
+    fold,
+    folded_identifiers,
+    identifiers,
+    stem,
+    word_matches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ def _bm25s():  # type: ignore[no-untyped-def]
     # root handler (the CLIs' included); warnings and errors still come through.
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
+
 
 CURRENT = "CURRENT"
 _META = "chunks.json"
@@ -57,6 +66,44 @@ def query_terms(query: str) -> list[str]:
     for ident in identifiers(query):
         terms += [ident] * max(len(bm25_terms(ident)) - 2, 0)
     return terms
+
+
+class _TermIds(dict[str, int]):
+    """Raw word match -> term id (0 for a stop word), each distinct word stemmed once."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def __missing__(self, raw: str) -> int:
+        word = raw.strip(".,'")
+        tid = (
+            0
+            if not word or word in STOPWORDS
+            else self.vocab.setdefault(stem(word), len(self.vocab))
+        )
+        self[raw] = tid
+        return tid
+
+
+def _corpus_term_ids(texts: Iterable[str]) -> tuple[list[list[int]], dict[str, int]]:
+    """``bm25_terms`` of every text as term ids, and the vocabulary (term -> id).
+
+    The same terms as ``bm25_terms`` text by text, but a corpus repeats its words, so each
+    distinct word is stripped, checked and stemmed once and the per-word work is C loops.
+    Id 0 is bm25s's empty token (in no document), so a stop word's 0 is dropped by ``filter``.
+    """
+    vocab: dict[str, int] = {"": 0}
+    ids = _TermIds(vocab)
+    out: list[list[int]] = []
+    for text in texts:
+        folded = fold(text)
+        row = list(filter(None, map(ids.__getitem__, word_matches(folded))))
+        idents = folded_identifiers(folded)
+        if idents:
+            row += [vocab.setdefault(i, len(vocab)) for i in idents]
+        out.append(row)
+    return out, vocab
 
 
 @dataclass
@@ -86,13 +133,15 @@ class BM25Index:
         """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``)."""
         bm25s = _bm25s()
 
-        corpus = [
-            bm25_terms(t, str(m.get("section", ""))) for t, m in zip(texts, metadata, strict=True)
-        ]
+        corpus, vocab = _corpus_term_ids(
+            f"{t} {m['section']}" if m.get("section") else t
+            for t, m in zip(texts, metadata, strict=True)
+        )
         model = None
-        if any(corpus):
-            model = bm25s.BM25()
-            model.index(corpus, show_progress=False)
+        if len(vocab) > 1:
+            # scipy builds the same sparse matrix as the default numpy backend, faster
+            model = bm25s.BM25(csc_backend="scipy")
+            model.index((corpus, vocab), show_progress=False)
         index = cls(list(ids), [dict(m) for m in metadata], model, fingerprint)
         index._init_sources()
         return index
