@@ -249,13 +249,14 @@ def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int
     out = []
     for ef in efs:
         col.modify(configuration={"hnsw": {"ef_search": ef}})
-        retriever.store.query(vecs[0], n, None, col=col, total=bm25.count)  # warm
+        retriever.store.query_ids(vecs[0], n, None, col=col, total=bm25.count)  # warm
         times, hits = [], 0
         for q, v in zip(qs, vecs, strict=True):
             t = time.perf_counter()
-            dense = retriever.store.query(v, n, None, col=col, total=bm25.count)
+            dense = retriever.store.query_ids(v, n, None, col=col, total=bm25.count)
             times.append(time.perf_counter() - t)
-            got = [base.get((c.metadata["source"], c.metadata["paragraph"])) for c, _ in dense[:5]]
+            rows = [bm25.metadata[bm25.row(cid)] for cid, _ in dense[:5]]
+            got = [base.get((m["source"], m["paragraph"])) for m in rows]
             hits += q["base"] in got
         out.append(
             {"ef_search": ef, "chroma_query_ms": _ms(times), "dense_recall_at_5": hits / len(qs)}
@@ -264,6 +265,8 @@ def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int
 
 
 def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, Any]:
+    from rag.store import StoredChunk
+
     rs = settings.retrieval
     key_of = {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
     # Stage timings, the same calls HybridRetriever.search makes, in its order.
@@ -295,13 +298,13 @@ def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, An
         v = retriever.embedder.embed_query(q["question"])
         stages["embed_query"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        dense = retriever.store.query(v, rs.candidates, None, col=col, total=idx.count)
+        dense = retriever.store.query_ids(v, rs.candidates, None, col=col, total=idx.count)
         stages["chroma_query"].append(time.perf_counter() - t)
         t = time.perf_counter()
         kw = idx.search(q["question"], rs.candidates, None)
         stages["bm25_search"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        retriever.fuse(dense, kw, 5, col=col)
+        retriever.fuse([(StoredChunk(c, "", {}), s) for c, s in dense], kw, 5, index=idx)
         stages["fuse+texts"].append(time.perf_counter() - t)
 
     n = len(qs)
