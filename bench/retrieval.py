@@ -18,6 +18,9 @@ BM25 index built and published as ``rag.ingest`` does (timed: "BM25 build s" is
 
 At the largest size, HNSW ``ef_search`` is then varied on the same collection (``--ef``) and
 the dense stage alone is timed with its recall, so the parameter is measured, not guessed.
+"ANN recall@30" is the share of the exact 30 nearest chunks (numpy over the same vectors) that
+HNSW returns. HNSW ``max_neighbors`` (M, fixed when a collection is built) is varied with
+``--hnsw-m`` on fresh collections at ``--m-size`` paragraphs.
 
 Queries: 100 answerable SQuAD questions (fixed seed). A hit is the question's own paragraph in
 the top 5 ("strict"), or that paragraph or one of its variants ("any copy": the variants carry
@@ -199,25 +202,30 @@ def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> dict[
     return {"insert_s": insert_s, "bm25_build_s": t_build.seconds, "publish_s": t_pub.seconds}
 
 
-def run_size(size: int, n_queries: int, seed: int, efs: list[int]) -> dict[str, Any]:
+def _settings(tmp: str, **chroma: int) -> Any:
+    from rag.settings import ChromaSettings, Settings
+
+    return Settings(
+        corpus_dir=Path(tmp) / "corpus",
+        data_dir=Path(tmp) / "data",
+        db_dir=Path(tmp) / "db",
+        models_dir=MODELS_DIR,
+        chroma=ChromaSettings(**chroma),
+    )
+
+
+def run_size(size: int, n_queries: int, seed: int, efs: list[int], ms: list[int]) -> dict[str, Any]:
     from rag.keyword import keyword_dir
     from rag.retrieval import HybridRetriever
-    from rag.settings import Settings
 
     paras, questions = base_paragraphs()
     vecs = base_vectors([p["text"] for p in paras])
     rows, cvecs, base_of = build_corpus(size, paras, vecs, seed)
     qs = random.Random(seed).sample(questions, n_queries)
     with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-{size}-") as tmp:
-        settings = Settings(
-            corpus_dir=Path(tmp) / "corpus",
-            data_dir=Path(tmp) / "data",
-            db_dir=Path(tmp) / "db",
-            models_dir=MODELS_DIR,
-        )
+        settings = _settings(tmp)
         with RssSampler() as rss_build:
             timings = insert(settings, rows, cvecs)
-            del cvecs
         retriever = HybridRetriever(settings=settings)
         retriever.embedder.embed_query("warm up")
         with Timer() as t_load:
@@ -231,9 +239,40 @@ def run_size(size: int, n_queries: int, seed: int, efs: list[int]) -> dict[str, 
             "bm25_mb": dir_size_mb(keyword_dir(settings)),
         }
         out = measure(settings, retriever, rows, base_of, qs, paras, info)
+        exact = ExactNeighbours(cvecs, retriever, qs)
         if efs:
-            out["ef_search"] = sweep_ef(retriever, qs, key_base(rows, base_of), efs)
-        return out
+            out["ef_search"] = sweep_ef(retriever, qs, key_base(rows, base_of), efs, exact)
+    if ms:
+        out["max_neighbors"] = []
+        for m in ms:
+            with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-m{m}-") as tmp:
+                settings = _settings(tmp, hnsw_max_neighbors=m)
+                with Timer() as t_ins:
+                    insert(settings, rows, cvecs)
+                retriever = HybridRetriever(settings=settings)
+                (res,) = sweep_ef(retriever, qs, key_base(rows, base_of), [100], exact)
+                uuid_dirs = [p for p in settings.index_dir.iterdir() if p.is_dir()]
+                res.update(
+                    max_neighbors=m,
+                    insert_s=t_ins.seconds,
+                    hnsw_mb=sum(dir_size_mb(p) for p in uuid_dirs),
+                )
+                out["max_neighbors"].append(res)
+    return out
+
+
+class ExactNeighbours:
+    """The exact 30 nearest chunk ids of each query (brute force over the inserted vectors)."""
+
+    def __init__(self, cvecs: np.ndarray, retriever: Any, qs: list[dict[str, Any]]) -> None:
+        bm25, _col = retriever.index()
+        n = retriever.settings.retrieval.candidates
+        self.top: dict[str, set[str]] = {}
+        for q in qs:
+            v = np.asarray(retriever.embedder.embed_query(q["question"]), dtype=np.float32)
+            sims = cvecs @ v
+            best = np.argpartition(-sims, n - 1)[:n]
+            self.top[q["question"]] = {bm25.ids[int(i)] for i in best}
 
 
 def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, int], int]:
@@ -241,7 +280,9 @@ def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, 
     return {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
 
 
-def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int]) -> list:
+def sweep_ef(
+    retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int], exact: ExactNeighbours
+) -> list:
     """Dense stage alone at several HNSW ef_search values on the same collection."""
     n = retriever.settings.retrieval.candidates
     bm25, col = retriever.index()
@@ -250,7 +291,7 @@ def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int
     for ef in efs:
         col.modify(configuration={"hnsw": {"ef_search": ef}})
         retriever.store.query_ids(vecs[0], n, None, col=col, total=bm25.count)  # warm
-        times, hits = [], 0
+        times, hits, ann = [], 0, 0.0
         for q, v in zip(qs, vecs, strict=True):
             t = time.perf_counter()
             dense = retriever.store.query_ids(v, n, None, col=col, total=bm25.count)
@@ -258,8 +299,15 @@ def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int
             rows = [bm25.metadata[bm25.row(cid)] for cid, _ in dense[:5]]
             got = [base.get((m["source"], m["paragraph"])) for m in rows]
             hits += q["base"] in got
+            want = exact.top[q["question"]]
+            ann += len(want & {cid for cid, _ in dense}) / len(want)
         out.append(
-            {"ef_search": ef, "chroma_query_ms": _ms(times), "dense_recall_at_5": hits / len(qs)}
+            {
+                "ef_search": ef,
+                "chroma_query_ms": _ms(times),
+                "dense_recall_at_5": hits / len(qs),
+                "ann_recall_at_30": ann / len(qs),
+            }
         )
     return out
 
@@ -432,6 +480,14 @@ def main() -> None:
         default=[100, 50, 30, 20],
         help="HNSW ef_search values tried at the largest size (dense stage only)",
     )
+    ap.add_argument(
+        "--hnsw-m",
+        nargs="*",
+        type=int,
+        default=[8, 16, 32],
+        help="HNSW max_neighbors (M) values tried on fresh collections at --m-size",
+    )
+    ap.add_argument("--m-size", type=int, default=10000, help="paragraphs for the M sweep")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = ap.parse_args()
 
@@ -441,7 +497,8 @@ def main() -> None:
         elif args.one == "squad9":
             res = run_squad9(args.queries, args.seed)
         else:
-            res = run_size(int(args.one), args.queries, args.seed, args.ef)
+            ms = args.hnsw_m if int(args.one) == args.m_size else []
+            res = run_size(int(args.one), args.queries, args.seed, args.ef, ms)
         OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
         (OUT / f"retrieval_{args.one}.json").write_text(
             json.dumps(res, indent=2) + "\n", encoding="utf-8"
@@ -467,6 +524,10 @@ def main() -> None:
                 str(args.seed),
                 "--ef",
                 *([str(e) for e in args.ef] if job == str(max(args.sizes, default=0)) else []),
+                "--m-size",
+                str(args.m_size),
+                "--hnsw-m",
+                *[str(m) for m in args.hnsw_m],
             ],
             capture_output=True,
             text=True,
@@ -553,7 +614,7 @@ def main() -> None:
                 "publish s",
                 "BM25 load s",
                 "Chroma MB",
-                "BM25 MB",
+                "chunk index MB (BM25 + texts)",
             ],
         )
     )
@@ -570,11 +631,45 @@ def main() -> None:
                             e["ef_search"],
                             e["chroma_query_ms"]["p50"],
                             e["chroma_query_ms"]["p95"],
+                            e["ann_recall_at_30"],
                             e["dense_recall_at_5"],
                         )
                         for e in r["ef_search"]
                     ],
-                    ["ef_search", "chroma query p50 ms", "p95 ms", "dense recall@5 (strict)"],
+                    [
+                        "ef_search",
+                        "chroma query p50 ms",
+                        "p95 ms",
+                        "ANN recall@30",
+                        "dense recall@5 (strict)",
+                    ],
+                )
+            )
+        if r.get("max_neighbors"):
+            print(f"\nHNSW max_neighbors (M) at {r['size']} paragraphs, ef_search 100:")
+            print(
+                table(
+                    [
+                        (
+                            e["max_neighbors"],
+                            e["chroma_query_ms"]["p50"],
+                            e["chroma_query_ms"]["p95"],
+                            e["ann_recall_at_30"],
+                            e["dense_recall_at_5"],
+                            e["insert_s"],
+                            e["hnsw_mb"],
+                        )
+                        for e in r["max_neighbors"]
+                    ],
+                    [
+                        "M",
+                        "chroma query p50 ms",
+                        "p95 ms",
+                        "ANN recall@30",
+                        "dense recall@5 (strict)",
+                        "insert s",
+                        "HNSW MB",
+                    ],
                 )
             )
     print("wrote", write_json("retrieval", {"results": results}))
