@@ -16,11 +16,11 @@ through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is s
 BM25 index built and published as ``rag.ingest`` does (timed: "BM25 build s" is
 ``BM25Index.build``, "publish s" saving it and swapping it in).
 
-At the largest size, HNSW ``ef_search`` is then varied on the same collection (``--ef``) and
-the dense stage alone is timed with its recall, so the parameter is measured, not guessed.
-"ANN recall@30" is the share of the exact 30 nearest chunks (numpy over the same vectors) that
-HNSW returns. HNSW ``max_neighbors`` (M, fixed when a collection is built) is varied with
-``--hnsw-m`` on fresh collections at ``--m-size`` paragraphs.
+HNSW parameters are fixed when a collection is built (Chroma ignores a later
+``collection.modify`` of ``ef_search`` for the index already loaded), so each ``--hnsw M:EF``
+pair gets a fresh collection of ``--hnsw-size`` paragraphs, and its dense stage alone is timed
+with its "ANN recall@30": the share of the exact 30 nearest chunks (numpy over the same
+vectors) that HNSW returns. Every size also reports the ANN recall of its default collection.
 
 Queries: 100 answerable SQuAD questions (fixed seed). A hit is the question's own paragraph in
 the top 5 ("strict"), or that paragraph or one of its variants ("any copy": the variants carry
@@ -214,7 +214,7 @@ def _settings(tmp: str, **chroma: int) -> Any:
     )
 
 
-def run_size(size: int, n_queries: int, seed: int, efs: list[int], ms: list[int]) -> dict[str, Any]:
+def run_size(size: int, n_queries: int, seed: int, grid: list[tuple[int, int]]) -> dict[str, Any]:
     from rag.keyword import keyword_dir
     from rag.retrieval import HybridRetriever
 
@@ -240,24 +240,24 @@ def run_size(size: int, n_queries: int, seed: int, efs: list[int], ms: list[int]
         }
         out = measure(settings, retriever, rows, base_of, qs, paras, info)
         exact = ExactNeighbours(cvecs, retriever, qs)
-        if efs:
-            out["ef_search"] = sweep_ef(retriever, qs, key_base(rows, base_of), efs, exact)
-    if ms:
-        out["max_neighbors"] = []
-        for m in ms:
-            with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-m{m}-") as tmp:
-                settings = _settings(tmp, hnsw_max_neighbors=m)
+        out["ann"] = sweep(retriever, qs, key_base(rows, base_of), exact)
+    if grid:
+        out["hnsw"] = []
+        for m, ef in grid:
+            with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-m{m}-ef{ef}-") as tmp:
+                settings = _settings(tmp, hnsw_max_neighbors=m, hnsw_ef_search=ef)
                 with Timer() as t_ins:
                     insert(settings, rows, cvecs)
                 retriever = HybridRetriever(settings=settings)
-                (res,) = sweep_ef(retriever, qs, key_base(rows, base_of), [100], exact)
+                res = sweep(retriever, qs, key_base(rows, base_of), exact)
                 uuid_dirs = [p for p in settings.index_dir.iterdir() if p.is_dir()]
                 res.update(
                     max_neighbors=m,
+                    ef_search=ef,
                     insert_s=t_ins.seconds,
                     hnsw_mb=sum(dir_size_mb(p) for p in uuid_dirs),
                 )
-                out["max_neighbors"].append(res)
+                out["hnsw"].append(res)
     return out
 
 
@@ -280,36 +280,28 @@ def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, 
     return {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
 
 
-def sweep_ef(
-    retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int], exact: ExactNeighbours
-) -> list:
-    """Dense stage alone at several HNSW ef_search values on the same collection."""
+def sweep(
+    retriever: Any, qs: list[dict[str, Any]], base: dict, exact: ExactNeighbours
+) -> dict[str, Any]:
+    """The dense stage alone on this retriever's collection: latency and recall."""
     n = retriever.settings.retrieval.candidates
     bm25, col = retriever.index()
     vecs = [retriever.embedder.embed_query(q["question"]) for q in qs]
-    out = []
-    for ef in efs:
-        col.modify(configuration={"hnsw": {"ef_search": ef}})
-        retriever.store.query_ids(vecs[0], n, None, col=col, total=bm25.count)  # warm
-        times, hits, ann = [], 0, 0.0
-        for q, v in zip(qs, vecs, strict=True):
-            t = time.perf_counter()
-            dense = retriever.store.query_ids(v, n, None, col=col, total=bm25.count)
-            times.append(time.perf_counter() - t)
-            rows = [bm25.metadata[bm25.row(cid)] for cid, _ in dense[:5]]
-            got = [base.get((m["source"], m["paragraph"])) for m in rows]
-            hits += q["base"] in got
-            want = exact.top[q["question"]]
-            ann += len(want & {cid for cid, _ in dense}) / len(want)
-        out.append(
-            {
-                "ef_search": ef,
-                "chroma_query_ms": _ms(times),
-                "dense_recall_at_5": hits / len(qs),
-                "ann_recall_at_30": ann / len(qs),
-            }
-        )
-    return out
+    retriever.store.query_ids(vecs[0], n, None, col=col, total=bm25.count)  # warm
+    times, hits, ann = [], 0, 0.0
+    for q, v in zip(qs, vecs, strict=True):
+        t = time.perf_counter()
+        dense = retriever.store.query_ids(v, n, None, col=col, total=bm25.count)
+        times.append(time.perf_counter() - t)
+        rows = [bm25.metadata[bm25.row(cid)] for cid, _ in dense[:5]]
+        hits += q["base"] in [base.get((m["source"], m["paragraph"])) for m in rows]
+        want = exact.top[q["question"]]
+        ann += len(want & {cid for cid, _ in dense}) / len(want)
+    return {
+        "chroma_query_ms": _ms(times),
+        "dense_recall_at_5": hits / len(qs),
+        "ann_recall_at_30": ann / len(qs),
+    }
 
 
 def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, Any]:
@@ -474,20 +466,12 @@ def main() -> None:
         help="skip the two real-ingest corpora (seed article, 9 SQuAD articles)",
     )
     ap.add_argument(
-        "--ef",
+        "--hnsw",
         nargs="*",
-        type=int,
-        default=[100, 50, 30, 20],
-        help="HNSW ef_search values tried at the largest size (dense stage only)",
+        default=["16:100", "16:30", "16:400", "8:100", "32:100"],
+        help="M:EF (max_neighbors:ef_search) pairs, each on a fresh collection at --hnsw-size",
     )
-    ap.add_argument(
-        "--hnsw-m",
-        nargs="*",
-        type=int,
-        default=[8, 16, 32],
-        help="HNSW max_neighbors (M) values tried on fresh collections at --m-size",
-    )
-    ap.add_argument("--m-size", type=int, default=10000, help="paragraphs for the M sweep")
+    ap.add_argument("--hnsw-size", type=int, default=10000, help="paragraphs for --hnsw")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = ap.parse_args()
 
@@ -497,8 +481,13 @@ def main() -> None:
         elif args.one == "squad9":
             res = run_squad9(args.queries, args.seed)
         else:
-            ms = args.hnsw_m if int(args.one) == args.m_size else []
-            res = run_size(int(args.one), args.queries, args.seed, args.ef, ms)
+            grid = [tuple(map(int, p.split(":"))) for p in args.hnsw]
+            res = run_size(
+                int(args.one),
+                args.queries,
+                args.seed,
+                grid if int(args.one) == args.hnsw_size else [],  # type: ignore[misc]
+            )
         OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
         (OUT / f"retrieval_{args.one}.json").write_text(
             json.dumps(res, indent=2) + "\n", encoding="utf-8"
@@ -522,12 +511,10 @@ def main() -> None:
                 str(args.queries),
                 "--seed",
                 str(args.seed),
-                "--ef",
-                *([str(e) for e in args.ef] if job == str(max(args.sizes, default=0)) else []),
-                "--m-size",
-                str(args.m_size),
-                "--hnsw-m",
-                *[str(m) for m in args.hnsw_m],
+                "--hnsw-size",
+                str(args.hnsw_size),
+                "--hnsw",
+                *args.hnsw,
             ],
             capture_output=True,
             text=True,
@@ -621,37 +608,25 @@ def main() -> None:
     print(
         "(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)"
     )
+    print(
+        table(
+            [
+                (r["size"], r["ann"]["ann_recall_at_30"], r["ann"]["chroma_query_ms"]["p50"])
+                for r in results
+                if "ann" in r
+            ],
+            ["paragraphs", "ANN recall@30 (default HNSW)", "dense stage p50 ms"],
+        )
+    )
     for r in results:
-        if r.get("ef_search"):
-            print(f"\nHNSW ef_search at {r['size']} paragraphs (dense stage alone):")
-            print(
-                table(
-                    [
-                        (
-                            e["ef_search"],
-                            e["chroma_query_ms"]["p50"],
-                            e["chroma_query_ms"]["p95"],
-                            e["ann_recall_at_30"],
-                            e["dense_recall_at_5"],
-                        )
-                        for e in r["ef_search"]
-                    ],
-                    [
-                        "ef_search",
-                        "chroma query p50 ms",
-                        "p95 ms",
-                        "ANN recall@30",
-                        "dense recall@5 (strict)",
-                    ],
-                )
-            )
-        if r.get("max_neighbors"):
-            print(f"\nHNSW max_neighbors (M) at {r['size']} paragraphs, ef_search 100:")
+        if r.get("hnsw"):
+            print(f"\nHNSW parameters at {r['size']} paragraphs, a fresh collection each:")
             print(
                 table(
                     [
                         (
                             e["max_neighbors"],
+                            e["ef_search"],
                             e["chroma_query_ms"]["p50"],
                             e["chroma_query_ms"]["p95"],
                             e["ann_recall_at_30"],
@@ -659,11 +634,12 @@ def main() -> None:
                             e["insert_s"],
                             e["hnsw_mb"],
                         )
-                        for e in r["max_neighbors"]
+                        for e in r["hnsw"]
                     ],
                     [
                         "M",
-                        "chroma query p50 ms",
+                        "ef_search",
+                        "dense stage p50 ms",
                         "p95 ms",
                         "ANN recall@30",
                         "dense recall@5 (strict)",
