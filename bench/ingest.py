@@ -8,6 +8,11 @@ rate is the mean of its two runs, which bracket the others, so load drifting dur
 affects the ratios less. The stage split shows where an ingest's time goes.
 
     python bench/ingest.py [--batch-size 32] [--backends torch onnx onnx-int8 torch]
+
+``--onnx-options`` instead times int8 embedding alone on the same paragraphs (no Chroma) for
+several ONNX Runtime thread counts, batch sizes and commit-batch sizes (ingest embeds and
+commits ``4 x batch size`` chunks at a time; each call sorts its texts by length before
+padding), in two passes in alternating order.
 """
 
 from __future__ import annotations
@@ -49,11 +54,54 @@ def _timed(embedder, settings, stage: dict[str, float]):  # type: ignore[no-unty
     return TimedEmbedder(), TimedStore(settings=settings)
 
 
+# (intra-op threads (0: ONNX Runtime's default), batch size, chunks per embed call)
+ONNX_OPTIONS = [(0, 32, 128), (1, 32, 128), (2, 32, 128), (0, 16, 128), (0, 64, 128), (0, 32, 1000)]
+
+
+def onnx_options() -> None:
+    from rag.embedding import OnnxEmbedder
+    from rag.settings import EmbeddingSettings, Settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        texts = [t for paras in write_corpus(Path(tmp), DEV_ARTICLES).values() for t in paras]
+    cache = Settings(models_dir=MODELS_DIR).model_cache_dir
+    embedders = {}
+    for threads, batch, _call in ONNX_OPTIONS:
+        if (threads, batch) not in embedders:
+            emb = OnnxEmbedder(
+                EmbeddingSettings(backend="onnx-int8", threads=threads, batch_size=batch),
+                cache_dir=cache,
+            )
+            emb.embed_documents(["warm up"])
+            embedders[threads, batch] = emb
+    rates: dict[tuple[int, int, int], list[float]] = {o: [] for o in ONNX_OPTIONS}
+    for order in (ONNX_OPTIONS, ONNX_OPTIONS[::-1]):
+        for threads, batch, call in order:
+            emb = embedders[threads, batch]
+            with Timer() as t:
+                for i in range(0, len(texts), call):
+                    emb.embed_documents(texts[i : i + call])
+            rates[threads, batch, call].append(len(texts) / t.seconds)
+    base = sum(rates[ONNX_OPTIONS[0]]) / 2
+    rows = [
+        (th or "default", b, c, *(f"{r:.1f}" for r in rs), sum(rs) / 2, sum(rs) / 2 / base)
+        for (th, b, c), rs in rates.items()
+    ]
+    print(f"{len(texts)} paragraphs, load average {os.getloadavg()[0]:.1f}")
+    header = ["threads", "batch", "texts per call", "pass 1 /s", "pass 2 /s", "mean /s", "vs first"]
+    print(table(rows, header))
+    write_json("ingest_onnx_options", {"rates": {str(k): v for k, v in rates.items()}})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--backends", nargs="*", default=["torch", "onnx", "onnx-int8", "torch"])
+    ap.add_argument("--onnx-options", action="store_true", help="int8 session options only")
     args = ap.parse_args()
+    if args.onnx_options:
+        onnx_options()
+        return
 
     from rag.embedding import get_embedder
     from rag.ingest import ingest

@@ -16,8 +16,11 @@ through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is s
 BM25 index built and published as ``rag.ingest`` does (timed: "BM25 build s" is
 ``BM25Index.build``, "publish s" saving it and swapping it in).
 
-At the largest size, HNSW ``ef_search`` is then varied on the same collection (``--ef``) and
-the dense stage alone is timed with its recall, so the parameter is measured, not guessed.
+HNSW parameters are fixed when a collection is built (Chroma ignores a later
+``collection.modify`` of ``ef_search`` for the index already loaded), so each ``--hnsw M:EF``
+pair gets a fresh collection of ``--hnsw-size`` paragraphs, and its dense stage alone is timed
+with its "ANN recall@30": the share of the exact 30 nearest chunks (numpy over the same
+vectors) that HNSW returns. Every size also reports the ANN recall of its default collection.
 
 Queries: 100 answerable SQuAD questions (fixed seed). A hit is the question's own paragraph in
 the top 5 ("strict"), or that paragraph or one of its variants ("any copy": the variants carry
@@ -199,25 +202,30 @@ def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> dict[
     return {"insert_s": insert_s, "bm25_build_s": t_build.seconds, "publish_s": t_pub.seconds}
 
 
-def run_size(size: int, n_queries: int, seed: int, efs: list[int]) -> dict[str, Any]:
+def _settings(tmp: str, **chroma: int) -> Any:
+    from rag.settings import ChromaSettings, Settings
+
+    return Settings(
+        corpus_dir=Path(tmp) / "corpus",
+        data_dir=Path(tmp) / "data",
+        db_dir=Path(tmp) / "db",
+        models_dir=MODELS_DIR,
+        chroma=ChromaSettings(**chroma),
+    )
+
+
+def run_size(size: int, n_queries: int, seed: int, grid: list[tuple[int, int]]) -> dict[str, Any]:
     from rag.keyword import keyword_dir
     from rag.retrieval import HybridRetriever
-    from rag.settings import Settings
 
     paras, questions = base_paragraphs()
     vecs = base_vectors([p["text"] for p in paras])
     rows, cvecs, base_of = build_corpus(size, paras, vecs, seed)
     qs = random.Random(seed).sample(questions, n_queries)
     with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-{size}-") as tmp:
-        settings = Settings(
-            corpus_dir=Path(tmp) / "corpus",
-            data_dir=Path(tmp) / "data",
-            db_dir=Path(tmp) / "db",
-            models_dir=MODELS_DIR,
-        )
+        settings = _settings(tmp)
         with RssSampler() as rss_build:
             timings = insert(settings, rows, cvecs)
-            del cvecs
         retriever = HybridRetriever(settings=settings)
         retriever.embedder.embed_query("warm up")
         with Timer() as t_load:
@@ -231,9 +239,43 @@ def run_size(size: int, n_queries: int, seed: int, efs: list[int]) -> dict[str, 
             "bm25_mb": dir_size_mb(keyword_dir(settings)),
         }
         out = measure(settings, retriever, rows, base_of, qs, paras, info)
-        if efs:
-            out["ef_search"] = sweep_ef(retriever, qs, key_base(rows, base_of), efs)
-        return out
+        exact = ExactNeighbours(cvecs, retriever, qs)
+        out["ann"] = sweep(retriever, qs, key_base(rows, base_of), exact)
+    if grid:
+        out["hnsw"] = []
+        for m, ef in grid:
+            with tempfile.TemporaryDirectory(prefix=f"bench-retrieval-m{m}-ef{ef}-") as tmp:
+                settings = _settings(tmp, hnsw_max_neighbors=m, hnsw_ef_search=ef)
+                with Timer() as t_ins:
+                    insert(settings, rows, cvecs)
+                retriever = HybridRetriever(settings=settings)
+                res = sweep(retriever, qs, key_base(rows, base_of), exact)
+                uuid_dirs = [p for p in settings.index_dir.iterdir() if p.is_dir()]
+                res.update(
+                    max_neighbors=m,
+                    ef_search=ef,
+                    insert_s=t_ins.seconds,
+                    hnsw_mb=sum(dir_size_mb(p) for p in uuid_dirs),
+                )
+                out["hnsw"].append(res)
+    return out
+
+
+class ExactNeighbours:
+    """The exact 30 nearest chunk ids of each query (brute force over the inserted vectors)."""
+
+    def __init__(self, cvecs: np.ndarray, retriever: Any, qs: list[dict[str, Any]]) -> None:
+        bm25, _col = retriever.index()
+        n = retriever.settings.retrieval.candidates
+        self.top: dict[str, set[str]] = {}
+        self.row = {cid: i for i, cid in enumerate(bm25.ids)}
+        self.sims: dict[str, np.ndarray] = {}  # query -> exact cosine of every chunk
+        for q in qs:
+            v = np.asarray(retriever.embedder.embed_query(q["question"]), dtype=np.float32)
+            sims = cvecs @ v
+            best = np.argpartition(-sims, n - 1)[:n]
+            self.top[q["question"]] = {bm25.ids[int(i)] for i in best}
+            self.sims[q["question"]] = sims
 
 
 def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, int], int]:
@@ -241,29 +283,37 @@ def key_base(rows: list[dict[str, Any]], base_of: list[int]) -> dict[tuple[str, 
     return {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
 
 
-def sweep_ef(retriever: Any, qs: list[dict[str, Any]], base: dict, efs: list[int]) -> list:
-    """Dense stage alone at several HNSW ef_search values on the same collection."""
+def sweep(
+    retriever: Any, qs: list[dict[str, Any]], base: dict, exact: ExactNeighbours
+) -> dict[str, Any]:
+    """The dense stage alone on this retriever's collection: latency and recall."""
     n = retriever.settings.retrieval.candidates
     bm25, col = retriever.index()
     vecs = [retriever.embedder.embed_query(q["question"]) for q in qs]
-    out = []
-    for ef in efs:
-        col.modify(configuration={"hnsw": {"ef_search": ef}})
-        retriever.store.query(vecs[0], n, None, col=col, total=bm25.count)  # warm
-        times, hits = [], 0
-        for q, v in zip(qs, vecs, strict=True):
-            t = time.perf_counter()
-            dense = retriever.store.query(v, n, None, col=col, total=bm25.count)
-            times.append(time.perf_counter() - t)
-            got = [base.get((c.metadata["source"], c.metadata["paragraph"])) for c, _ in dense[:5]]
-            hits += q["base"] in got
-        out.append(
-            {"ef_search": ef, "chroma_query_ms": _ms(times), "dense_recall_at_5": hits / len(qs)}
-        )
-    return out
+    retriever.store.query_ids(vecs[0], n, None, col=col, total=bm25.count)  # warm
+    times, hits, ann, gap = [], 0, 0.0, 0.0
+    for q, v in zip(qs, vecs, strict=True):
+        t = time.perf_counter()
+        dense = retriever.store.query_ids(v, n, None, col=col, total=bm25.count)
+        times.append(time.perf_counter() - t)
+        rows = [bm25.metadata[bm25.row(cid)] for cid, _ in dense[:5]]
+        hits += q["base"] in [base.get((m["source"], m["paragraph"])) for m in rows]
+        want = exact.top[q["question"]]
+        ann += len(want & {cid for cid, _ in dense}) / len(want)
+        sims = exact.sims[q["question"]]
+        gap += float(sims.max()) - max(float(sims[exact.row[cid]]) for cid, _ in dense)
+    return {
+        "chroma_query_ms": _ms(times),
+        "dense_recall_at_5": hits / len(qs),
+        "ann_recall_at_30": ann / len(qs),
+        # how much closer the exact nearest chunk is than the best one HNSW returned
+        "best_cosine_gap": gap / len(qs),
+    }
 
 
 def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, Any]:
+    from rag.store import StoredChunk
+
     rs = settings.retrieval
     key_of = {(r["source"], r["paragraph"]): i for i, r in enumerate(rows)}
     # Stage timings, the same calls HybridRetriever.search makes, in its order.
@@ -295,13 +345,13 @@ def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, An
         v = retriever.embedder.embed_query(q["question"])
         stages["embed_query"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        dense = retriever.store.query(v, rs.candidates, None, col=col, total=idx.count)
+        dense = retriever.store.query_ids(v, rs.candidates, None, col=col, total=idx.count)
         stages["chroma_query"].append(time.perf_counter() - t)
         t = time.perf_counter()
         kw = idx.search(q["question"], rs.candidates, None)
         stages["bm25_search"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        retriever.fuse(dense, kw, 5, col=col)
+        retriever.fuse([(StoredChunk(c, "", {}), s) for c, s in dense], kw, 5, index=idx)
         stages["fuse+texts"].append(time.perf_counter() - t)
 
     n = len(qs)
@@ -423,12 +473,12 @@ def main() -> None:
         help="skip the two real-ingest corpora (seed article, 9 SQuAD articles)",
     )
     ap.add_argument(
-        "--ef",
+        "--hnsw",
         nargs="*",
-        type=int,
-        default=[100, 50, 30, 20],
-        help="HNSW ef_search values tried at the largest size (dense stage only)",
+        default=["16:100", "16:30", "16:400", "8:100", "32:100"],
+        help="M:EF (max_neighbors:ef_search) pairs, each on a fresh collection at --hnsw-size",
     )
+    ap.add_argument("--hnsw-size", type=int, default=10000, help="paragraphs for --hnsw")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = ap.parse_args()
 
@@ -438,7 +488,13 @@ def main() -> None:
         elif args.one == "squad9":
             res = run_squad9(args.queries, args.seed)
         else:
-            res = run_size(int(args.one), args.queries, args.seed, args.ef)
+            grid = [tuple(map(int, p.split(":"))) for p in args.hnsw]
+            res = run_size(
+                int(args.one),
+                args.queries,
+                args.seed,
+                grid if int(args.one) == args.hnsw_size else [],  # type: ignore[misc]
+            )
         OUT.mkdir(parents=True, exist_ok=True)  # kept per size, in case a later size is interrupted
         (OUT / f"retrieval_{args.one}.json").write_text(
             json.dumps(res, indent=2) + "\n", encoding="utf-8"
@@ -462,8 +518,10 @@ def main() -> None:
                 str(args.queries),
                 "--seed",
                 str(args.seed),
-                "--ef",
-                *([str(e) for e in args.ef] if job == str(max(args.sizes, default=0)) else []),
+                "--hnsw-size",
+                str(args.hnsw_size),
+                "--hnsw",
+                *args.hnsw,
             ],
             capture_output=True,
             text=True,
@@ -550,28 +608,63 @@ def main() -> None:
                 "publish s",
                 "BM25 load s",
                 "Chroma MB",
-                "BM25 MB",
+                "chunk index MB (BM25 + texts)",
             ],
         )
     )
     print(
         "(stage columns are p50s of the same calls HybridRetriever.search makes, timed one by one)"
     )
+    print(
+        table(
+            [
+                (
+                    r["size"],
+                    r["ann"]["ann_recall_at_30"],
+                    r["ann"]["best_cosine_gap"],
+                    r["ann"]["chroma_query_ms"]["p50"],
+                )
+                for r in results
+                if "ann" in r
+            ],
+            [
+                "paragraphs",
+                "ANN recall@30 (default HNSW)",
+                "best cosine gap",
+                "dense stage p50 ms",
+            ],
+        )
+    )
     for r in results:
-        if r.get("ef_search"):
-            print(f"\nHNSW ef_search at {r['size']} paragraphs (dense stage alone):")
+        if r.get("hnsw"):
+            print(f"\nHNSW parameters at {r['size']} paragraphs, a fresh collection each:")
             print(
                 table(
                     [
                         (
+                            e["max_neighbors"],
                             e["ef_search"],
                             e["chroma_query_ms"]["p50"],
                             e["chroma_query_ms"]["p95"],
+                            e["ann_recall_at_30"],
+                            e["best_cosine_gap"],
                             e["dense_recall_at_5"],
+                            e["insert_s"],
+                            e["hnsw_mb"],
                         )
-                        for e in r["ef_search"]
+                        for e in r["hnsw"]
                     ],
-                    ["ef_search", "chroma query p50 ms", "p95 ms", "dense recall@5 (strict)"],
+                    [
+                        "M",
+                        "ef_search",
+                        "dense stage p50 ms",
+                        "p95 ms",
+                        "ANN recall@30",
+                        "best cosine gap",
+                        "dense recall@5 (strict)",
+                        "insert s",
+                        "HNSW MB",
+                    ],
                 )
             )
     print("wrote", write_json("retrieval", {"results": results}))

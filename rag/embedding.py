@@ -150,6 +150,7 @@ class OnnxEmbedder(Embeddings):
         self.settings = settings
         self.cache_dir = cache_dir
         self._session: Any = None
+        self._query_session: Any = None
         self._tokenizer: Any = None
         self._max_len = 0
         self._lock = threading.Lock()
@@ -169,11 +170,21 @@ class OnnxEmbedder(Embeddings):
                 files = ensure_onnx_model(path, self.cache_dir)
                 onnx_file = files["int8" if self.settings.backend == "onnx-int8" else "fp32"]
                 logger.info("loading ONNX embedding model %s", onnx_file)
-                opts = ort.SessionOptions()
-                if self.settings.threads:
-                    opts.intra_op_num_threads = self.settings.threads
-                self._session = ort.InferenceSession(
-                    str(onnx_file), opts, providers=["CPUExecutionProvider"]
+
+                def session(threads: int) -> Any:
+                    opts = ort.SessionOptions()
+                    if threads:
+                        opts.intra_op_num_threads = threads
+                    return ort.InferenceSession(
+                        str(onnx_file), opts, providers=["CPUExecutionProvider"]
+                    )
+
+                self._session = session(self.settings.threads)
+                # A search embeds one short question: its own session, with fewer threads.
+                self._query_session = (
+                    self._session
+                    if self.settings.query_threads == self.settings.threads
+                    else session(self.settings.query_threads)
                 )
                 self._max_len = max_seq_length(path)
                 tok = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -187,10 +198,12 @@ class OnnxEmbedder(Embeddings):
         self._load()
         return self._max_len
 
-    def _encode(self, texts: list[str]) -> Any:
+    def _encode(self, texts: list[str], *, query: bool = False) -> Any:
         import numpy as np
 
         session = self._load()
+        if query:
+            session = self._query_session
         enc = self._tokenizer.encode_batch(texts)
         ids = np.asarray([e.ids for e in enc], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
@@ -218,7 +231,7 @@ class OnnxEmbedder(Embeddings):
         return out
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        return self._encode([text], query=True)[0].tolist()
 
 
 def max_seq_length(model_path: Path) -> int:

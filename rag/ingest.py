@@ -128,16 +128,25 @@ def ingest(
         before = set(published[0].ids) if published is not None else set()
         report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
         _apply(report, chunks, existing, store, embedder, settings, progress)
-        kept = store.all_chunks(sources=sorted(skipped)) if skipped else []
-        fingerprint = store.set_fingerprint([c.id for c in chunks] + [k.id for k in kept])
+        # A file that could not be read keeps its chunks, texts included, from the last index.
+        old = published[0] if published is not None else None
+        kept = old.rows_of_sources(sorted(skipped)) if old is not None and skipped else []
+        ids = [c.id for c in chunks]
+        texts = [c.text for c in chunks]
+        metas = [chunk_metadata(c) for c in chunks]
+        para_texts = [
+            c.paragraph_text if c.n_chunks > 1 and c.chunk_index == 0 else "" for c in chunks
+        ]
+        if old is not None:
+            ids += [old.ids[r] for r in kept]
+            texts += [old.texts[r] for r in kept]
+            metas += [old.metadata[r] for r in kept]
+            para_texts += [old.paragraph_texts[r] for r in kept]
+        fingerprint = store.set_fingerprint(ids)
         if published is None or published[1].get("fingerprint") != fingerprint:
             t_kw = time.perf_counter()
             index = keyword.BM25Index.build(
-                [c.id for c in chunks] + [k.id for k in kept],
-                [c.text for c in chunks] + [k.text for k in kept],
-                [_no_text(chunk_metadata(c)) for c in chunks]
-                + [_no_text(k.metadata) for k in kept],
-                fingerprint,
+                ids, texts, metas, fingerprint, paragraph_texts=para_texts
             )
             keyword.publish(index, root, info={"embedding_model": embedder.model_name})
             report.keyword_seconds = time.perf_counter() - t_kw
@@ -253,10 +262,6 @@ class _Rate:
                 self.rate(),
                 eta,
             )
-
-
-def _no_text(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k != "paragraph_text"}
 
 
 def ensure_index(settings: Settings | None = None, **kwargs: object) -> IngestReport | None:

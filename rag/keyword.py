@@ -1,10 +1,14 @@
-"""BM25 keyword index (bm25s): built at ingest, saved beside Chroma's folder, swapped atomically.
+"""The published chunk index: BM25 (bm25s), chunk metadata and texts, swapped atomically.
 
-An ingest builds the index from the chunks it just stored and saves it as a new version folder
-next to the Chroma folder, then points ``CURRENT`` at it with one atomic rename. A search reads
-the version ``CURRENT`` names (re-loading only when that file changed), so a search during an
-ingest uses the last complete index and nothing is ever rebuilt inside a search. ``CURRENT``
+An ingest builds it from the chunks it just stored in Chroma and saves it as a new version
+folder next to the Chroma folder, then points ``CURRENT`` at it with one atomic rename. A search
+reads the version ``CURRENT`` names (re-loading only when that file changed), so a search during
+an ingest uses the last complete index and nothing is ever rebuilt inside a search. ``CURRENT``
 also records the chunk count and fingerprint of that ingest, so searches need not ask Chroma.
+
+Chroma holds only the vectors (with each chunk's source and paragraph number, for filters and
+the ingest diff); a chunk's metadata and text, and the whole text of a paragraph split into
+several chunks, are stored here once, in memory-mapped files read per returned passage.
 
 Scoring is bm25s (Lucene's BM25 variant) over ``bm25_terms``: stemmed content words of the
 chunk and its section heading.
@@ -14,21 +18,30 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexNotFoundError
+from rag.errors import IndexFormatError, IndexNotFoundError
 from rag.settings import Settings
-from rag.store import StoredChunk
-from rag.text import content_terms, identifiers
+from rag.store import SCHEMA, StoredChunk, old_format_message
+from rag.text import (
+    STOPWORDS,
+    content_terms,
+    fold,
+    folded_identifiers,
+    identifiers,
+    stem,
+    word_matches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +54,11 @@ def _bm25s():  # type: ignore[no-untyped-def]
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
 
+
 CURRENT = "CURRENT"
 _META = "chunks.json"
+_CHUNK_TEXTS = "chunk_texts"
+_PARAGRAPH_TEXTS = "paragraph_texts"
 
 
 def bm25_terms(text: str, section: str = "") -> list[str]:
@@ -59,6 +75,79 @@ def query_terms(query: str) -> list[str]:
     return terms
 
 
+class _TermIds(dict[str, int]):
+    """Raw word match -> term id (0 for a stop word), each distinct word stemmed once."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def __missing__(self, raw: str) -> int:
+        word = raw.strip(".,'")
+        tid = (
+            0
+            if not word or word in STOPWORDS
+            else self.vocab.setdefault(stem(word), len(self.vocab))
+        )
+        self[raw] = tid
+        return tid
+
+
+def _corpus_term_ids(texts: Iterable[str]) -> tuple[list[list[int]], dict[str, int]]:
+    """``bm25_terms`` of every text as term ids, and the vocabulary (term -> id).
+
+    The same terms as ``bm25_terms`` text by text, but a corpus repeats its words, so each
+    distinct word is stripped, checked and stemmed once and the per-word work is C loops.
+    Id 0 is bm25s's empty token (in no document), so a stop word's 0 is dropped by ``filter``.
+    """
+    vocab: dict[str, int] = {"": 0}
+    ids = _TermIds(vocab)
+    out: list[list[int]] = []
+    for text in texts:
+        folded = fold(text)
+        row = list(filter(None, map(ids.__getitem__, word_matches(folded))))
+        idents = folded_identifiers(folded)
+        if idents:
+            row += [vocab.setdefault(i, len(vocab)) for i in idents]
+        out.append(row)
+    return out, vocab
+
+
+class _Texts:
+    """A column of strings, one per row: a list while building, then ``<name>.bin`` (UTF-8,
+    concatenated) and ``<name>.offsets.npy``, memory-mapped so a search reads only its rows."""
+
+    def __init__(self, values: Sequence[str] | None = None) -> None:
+        self._values = list(values) if values is not None else None
+        self._blob: mmap.mmap | bytes = b""
+        self._offsets: np.ndarray = np.zeros(1, dtype=np.int64)
+
+    def __getitem__(self, row: int) -> str:
+        if self._values is not None:
+            return self._values[row]
+        a, b = int(self._offsets[row]), int(self._offsets[row + 1])
+        return self._blob[a:b].decode("utf-8")
+
+    def save(self, folder: Path, name: str) -> None:
+        assert self._values is not None
+        encoded = [v.encode("utf-8") for v in self._values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        (folder / f"{name}.bin").write_bytes(b"".join(encoded))
+        np.save(folder / f"{name}.offsets.npy", offsets)
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> _Texts:
+        col = cls()
+        col._offsets = np.load(folder / f"{name}.offsets.npy")
+        with (folder / f"{name}.bin").open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            # the mapping stays valid after the file is closed, and after ``publish`` removes
+            # the version folder (the pages live until the last reader drops them)
+            col._blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        return col
+
+
 @dataclass
 class BM25Index:
     """A loaded BM25 index: the bm25s model plus each row's chunk id and metadata."""
@@ -68,8 +157,12 @@ class BM25Index:
     model: Any = None  # bm25s.BM25, None when no chunk has a term
     fingerprint: str = ""
     version: str = ""
+    texts: _Texts = field(default_factory=_Texts, repr=False)
+    paragraph_texts: _Texts = field(default_factory=_Texts, repr=False)
     _source_codes: np.ndarray | None = field(default=None, repr=False)
     _source_names: dict[str, int] = field(default_factory=dict, repr=False)
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _first_rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def count(self) -> int:
@@ -82,22 +175,43 @@ class BM25Index:
         texts: Sequence[str],
         metadata: Sequence[dict[str, Any]],
         fingerprint: str = "",
+        paragraph_texts: Sequence[str] | None = None,
     ) -> BM25Index:
-        """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``)."""
+        """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``).
+
+        ``paragraph_texts[i]`` is the whole paragraph's text on the first chunk of a paragraph
+        split into several (``n_chunks > 1``, ``chunk_index == 0``), else empty: a one-chunk
+        paragraph's text is its chunk's.
+        """
         bm25s = _bm25s()
 
-        corpus = [
-            bm25_terms(t, str(m.get("section", ""))) for t, m in zip(texts, metadata, strict=True)
-        ]
+        corpus, vocab = _corpus_term_ids(
+            f"{t} {m['section']}" if m.get("section") else t
+            for t, m in zip(texts, metadata, strict=True)
+        )
         model = None
-        if any(corpus):
-            model = bm25s.BM25()
-            model.index(corpus, show_progress=False)
-        index = cls(list(ids), [dict(m) for m in metadata], model, fingerprint)
+        if len(vocab) > 1:
+            # scipy builds the same sparse matrix as the default numpy backend, faster
+            model = bm25s.BM25(csc_backend="scipy")
+            model.index((corpus, vocab), show_progress=False)
+        index = cls(
+            list(ids),
+            [dict(m) for m in metadata],
+            model,
+            fingerprint,
+            texts=_Texts(texts),
+            paragraph_texts=_Texts(paragraph_texts or [""] * len(ids)),
+        )
         index._init_sources()
         return index
 
     def _init_sources(self) -> None:
+        self._rows = {cid: i for i, cid in enumerate(self.ids)}
+        self._first_rows = {
+            str(m.get("paragraph_id")): i
+            for i, m in enumerate(self.metadata)
+            if int(m.get("n_chunks", 1)) > 1 and int(m.get("chunk_index", 0)) == 0
+        }
         names: dict[str, int] = {}
         codes = np.fromiter(
             (names.setdefault(str(m.get("source", "")), len(names)) for m in self.metadata),
@@ -105,6 +219,30 @@ class BM25Index:
             count=len(self.metadata),
         )
         self._source_codes, self._source_names = codes, names
+
+    def row(self, chunk_id: str) -> int | None:
+        """The row of a chunk id, or None if this version does not hold it."""
+        return self._rows.get(chunk_id)
+
+    def chunk(self, row: int, *, text: bool = False) -> StoredChunk:
+        """The chunk at ``row`` (with its text if asked)."""
+        return StoredChunk(self.ids[row], self.texts[row] if text else "", self.metadata[row])
+
+    def paragraph_text(self, row: int) -> str | None:
+        """The whole text of the paragraph the chunk at ``row`` belongs to (None if this
+        version lacks the paragraph's first chunk)."""
+        meta = self.metadata[row]
+        if int(meta.get("n_chunks", 1)) <= 1:
+            return self.texts[row]
+        first = self._first_rows.get(str(meta.get("paragraph_id")))
+        return None if first is None else self.paragraph_texts[first]
+
+    def rows_of_sources(self, sources: Sequence[str]) -> list[int]:
+        """The rows of every chunk of these source files."""
+        wanted = [self._source_names[s] for s in sources if s in self._source_names]
+        if not wanted or self._source_codes is None:
+            return []
+        return [int(i) for i in np.flatnonzero(np.isin(self._source_codes, wanted))]
 
     def _doc_freq(self, term: str) -> int:
         if self.model is None:
@@ -160,6 +298,8 @@ class BM25Index:
         (folder / _META).write_text(
             json.dumps({"ids": self.ids, "metadata": self.metadata}), encoding="utf-8"
         )
+        self.texts.save(folder, _CHUNK_TEXTS)
+        self.paragraph_texts.save(folder, _PARAGRAPH_TEXTS)
 
     @classmethod
     def load(cls, folder: Path, *, fingerprint: str = "", version: str = "") -> BM25Index:
@@ -169,7 +309,15 @@ class BM25Index:
         model = None
         if (folder / "params.index.json").exists():
             model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
-        index = cls(meta["ids"], meta["metadata"], model, fingerprint, version)
+        index = cls(
+            meta["ids"],
+            meta["metadata"],
+            model,
+            fingerprint,
+            version,
+            texts=_Texts.load(folder, _CHUNK_TEXTS),
+            paragraph_texts=_Texts.load(folder, _PARAGRAPH_TEXTS),
+        )
         index._init_sources()
         return index
 
@@ -203,6 +351,7 @@ def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None)
         "version": version,
         "fingerprint": index.fingerprint,
         "count": index.count,
+        "schema": SCHEMA,
         **(info or {}),
     }
     cur_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
@@ -255,6 +404,8 @@ def current(root: Path) -> tuple[BM25Index, dict[str, Any]] | None:
             manifest = read_manifest(root)
             if manifest is None:
                 return None
+            if manifest.get("schema") != SCHEMA:
+                raise IndexFormatError(old_format_message(str(root)))
             try:
                 index = BM25Index.load(
                     root / manifest["version"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -48,13 +48,11 @@ def validate_query(query: object, *, max_chars: int, k: int | None = None) -> st
 
 @dataclass
 class _Candidate:
-    meta: dict[str, Any]
-    hit: StoredChunk
+    row: int  # of its best chunk in the chunk index
     dense_rank: int | None = None
     bm25_rank: int | None = None
     similarity: float | None = None
     score: float = 0.0
-    chunk_texts: list[str] = field(default_factory=list)
 
 
 class HybridRetriever:
@@ -98,9 +96,14 @@ class HybridRetriever:
             raise IndexNotFoundError("the index is empty: run `rag ingest` first")
         srcs = list(sources) if sources else None
         vector = self.embedder.embed_query(query)
-        dense = self.store.query(vector, rs.candidates, srcs, col=col, total=bm25.count)
+        dense = [
+            (StoredChunk(cid, "", {}), sim)
+            for cid, sim in self.store.query_ids(
+                vector, rs.candidates, srcs, col=col, total=bm25.count
+            )
+        ]
         keyword = bm25.search(query, rs.candidates, srcs)
-        return self.fuse(dense, keyword, k, col=col)
+        return self.fuse(dense, keyword, k, index=bm25)
 
     def index(self) -> tuple[BM25Index, Any]:
         """The last complete index: its BM25 index and the Chroma collection handle.
@@ -131,34 +134,38 @@ class HybridRetriever:
         keyword: list[tuple[StoredChunk, float]],
         k: int,
         *,
-        col: Any = None,
+        index: BM25Index | None = None,
     ) -> list[Passage]:
         """RRF over paragraph-level ranks: a paragraph ranks by its best chunk in each list.
 
-        The whole paragraph text of the ``k`` returned passages is read from the store (the
-        keyword index holds no text); a paragraph no longer stored is left out."""
+        Chunks are looked up by id in the chunk index (``index``, else the current one), which
+        gives their metadata and the whole paragraph text of the ``k`` returned passages; a
+        chunk the index does not hold (stored by an ingest still running) is left out."""
+        index = index if index is not None else self.index()[0]
         rrf_k = self.settings.retrieval.rrf_k
         cands: dict[str, _Candidate] = {}
 
-        def key(chunk: StoredChunk) -> str:
-            return str(chunk.metadata.get("paragraph_id") or chunk.id)
+        def candidate(chunk: StoredChunk) -> _Candidate | None:
+            row = index.row(chunk.id)
+            if row is None:
+                return None
+            pid = str(index.metadata[row].get("paragraph_id") or chunk.id)
+            c = cands.get(pid)
+            if c is None:
+                c = cands[pid] = _Candidate(row)
+            return c
 
         rank = 0
         for chunk, sim in dense:
-            c = cands.get(key(chunk))
-            if c is None:
-                c = cands[key(chunk)] = _Candidate(chunk.metadata, chunk)
-            if c.dense_rank is None:
+            c = candidate(chunk)
+            if c is not None and c.dense_rank is None:
                 rank += 1
                 c.dense_rank = rank
                 c.similarity = sim
-            c.chunk_texts.append(chunk.text)
         rank = 0
         for chunk, _score in keyword:
-            c = cands.get(key(chunk))
-            if c is None:
-                c = cands[key(chunk)] = _Candidate(chunk.metadata, chunk)
-            if c.bm25_rank is None:
+            c = candidate(chunk)
+            if c is not None and c.bm25_rank is None:
                 rank += 1
                 c.bm25_rank = rank
         for c in cands.values():
@@ -168,28 +175,33 @@ class HybridRetriever:
             key=lambda c: (
                 -c.score,
                 c.dense_rank or 10**9,
-                str(c.meta.get("source")),
-                int(c.meta.get("paragraph", 0)),
+                str(index.metadata[c.row].get("source")),
+                int(index.metadata[c.row].get("paragraph", 0)),
             ),
         )
-        top = ranked[:k]
-        texts = self.store.paragraph_texts([c.hit for c in top], col=col)
-        return [
-            Passage(
-                source=str(c.meta.get("source", "")),
-                paragraph=int(c.meta.get("paragraph", 0)),
-                section=str(c.meta.get("section", "")),
-                text=texts[pid],
-                score=round(c.score, 6),
-                paragraph_id=str(c.meta.get("paragraph_id", "")),
-                dense_rank=c.dense_rank,
-                bm25_rank=c.bm25_rank,
-                similarity=None if c.similarity is None else round(c.similarity, 4),
-                page=_page(c.meta),
+        out: list[Passage] = []
+        for c in ranked:
+            if len(out) == k:
+                break
+            text = index.paragraph_text(c.row)
+            if text is None:
+                continue
+            meta = index.metadata[c.row]
+            out.append(
+                Passage(
+                    source=str(meta.get("source", "")),
+                    paragraph=int(meta.get("paragraph", 0)),
+                    section=str(meta.get("section", "")),
+                    text=text,
+                    score=round(c.score, 6),
+                    paragraph_id=str(meta.get("paragraph_id", "")),
+                    dense_rank=c.dense_rank,
+                    bm25_rank=c.bm25_rank,
+                    similarity=None if c.similarity is None else round(c.similarity, 4),
+                    page=_page(meta),
+                )
             )
-            for c in top
-            if (pid := key(c.hit)) in texts
-        ]
+        return out
 
 
 def _page(meta: dict[str, Any]) -> int | None:

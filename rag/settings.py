@@ -51,6 +51,12 @@ class EmbeddingSettings(BaseModel):
         "weights into <models_dir>/onnx (python -m rag.setup_models).",
     )
     threads: int = Field(0, ge=0, description="ONNX Runtime threads (0: its default).")
+    query_threads: int = Field(
+        1,
+        ge=0,
+        description="ONNX Runtime threads for one search's query (0: its default). One thread "
+        "embeds a single question faster than two on a busy CPU (bench/RESULTS.md section 2).",
+    )
     batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
     device: str = Field("cpu", description="torch device.")
 

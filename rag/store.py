@@ -1,8 +1,9 @@
-"""Chroma: the one place vectors, chunk texts and paragraph metadata are stored.
+"""Chroma: the vectors of the chunks, with each chunk's source file and paragraph number.
 
-Each paragraph's text is stored once: a paragraph that is one chunk is that chunk's document;
-a paragraph split into several chunks keeps its whole text in the metadata of its first chunk
-only. ``paragraph_texts`` reads the text back for the passages a search returns.
+Chroma keeps no text: a chunk's text and metadata, and the whole text of a paragraph split into
+several chunks, are stored once in the published chunk index (``rag.keyword``), which is built
+from the same chunks at each ingest. Source and paragraph stay in Chroma for source filters,
+the ingest's diff and ``rag status``.
 """
 
 from __future__ import annotations
@@ -73,28 +74,25 @@ class StoredChunk:
 
 
 #: Layout of the stored chunks; an index without it (or with an older one) must be rebuilt.
-SCHEMA = 2
-_NOT_METADATA = {"id", "text", "paragraph_text"}
+SCHEMA = 3
+#: The chunk fields Chroma keeps (the rest lives in the published chunk index).
+CHROMA_FIELDS = ("source", "paragraph")
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    """Every field of the chunk except its id and texts (None values dropped: Chroma refuses
-    them); the paragraph text only on the first chunk of a paragraph split into several."""
-    meta = {
+    """Every field of the chunk except its id and texts (None values dropped)."""
+    return {
         k: v
         for k, v in dataclasses.asdict(chunk).items()
-        if k not in _NOT_METADATA and v is not None
+        if k not in {"id", "text", "paragraph_text"} and v is not None
     }
-    if chunk.n_chunks > 1 and chunk.chunk_index == 0:
-        meta["paragraph_text"] = chunk.paragraph_text
-    return meta
 
 
 def old_format_message(where: str) -> str:
     return (
-        f"the index in {where} was built by an older version of groundedchat (paragraph text "
-        "stored with every chunk); run `rag ingest --reset` to rebuild it in the current "
-        "layout (everything is embedded again)"
+        f"the index in {where} was built by an older version of groundedchat (another storage "
+        "layout); run `rag ingest --reset` to rebuild it in the current layout (everything is "
+        "embedded again)"
     )
 
 
@@ -207,34 +205,13 @@ class ChromaStore:
         self.collection(create=True).upsert(
             ids=[c.id for c in chunks],
             embeddings=embeddings,
-            documents=[c.text for c in chunks],
-            metadatas=[chunk_metadata(c) for c in chunks],
+            metadatas=[{k: getattr(c, k) for k in CHROMA_FIELDS} for c in chunks],
         )
 
     def delete(self, ids: list[str]) -> None:
         col = self.collection(create=True)
         for i in range(0, len(ids), 5000):
             col.delete(ids=ids[i : i + 5000])
-
-    def all_chunks(
-        self, batch: int = 5000, sources: Sequence[str] | None = None
-    ) -> list[StoredChunk]:
-        """Every chunk's text and metadata (of ``sources`` only, if given)."""
-        col = self.collection()
-        where = _source_filter(sources)
-        total = col.count()
-        out: list[StoredChunk] = []
-        for offset in range(0, total, batch):
-            got = col.get(
-                include=["documents", "metadatas"], limit=batch, offset=offset, where=where
-            )
-            if not got["ids"]:
-                break
-            for cid, doc, meta in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
-            ):
-                out.append(StoredChunk(cid, doc or "", dict(meta or {})))
-        return out
 
     def query(
         self,
@@ -245,7 +222,35 @@ class ChromaStore:
         col: Any = None,
         total: int | None = None,
     ) -> list[tuple[StoredChunk, float]]:
-        """Nearest chunks with their cosine similarity (``col``/``total`` save round trips)."""
+        """Nearest chunks with their cosine similarity; each chunk carries its id and
+        ``CHROMA_FIELDS`` only (``col``/``total`` save round trips)."""
+        return self._query(embedding, n, sources, col, total, ["metadatas", "distances"])
+
+    def query_ids(
+        self,
+        embedding: list[float],
+        n: int,
+        sources: list[str] | None = None,
+        *,
+        col: Any = None,
+        total: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """Ids of the nearest chunks with their cosine similarity: no SQLite read per hit
+        (a search takes each hit's metadata from the chunk index)."""
+        return [
+            (hit.id, sim)
+            for hit, sim in self._query(embedding, n, sources, col, total, ["distances"])
+        ]
+
+    def _query(
+        self,
+        embedding: list[float],
+        n: int,
+        sources: list[str] | None,
+        col: Any,
+        total: int | None,
+        include: list[str],
+    ) -> list[tuple[StoredChunk, float]]:
         col = col if col is not None else self.collection()
         total = total if total is not None else col.count()
         if total == 0:
@@ -254,61 +259,15 @@ class ChromaStore:
             query_embeddings=[embedding],
             n_results=min(n, total),
             where=_source_filter(sources),
-            include=["documents", "metadatas", "distances"],
+            include=include,
         )
-        out: list[tuple[StoredChunk, float]] = []
-        for cid, doc, meta, dist in zip(
-            res["ids"][0],
-            (res["documents"] or [[]])[0],
-            (res["metadatas"] or [[]])[0],
-            (res["distances"] or [[]])[0],
-            strict=False,
-        ):
-            out.append((StoredChunk(cid, doc or "", dict(meta or {})), 1.0 - float(dist)))
-        return out
-
-    def paragraph_texts(
-        self, hits: Sequence[StoredChunk], *, col: Any = None
-    ) -> dict[str, str]:
-        """paragraph_id -> whole paragraph text for these chunks (at most two Chroma reads)."""
-        out: dict[str, str] = {}
-        by_id: list[str] = []
-        split: list[str] = []
-        for h in hits:
-            pid = str(h.metadata.get("paragraph_id") or h.id)
-            if "paragraph_text" in h.metadata:
-                out[pid] = str(h.metadata["paragraph_text"])
-            elif int(h.metadata.get("n_chunks", 1)) <= 1:
-                if h.text:
-                    out[pid] = h.text
-                else:
-                    by_id.append(h.id)
-            else:
-                split.append(pid)
-        if not by_id and not split:
-            return out
-        col = col if col is not None else self.collection()
-        if by_id:
-            got = col.get(ids=by_id, include=["documents", "metadatas"])
-            for cid, doc, meta in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=False
-            ):
-                out[str((meta or {}).get("paragraph_id") or cid)] = doc or ""
-        if split:
-            got = col.get(
-                where={"$and": [{"paragraph_id": {"$in": split}}, {"chunk_index": 0}]},
-                include=["metadatas"],
-            )
-            for meta in got["metadatas"] or []:
-                m = meta or {}
-                out[str(m.get("paragraph_id"))] = str(m.get("paragraph_text", ""))
-        return out
-
-    def fingerprint(self, col: Any = None, total: int | None = None) -> str:
-        """Changes whenever the set of stored chunks changes (written by ``ingest``)."""
-        col = col if col is not None else self.collection()
-        total = total if total is not None else col.count()
-        return str((col.metadata or {}).get("fingerprint", "")) + f":{total}"
+        ids = res["ids"][0]
+        metas = (res.get("metadatas") or [[{}] * len(ids)])[0]
+        dists = (res["distances"] or [[]])[0]
+        return [
+            (StoredChunk(cid, "", dict(meta or {})), 1.0 - float(dist))
+            for cid, meta, dist in zip(ids, metas, dists, strict=True)
+        ]
 
     def set_fingerprint(self, ids: list[str]) -> str:
         """Record the digest of the stored chunk ids; returns the fingerprint."""

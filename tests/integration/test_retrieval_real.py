@@ -37,6 +37,16 @@ def test_cli_json_ranks_the_exact_phrase_first(real_settings: Settings) -> None:
     }
 
 
+def test_a_paragraph_asked_verbatim_is_its_own_nearest_neighbour(real_settings: Settings) -> None:
+    """A search embeds its query on its own one-thread session; the vector must be the one
+    the ingest stored for the same text, or dense ranks drift."""
+    r = HybridRetriever(settings=real_settings)
+    third = r.search("Kathmandu Policy Forum", k=1)[0]
+    again = r.search(third.text, k=1)[0]
+    assert (again.paragraph, again.dense_rank) == (third.paragraph, 1)
+    assert again.similarity is not None and again.similarity > 0.99
+
+
 def test_paraphrase_without_shared_keywords_is_found(real_settings: Settings) -> None:
     top = retrieve(
         "Which think tank in Nepal employs the Himalaya specialist?", k=3, settings=real_settings

@@ -8,6 +8,7 @@ import pytest
 
 from rag.errors import CorpusError, EmbeddingModelMismatchError, IndexFormatError
 from rag.ingest import ingest
+from rag.keyword import BM25Index, current, keyword_dir
 from rag.retrieval import HybridRetriever
 from rag.settings import EmbeddingSettings, Settings
 from rag.store import ChromaStore
@@ -16,6 +17,12 @@ from tests.fakes import HashingEmbedder
 
 def _ids(settings: Settings) -> dict[str, dict]:
     return ChromaStore(settings=settings, embedding_model="fake-hashing").existing()
+
+
+def _published(settings: Settings) -> BM25Index:
+    got = current(keyword_dir(settings))
+    assert got is not None
+    return got[0]
 
 
 def test_second_run_adds_nothing(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> None:
@@ -45,11 +52,8 @@ def test_editing_one_paragraph_replaces_only_its_chunks(
     added = set(after) - set(before)
     assert {before[i]["paragraph"] for i in removed} == {3}
     assert {after[i]["paragraph"] for i in added} == {3}
-    texts = {
-        c.id: c.text
-        for c in ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()
-    }
-    assert "Thimphu" in next(texts[i] for i in added)
+    index = _published(tmp_settings)
+    assert "Thimphu" in next(index.texts[index.row(i)] for i in added)  # type: ignore[index]
 
 
 def test_deleted_document_is_removed(
@@ -99,27 +103,35 @@ def test_a_file_that_turns_unreadable_keeps_its_chunks(
     report = ingest(tmp_settings, embedder=fake_embedder)
     assert [s for s, _ in report.skipped] == ["other.txt"]
     assert report.chunks_removed == 0 and _ids(tmp_settings) == before
+    # its text comes from the previous index: it is still found, whole
+    retriever = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
+    hits = retriever.search("Another doc", k=8)
+    assert [p.text for p in hits if p.source == "other.txt"] == ["Another doc."]
 
 
 def test_paragraph_text_is_stored_once(
     tmp_settings: Settings, fake_embedder: HashingEmbedder
 ) -> None:
-    """A one-chunk paragraph is only its chunk's document; a split paragraph's whole text sits
-    on its first chunk only; search still returns whole paragraphs."""
+    """Chroma keeps vectors with source and paragraph only; the chunk index keeps each chunk's
+    text and a split paragraph's whole text once (on its first chunk); search still returns
+    whole paragraphs."""
     long_text = " ".join(
         f"Clause {i} of the Thimphu accord covers hydropower quota {i}." for i in range(80)
     )
     (tmp_settings.corpus_dir / "accord.txt").write_text(long_text + "\n", encoding="utf-8")
     ingest(tmp_settings, embedder=fake_embedder)
-    stored = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").all_chunks()
-    single = [c for c in stored if c.metadata["n_chunks"] == 1]
-    split = [c for c in stored if c.metadata["source"] == "accord.txt"]
-    assert len(single) == 8 and all("paragraph_text" not in c.metadata for c in single)
+    col = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing").collection()
+    got = col.get(include=["documents", "metadatas"])
+    assert set(got["documents"]) == {None}
+    assert {tuple(sorted(m)) for m in got["metadatas"]} == {("paragraph", "source")}
+    index = _published(tmp_settings)
+    split = sorted(
+        (r for r in range(index.count) if index.metadata[r]["source"] == "accord.txt"),
+        key=lambda r: index.metadata[r]["chunk_index"],
+    )
     assert len(split) > 2
-    assert [
-        c.metadata.get("paragraph_text")
-        for c in sorted(split, key=lambda c: c.metadata["chunk_index"])
-    ] == [long_text] + [None] * (len(split) - 1)
+    assert [index.paragraph_texts[r] for r in split] == [long_text] + [""] * (len(split) - 1)
+    assert all(index.paragraph_texts[r] == "" for r in range(index.count) if r not in split)
     retriever = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
     top = retriever.search("hydropower quota 77", k=1)
     assert top[0].source == "accord.txt" and top[0].text == long_text
@@ -210,4 +222,25 @@ def test_an_old_format_index_asks_for_reset(
         HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu")
     report = ingest(tmp_settings, embedder=fake_embedder, reset=True)
     assert report.chunks_added == 8
+    assert HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu", k=1)
+
+
+def test_an_index_in_the_previous_layout_asks_for_reset(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    """Chunk texts in Chroma and a keyword index without texts: one clear --reset message."""
+    store = ChromaStore(settings=tmp_settings, embedding_model="fake-hashing")
+    store.client.create_collection(
+        "corpus",
+        configuration={"hnsw": {"space": "cosine"}},
+        metadata={"embedding_model": "fake-hashing", "schema": 2},
+    ).add(ids=["x"], embeddings=[[0.1] * 256], documents=["t"], metadatas=[{"source": "a"}])
+    root = keyword_dir(tmp_settings)
+    (root / "v1").mkdir(parents=True)
+    (root / "CURRENT").write_text('{"version": "v1", "count": 1}', encoding="utf-8")
+    with pytest.raises(IndexFormatError, match="rag ingest --reset"):
+        HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu")
+    with pytest.raises(IndexFormatError, match="rag ingest --reset"):
+        ingest(tmp_settings, embedder=fake_embedder)
+    assert ingest(tmp_settings, embedder=fake_embedder, reset=True).chunks_added == 8
     assert HybridRetriever(settings=tmp_settings, embedder=fake_embedder).search("Kathmandu", k=1)

@@ -62,6 +62,30 @@ def test_ranking_follows_the_bm25_formula() -> None:
     assert index.search("zebra", 3) == []
 
 
+def test_keyword_ranking_matches_a_hand_labelled_one() -> None:
+    """Stemming, stop words, whole identifiers and section headings, labelled by hand."""
+    texts = [
+        "Call ffi_prep_cif_var before the call.",
+        "The prep cook and the var table.",
+        "Running dogs ran through the parks.",
+        "A cat sleeps.",
+        "Of the and to a.",
+    ]
+    metas = [{"source": "a.md", "paragraph": i + 1} for i in range(len(texts))]
+    metas[3]["section"] = "Feline care"
+    index = BM25Index.build([str(i) for i in range(len(texts))], texts, metas)
+
+    def ranking(query: str) -> list[str]:
+        return [hit.id for hit, _ in index.search(query, 5)]
+
+    # the identifier's own chunk first, then the one sharing two of its words
+    assert ranking("ffi_prep_cif_var") == ["0", "1"]
+    assert ranking("park dog running") == ["2"]  # plural and -ing forms meet their stems
+    assert ranking("sleeping cats") == ["3"]
+    assert ranking("feline") == ["3"]  # the section heading is indexed with its chunk
+    assert ranking("the of and") == []  # stop words alone match nothing
+
+
 def test_source_filter_and_metadata_come_back() -> None:
     index = _index()
     hits = index.search("Qatar Bhutan", 5, sources=["b.md"])

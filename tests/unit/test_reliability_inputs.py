@@ -24,6 +24,7 @@ import rag
 from rag.embedding import index_model_name
 from rag.errors import CorpusError, IndexNotFoundError, InvalidQueryError
 from rag.ingest import ingest
+from rag.keyword import current, keyword_dir
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag_cli.app import app
@@ -283,16 +284,17 @@ def test_one_10000_word_paragraph_becomes_subchunks_of_paragraph_1(env: Env) -> 
     (env.corpus / "long.txt").write_text(text + "\n", encoding="utf-8")
     result = run(env.args("ingest"))
     assert result.exit_code == 0, result.output
-    chunks = [m for m in env.snapshot().values() if m["source"] == "long.txt"]
+    index = current(keyword_dir(env.settings))[0]  # type: ignore[index]
+    rows = [r for r in range(index.count) if index.metadata[r]["source"] == "long.txt"]
+    chunks = [index.metadata[r] for r in rows]
     assert len(chunks) > 10
     assert {m["paragraph"] for m in chunks} == {1}
     assert {m["n_chunks"] for m in chunks} == {len(chunks)}
     assert sorted(m["chunk_index"] for m in chunks) == list(range(len(chunks)))
     assert len({m["paragraph_id"] for m in chunks}) == 1
     # the whole text is stored once, on the first chunk
-    assert [m.get("paragraph_text") for m in sorted(chunks, key=lambda m: m["chunk_index"])] == [
-        text
-    ] + [None] * (len(chunks) - 1)
+    in_order = sorted(rows, key=lambda r: index.metadata[r]["chunk_index"])
+    assert [index.paragraph_texts[r] for r in in_order] == [text] + [""] * (len(chunks) - 1)
     # Searching a sub-chunk returns the whole paragraph once.
     hits = rag.retrieve("river mountain policy", k=3, settings=env.settings)
     long_hits = [p for p in hits if p.source == "long.txt"]
