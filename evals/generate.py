@@ -125,8 +125,8 @@ def parse_reply(text: str) -> tuple[str, str]:
 def answer_sentence(paragraph: str, answer: str) -> str:
     """The sentence of ``paragraph`` that holds ``answer`` (verbatim text of the paragraph)."""
     target = _norm(answer)
-    for m in _SENTENCE.finditer(paragraph):
-        s = m.group(0).strip()
+    for sentence in _sentences(paragraph):
+        s = sentence.strip()
         if s and target in _norm(s):
             return s
     return ""
@@ -148,12 +148,27 @@ _TARGET = re.compile(
 )
 
 
+_TITLES = frozenset("Dr Mr Mrs Ms Prof St".split())
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences of ``text``; "Dr." and the like do not end one."""
+    out: list[str] = []
+    for m in _SENTENCE.finditer(text):
+        piece = m.group(0)
+        words = out[-1].split() if out else []
+        if words and words[-1].rstrip(".") in _TITLES and words[-1].endswith("."):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
+
+
 def answer_targets(paragraph: str) -> list[str]:
     """Short answers a question can be written for: names (not a sentence's first word) and
     numbers with the word after them ("42,000 pounds", "1949"), each once, in text order."""
     out: list[str] = []
-    for m in _SENTENCE.finditer(paragraph):
-        sentence = m.group(0)
+    for sentence in _sentences(paragraph):
         first = _WORD.search(sentence)
         for t in _TARGET.finditer(sentence):
             text = t.group(0).rstrip(".,'")
@@ -163,6 +178,8 @@ def answer_targets(paragraph: str) -> list[str]:
             head, _, rest = text.partition(" ")
             if starts and rest and head.lower() in _STOP:  # "The Lumen Institute ..."
                 text, starts = rest, False
+            if text in _TITLES:  # "Dr" of "Dr. Ana Ortiz": the name after it is a target
+                continue
             if text and not starts and text.lower() not in _STOP and text not in out:
                 out.append(text)
     return out
@@ -192,8 +209,11 @@ def check_answerable(
         return "answer not verbatim in the paragraph"
     if _norm(answer) in _norm(question):
         return "answer already in the question"
-    if not answer_sentence(paragraph, answer):
+    sentence = answer_sentence(paragraph, answer)
+    if not sentence:
         return "answer spans sentences"
+    if not _content(question) & (_content(sentence) - _content(answer)):
+        return "question shares no word with the answer's sentence"
     if where not in found:
         return "retrieval does not find the paragraph"
     return ""

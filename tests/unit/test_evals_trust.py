@@ -302,7 +302,7 @@ def test_generated_questions_are_kept_only_when_the_checks_pass() -> None:
 
 
 def test_answer_targets_are_names_and_numbers_of_the_text() -> None:
-    text = "The Lumen Institute was founded in 1987 by Ana Ortiz. It employs 42,000 people."
+    text = "The Lumen Institute was founded in 1987 by Dr. Ana Ortiz. It employs 42,000 people."
     assert answer_targets(text) == ["Lumen Institute", "1987", "Ana Ortiz", "42,000 people"]
 
 
@@ -317,6 +317,10 @@ def test_generation_checks_one_by_one() -> None:
     )
     assert check_answerable("Q?", "a b c d e f g h i j k l m", text, [here], here) == (
         "answer too long"
+    )
+    # A question about nothing the answer's sentence says is not a question for that answer.
+    assert check_answerable("What country is mentioned?", "Porto", text, [here], here).startswith(
+        "question shares no word"
     )
     corpus = " ".join(p.text for p in PARAS)
     assert check_unanswerable("Who funds the institute in Madrid?", text, corpus) == ""
