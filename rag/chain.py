@@ -284,6 +284,8 @@ class AnswerChain:
             s = s if c.as_written else f"“{s}”"
             end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
             lead = c.lead.strip()
+            if c.as_written and len(lead) >= 0.8 * len(c.shown.strip(" .")):
+                lead = ""  # the statement is itself the short answer: say it once
             sentences.append(f"{lead} — {s}{end} [{m}]" if lead else f"{s}{end} [{m}]")
         for part in uncovered:
             sentences.append(f"The source does not say: {part}")

@@ -215,3 +215,12 @@ def test_generation_stops_once_the_model_leaves_the_answer_format(
     final = events[-1].answer
     assert final is not None and not final.abstained
     assert drafts.startswith(out[:60]) and "More words" not in drafts
+
+
+def test_a_short_statement_that_is_its_own_answer_is_said_once(retriever: HybridRetriever) -> None:
+    """A statement shown as written that is all answer is not repeated as its short answer."""
+    out = "Answer [P4]: a specialist in Himalayan geopolitics at the Kathmandu Policy Forum"
+    ans = chain_with(retriever, out).invoke(Q)
+    assert ans.text == (
+        "a specialist in Himalayan geopolitics at the Kathmandu Policy Forum. [1]"
+    ), ans.text
