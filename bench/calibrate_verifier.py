@@ -146,20 +146,29 @@ def fixed_suite_pairs(path: Path, settings: Settings, limit: int = 0) -> list[di
     return out
 
 
-def squad_pairs(path: Path, per_article: int, seed: int) -> list[dict[str, Any]]:
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    rng = random.Random(seed)
+def squad_questions(path: Path, rng: random.Random) -> list[tuple[dict, list, list]]:
+    """Per dev article: (article, answerable, unanswerable), each a shuffled list of
+    (paragraph text, question)."""
     out = []
-    for art in data:
+    for art in json.loads(path.read_text(encoding="utf-8"))["data"]:
         if art["title"] not in ARTICLES:
             continue
-        pos, neg = [], []
+        pos: list[tuple[str, dict]] = []
+        neg: list[tuple[str, dict]] = []
         for para in art["paragraphs"]:
             ctx = " ".join(para["context"].split())
             for qa in para["qas"]:
                 (neg if qa["is_impossible"] else pos).append((ctx, qa))
         rng.shuffle(pos)
         rng.shuffle(neg)
+        out.append((art, pos, neg))
+    return out
+
+
+def squad_pairs(path: Path, per_article: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for art, pos, neg in squad_questions(path, rng):
         for ctx, qa in pos[: per_article // 2]:
             ans = qa["answers"][0]["text"]
             sent = next((ctx[s:e] for s, e in sentence_spans(ctx) if ans in ctx[s:e]), None)
@@ -233,16 +242,7 @@ def hard_pairs(
         out.append(row(doc, r["id"], r["question"], gold[0], True))
         out.append(row(doc, r["id"], r["question"], best_sentence(r["question"], others), False))
     if squad.is_file():
-        for art in json.loads(squad.read_text(encoding="utf-8"))["data"]:
-            if art["title"] not in ARTICLES:
-                continue
-            pos, neg = [], []
-            for para in art["paragraphs"]:
-                ctx = " ".join(para["context"].split())
-                for qa in para["qas"]:
-                    (neg if qa["is_impossible"] else pos).append((ctx, qa))
-            rng.shuffle(pos)
-            rng.shuffle(neg)
+        for art, pos, neg in squad_questions(squad, rng):
             doc = f"squad:{art['title']}"
             for ctx, qa in pos[:per_article]:
                 golds = [a["text"] for a in qa["answers"]]
