@@ -211,6 +211,15 @@ class AnswerChain:
 
         return similarity
 
+    def _release_checks(self) -> None:
+        """Give the model's context back to the generator after a round of checks (the model's
+        P(yes) scorer restores what the last answer left, so the next answer re-reads only the
+        part of its prompt that differs)."""
+        llm = getattr(self._verifier, "llm", self._verifier)
+        release = getattr(getattr(llm, "scorer", None), "release", None)
+        if callable(release):
+            release()
+
     def uncovered_parts(self, claims: Sequence[GroundedClaim], question: str) -> list[str]:
         """The parts of a multi-part question that no accepted statement answers."""
         parts = question_parts(question)
@@ -358,6 +367,7 @@ class AnswerChain:
             # The last statement may be cut off mid-sentence: show the supporting sentences instead.
             claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
         uncovered = self.uncovered_parts(claims, standalone) if claims else []
+        self._release_checks()
         t_verify = time.perf_counter() - t3
         timings = Timings(
             condense=t_condense,

@@ -51,6 +51,10 @@ class LlamaCppYesNoScorer:
         self._cache: OrderedDict[str, float] = OrderedDict()
         self._cache_size = cache_size
         self._snapshot: tuple[list[int], bytes] | None = None
+        # The generator's context as the first check of a round found it, put back by
+        # ``release`` so the next answer re-reads only what differs from the last prompt.
+        self._resume: tuple[list[int], bytes] | None = None
+        self._own: list[int] = []  # the tokens the last check left in the context
         self._format = self._formatter()
         self.calls = 0  # forward passes actually run (cache misses)
 
@@ -90,27 +94,51 @@ class LlamaCppYesNoScorer:
             n += 1
         return n
 
-    def _logits(self, tokens: list[int]) -> Any:
+    def _state(self) -> bytes:
+        import llama_cpp
+
+        ctx = self._llama._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * size)()
+        n = llama_cpp.llama_state_get_data(ctx, buf, size)
+        return bytes(buf[:n])
+
+    def _set_state(self, tokens: list[int], data: bytes) -> None:
         import llama_cpp
 
         llama = self._llama
+        raw = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        llama_cpp.llama_state_set_data(llama._ctx.ctx, raw, len(data))
+        llama.input_ids[: len(tokens)] = tokens
+        llama.n_tokens = len(tokens)
+
+    def release(self) -> None:
+        """Put back the context the generator left before this round of checks (its prompt
+        prefix is then reused by the next answer), unless someone used the model since."""
+        with self._lock:
+            resume, self._resume = self._resume, None
+            llama = self._llama
+            if resume is None or llama.input_ids[: llama.n_tokens].tolist() != self._own:
+                return
+            self._set_state(*resume)
+            self._own = []
+
+    def _logits(self, tokens: list[int]) -> Any:
+        llama = self._llama
         current = llama.input_ids[: llama.n_tokens].tolist()
+        if current and current != self._own:  # the generator's context: keep it for release()
+            self._resume = (current, self._state())
         reuse = self._common(current, tokens)
         snap = self._snapshot
         if snap is not None and self._common(snap[0], tokens) > reuse:
-            data = (ctypes.c_uint8 * len(snap[1])).from_buffer_copy(snap[1])
-            llama_cpp.llama_state_set_data(llama._ctx.ctx, data, len(snap[1]))
-            llama.input_ids[: len(snap[0])] = snap[0]
-            llama.n_tokens = len(snap[0])
+            self._set_state(*snap)
             reuse = self._common(snap[0], tokens)
         llama.n_tokens = min(reuse, len(tokens) - 1)  # at least the last token is evaluated
         llama.eval(tokens[llama.n_tokens :])
         logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
         if snap is None:
-            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
-            buf = (ctypes.c_uint8 * size)()
-            n = llama_cpp.llama_state_get_data(llama._ctx.ctx, buf, size)
-            self._snapshot = (list(tokens), bytes(buf[:n]))
+            self._snapshot = (list(tokens), self._state())
+        self._own = list(tokens)
         return logits
 
     def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
