@@ -199,15 +199,20 @@ class AnswerChain:
 
     def _similarity(self) -> Any:
         """Cosine similarity of a statement to candidate sentences by the retriever's embedder
-        (None when the retriever has none, e.g. a test fake)."""
+        (None when the retriever has none, e.g. a test fake). One per ``verify`` call: a
+        sentence is embedded once however many statements are ranked against it."""
         embedder = getattr(self.retriever, "embedder", None)
         if embedder is None:
             return None
 
+        unit: dict[str, Any] = {}  # text -> unit vector: each sentence embedded once per answer
+
         def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
-            vectors = np.asarray(embedder.embed_documents([statement, *sentences]), dtype=float)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
-            return (vectors[1:] @ vectors[0]).tolist()
+            new = [t for t in dict.fromkeys([statement, *sentences]) if t not in unit]
+            for text, v in zip(new, embedder.embed_documents(new) if new else [], strict=True):
+                vector = np.asarray(v, dtype=float)
+                unit[text] = vector / (np.linalg.norm(vector) + 1e-12)
+            return [float(unit[s] @ unit[statement]) for s in sentences]
 
         return similarity
 

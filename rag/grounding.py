@@ -80,7 +80,7 @@ def candidate_sentences(
     q = _keys(question)
     names = {t.key for t in tokenize(statement) if t.name}
     facts = {t.key for t in tokenize(statement) if t.name or t.number} - q
-    scored: list[tuple[tuple[bool, float, float, bool], int, int, int]] = []
+    found: list[tuple[bool, float, float, bool, int, int, int]] = []
     for i, p in enumerate(passages):
         spans = sentence_spans(p.text)
         for j, (s, e) in enumerate(spans):
@@ -101,17 +101,16 @@ def candidate_sentences(
                 keys |= _keys(p.text[s:e])
                 overlap = len(want & keys) / max(1, len(want))
             feasible = facts <= keys
-            scored.append(
-                ((feasible, overlap, len(q & keys) / max(1, len(q)), i == prefer), i, s, e)
-            )
-    if similarity is not None and len(scored) > 1:
-        sims = similarity(statement, [passages[i].text[s:e] for _, i, s, e in scored])
-        scored = [
-            ((k[0], float(sim), *k[1:]), i, s, e)
-            for (k, i, s, e), sim in zip(scored, sims, strict=True)
-        ]  # type: ignore[misc]
-    scored.sort(key=lambda x: x[0], reverse=True)
-    return [x[1:] for x in scored[:CANDIDATES]]
+            found.append((feasible, overlap, len(q & keys) / max(1, len(q)), i == prefer, i, s, e))
+    sims = (
+        similarity(statement, [passages[i].text[s:e] for *_, i, s, e in found])
+        if similarity is not None and len(found) > 1
+        else [0.0] * len(found)
+    )
+    # (feasible, meaning, shared words, shared question words, the paragraph the model named)
+    pairs = zip(found, sims, strict=True)
+    ranked = sorted(pairs, key=lambda x: (x[0][0], x[1], *x[0][1:4]), reverse=True)
+    return [f[4:] for f, _ in ranked[:CANDIDATES]]
 
 
 def _quote_sentences(passage: Passage, start: int, end: int) -> tuple[int, int]:

@@ -101,7 +101,7 @@ class LlamaCppYesNoScorer:
         size = llama_cpp.llama_state_get_size(ctx)
         buf = (ctypes.c_uint8 * size)()
         n = llama_cpp.llama_state_get_data(ctx, buf, size)
-        return bytes(buf[:n])
+        return ctypes.string_at(buf, n)  # one copy (slicing a ctypes array builds a list)
 
     def _set_state(self, tokens: list[int], data: bytes) -> None:
         import llama_cpp
