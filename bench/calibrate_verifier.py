@@ -204,10 +204,13 @@ def hard_pairs(
 ) -> list[dict[str, Any]]:
     """Answer pairs whose negatives are the sentences next to the answer (see the docstring)."""
     rng = random.Random(seed)
-    texts: list[str] = []
+    where: dict[str, str] = {}  # sentence -> its document ("evals/docs" for the eval documents)
     for folder in (settings.corpus_dir, ROOT / "evals" / "docs"):
-        texts += [p.text for doc in load_corpus(folder) for p in split_paragraphs(doc)]
-    sents = _sentences(texts)
+        for doc in load_corpus(folder):
+            name = "evals/docs" if folder.name == "docs" else doc.source
+            for sent in _sentences([p.text for p in split_paragraphs(doc)]):
+                where.setdefault(sent, name)
+    sents = list(where)
     rows = [json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x.strip()]
     rng.shuffle(rows)
     rows = [r for r in rows if not r.get("history") and r.get("category") != "injection"]
@@ -225,16 +228,15 @@ def hard_pairs(
         }
 
     for r in rows[:n_fixed]:
-        doc = r.get("doc") or (
-            "evals/docs" if r["id"].split("-")[0] in ("ferry", "seedbank") else "bhutan-qatar.md"
-        )
         if not r["answerable"]:
-            out.append(row(doc, r["id"], r["question"], best_sentence(r["question"], sents), False))
+            best = best_sentence(r["question"], sents)
+            out.append(row(where[best], r["id"], r["question"], best, False))
             continue
         ev = _norm(r["evidence"][0])
         gold = [t for t in sents if ev in _norm(t)]
         if not gold:
             continue
+        doc = where[gold[0]]
         answers = [_norm(a) for a in r.get("answers", []) if a]
         others = [
             t for t in sents if ev not in _norm(t) and not any(a in _norm(t) for a in answers)
