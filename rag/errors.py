@@ -20,7 +20,20 @@ class IndexNotFoundError(RagError):
 
 
 class IndexBusyError(RagError):
-    """Another process is writing the index and did not finish within the lock timeout."""
+    """Another process holds the index's writer lock: an ingest that did not finish within
+    the lock timeout, or a first ingest still building the index a reader asked for."""
+
+
+class IndexLocationError(RagError):
+    """The index folder (``--db``, ``RAG_DB_DIR``) is a file or cannot be created."""
+
+
+class IndexDamagedError(RagError):
+    """Index files are truncated, zeroed or missing; ``rag ingest --reset`` rebuilds them."""
+
+
+class ChromaServerUnreachableError(RagError):
+    """The Chroma server configured by ``RAG_CHROMA_URL`` does not answer."""
 
 
 class EmbeddingModelMismatchError(RagError):

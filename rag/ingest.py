@@ -17,6 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -49,6 +50,23 @@ def index_lock(settings: Settings) -> FileLock:
         name = settings.index_dir.name
     lock_dir.mkdir(parents=True, exist_ok=True)
     return FileLock(str(lock_dir / f".{name}.{settings.chroma.collection}.lock"))
+
+
+def busy_error(settings: Settings) -> IndexBusyError | None:
+    """The error a reader raises when it finds no complete index because another process
+    holds the writer lock (a first ingest still running), else None. Never waits."""
+    lock = index_lock(settings)
+    if not Path(lock.lock_file).exists():  # no writer ever ran here
+        return None
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return IndexBusyError(
+            f"the index in {settings.chroma_server or settings.index_dir} is being built by "
+            f"another `rag ingest` (lock {lock.lock_file}); try again when it finishes"
+        )
+    lock.release()
+    return None
 
 
 def build_chunks(

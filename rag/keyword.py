@@ -16,6 +16,7 @@ chunk and its section heading.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import mmap
@@ -23,6 +24,7 @@ import os
 import shutil
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexFormatError, IndexNotFoundError
+from rag.errors import IndexDamagedError, IndexFormatError, IndexNotFoundError
 from rag.settings import Settings
-from rag.store import SCHEMA, StoredChunk, old_format_message
+from rag.store import SCHEMA, StoredChunk, damaged_message, old_format_message
 from rag.text import (
     STOPWORDS,
     content_terms,
@@ -142,6 +144,8 @@ class _Texts:
         col._offsets = np.load(folder / f"{name}.offsets.npy")
         with (folder / f"{name}.bin").open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
+            if col._offsets.ndim != 1 or not len(col._offsets) or col._offsets[-1] != size:
+                raise ValueError(f"{name}.bin does not match its offsets")
             # the mapping stays valid after the file is closed, and after ``publish`` removes
             # the version folder (the pages live until the last reader drops them)
             col._blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -318,6 +322,8 @@ class BM25Index:
             texts=_Texts.load(folder, _CHUNK_TEXTS),
             paragraph_texts=_Texts.load(folder, _PARAGRAPH_TEXTS),
         )
+        if not len(index.metadata) == len(index.texts._offsets) - 1 == index.count:
+            raise ValueError(f"the files in {folder} disagree on the number of chunks")
         index._init_sources()
         return index
 
@@ -346,12 +352,14 @@ def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None)
     version = f"v{time.time_ns()}"
     tmp = root / f".tmp-{version}-{os.getpid()}"
     index.save(tmp)
+    files = {p.name: _checksum(p) for p in sorted(tmp.iterdir())}
     tmp.rename(root / version)
     manifest = {
         "version": version,
         "fingerprint": index.fingerprint,
         "count": index.count,
         "schema": SCHEMA,
+        "files": files,
         **(info or {}),
     }
     cur_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
@@ -364,6 +372,34 @@ def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None)
             shutil.rmtree(old, ignore_errors=True)
     index.version = version
     return version
+
+
+def _checksum(path: Path) -> list[int]:
+    """[size, CRC-32] of a file: the texts are memory-mapped and read per passage, so a
+    truncated or zeroed file would otherwise surface as wrong passages, not as an error."""
+    crc = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return [path.stat().st_size, crc]
+
+
+def _verify(folder: Path, files: dict[str, list[int]]) -> None:
+    """Raise ``IndexDamagedError`` unless every file of a version is as it was published."""
+    for name, want in files.items():
+        path = folder / name
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+        if path.stat().st_size != want[0]:
+            raise IndexDamagedError(
+                damaged_message(
+                    str(folder.parent), f"{name} has {path.stat().st_size} bytes of {want[0]}"
+                )
+            )
+        if _checksum(path) != list(want):
+            raise IndexDamagedError(
+                damaged_message(str(folder.parent), f"{name} does not match its checksum")
+            )
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
@@ -403,19 +439,39 @@ def current(root: Path) -> tuple[BM25Index, dict[str, Any]] | None:
         for _attempt in range(3):  # a newer publish may remove a version while we load it
             manifest = read_manifest(root)
             if manifest is None:
+                if (root / CURRENT).exists():
+                    raise IndexDamagedError(damaged_message(str(root), f"{CURRENT} is unreadable"))
                 return None
             if manifest.get("schema") != SCHEMA:
                 raise IndexFormatError(old_format_message(str(root)))
+            folder = root / str(manifest.get("version"))
             try:
+                _verify(folder, manifest.get("files") or {})
                 index = BM25Index.load(
-                    root / manifest["version"],
+                    folder,
                     fingerprint=str(manifest.get("fingerprint", "")),
                     version=str(manifest["version"]),
                 )
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if read_manifest(root) == manifest:  # not replaced meanwhile: a file is gone
+                    raise IndexDamagedError(
+                        damaged_message(str(root), f"{Path(str(exc.filename)).name} is missing")
+                    ) from exc
                 st = os.stat(root / CURRENT)
                 stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
                 continue
+            except (ValueError, KeyError, IndexError, EOFError, OSError) as exc:
+                # unreadable JSON or arrays (truncated, zeroed) in a version without checksums
+                raise IndexDamagedError(
+                    damaged_message(str(root), f"{folder.name}: {type(exc).__name__}: {exc}"[:200])
+                ) from exc
+            if index.count != manifest.get("count", index.count):
+                raise IndexDamagedError(
+                    damaged_message(
+                        str(root),
+                        f"{folder.name} holds {index.count} chunks of {manifest.get('count')}",
+                    )
+                )
             _CACHE[key] = (stamp, index, manifest)
             return index, manifest
     raise IndexNotFoundError(f"the keyword index in {root} keeps changing; try again")

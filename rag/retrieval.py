@@ -13,10 +13,10 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from rag.embedding import Embedder, get_embedder
-from rag.errors import IndexNotFoundError, InvalidQueryError
+from rag.errors import IndexDamagedError, IndexNotFoundError, InvalidQueryError
 from rag.keyword import BM25Index, current, keyword_dir
 from rag.settings import Settings
-from rag.store import ChromaStore, StoredChunk
+from rag.store import ChromaStore, StoredChunk, damaged_message
 from rag.types import Passage
 
 
@@ -111,17 +111,36 @@ class HybridRetriever:
         Both are cached until an ingest publishes a new keyword index (one ``stat`` per
         search); no count, fingerprint or rebuild happens here.
         """
-        got = current(self._keyword_root)
+        got = current(self._keyword_root)  # raises for damaged keyword-index files
         if got is None:
-            self.store.collection()  # raises for a missing or old-format index
+            self._raise_if_busy()
+            self.store.collection()  # raises for a missing, unreadable or old-format index
             raise IndexNotFoundError(
                 "the keyword index is missing: run `rag ingest` (it is built at ingest time)"
             )
         bm25, _manifest = got
         with self._col_lock:
             if self._col is None or self._col[0] != bm25.version:
-                self._col = (bm25.version, self.store.collection())
+                try:
+                    col = self.store.collection()
+                except IndexNotFoundError as exc:
+                    # a published keyword index without its vectors: never half an answer
+                    self._raise_if_busy()
+                    raise IndexDamagedError(
+                        damaged_message(
+                            self.settings.chroma_server or str(self.settings.index_dir),
+                            "the keyword index is there but Chroma holds no collection",
+                        )
+                    ) from exc
+                self._col = (bm25.version, col)
             return bm25, self._col[1]
+
+    def _raise_if_busy(self) -> None:
+        """No complete index found: say so if another process is building it right now."""
+        from rag.ingest import busy_error  # the writer lock is ingest's
+
+        if (busy := busy_error(self.settings)) is not None:
+            raise busy
 
     def distinctive_terms(self, text: str) -> set[str] | None:
         """Stemmed terms of ``text`` that occur in at most half of the indexed chunks

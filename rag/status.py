@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rag.embedding import index_model_name
-from rag.keyword import keyword_dir, read_manifest
+from rag.errors import IndexDamagedError, IndexFormatError
+from rag.keyword import CURRENT, current, keyword_dir, read_manifest
 from rag.settings import Settings
-from rag.store import SCHEMA, ChromaStore
+from rag.store import SCHEMA, ChromaStore, chroma_errors, damaged_message
 
 
 @dataclass
@@ -44,6 +45,8 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         >>> st = index_status()
         >>> st.exists, st.chunks, list(st.documents)
     """
+    from rag.ingest import busy_error  # the writer lock is ingest's
+
     settings = settings or Settings()
     store = ChromaStore(settings=settings)
     location = settings.chroma_server or str(settings.index_dir)
@@ -53,23 +56,40 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         exists=store.exists(),
         configured_model=index_model_name(settings.embedding),
     )
+    root = keyword_dir(settings)
+    published = (root / CURRENT).exists()
+    if not status.exists or not published:
+        # a first ingest still running: say so rather than "no index" or half a count
+        if (busy := busy_error(settings)) is not None:
+            raise busy
     if not status.exists:
+        if published:
+            raise IndexDamagedError(
+                damaged_message(
+                    location, "the keyword index is there but Chroma holds no collection"
+                )
+            )
         return status
-    col = store.client.get_collection(store.name, embedding_function=None)
-    status.embedding_model = (col.metadata or {}).get("embedding_model")
-    status.current_format = (col.metadata or {}).get("schema") == SCHEMA
-    manifest = read_manifest(keyword_dir(settings))
-    status.keyword_chunks = None if manifest is None else int(manifest.get("count", 0))
-    status.chunks = int(col.count())
-    docs: dict[str, dict[str, int]] = {}
-    paras: dict[str, set[int]] = {}
-    total = status.chunks
-    for offset in range(0, total, 5000):
-        got = col.get(include=["metadatas"], limit=5000, offset=offset)
-        for meta in got["metadatas"] or []:
-            src = str((meta or {}).get("source", ""))
-            docs.setdefault(src, {"paragraphs": 0, "chunks": 0})["chunks"] += 1
-            paras.setdefault(src, set()).add(int((meta or {}).get("paragraph", 0)))
+    try:
+        current(root)  # reads and checks the published files: damaged ones raise here
+    except IndexFormatError:
+        pass  # reported below as ``current_format``
+    with chroma_errors(settings):
+        col = store.client.get_collection(store.name, embedding_function=None)
+        status.embedding_model = (col.metadata or {}).get("embedding_model")
+        status.current_format = (col.metadata or {}).get("schema") == SCHEMA
+        manifest = read_manifest(root)
+        status.keyword_chunks = None if manifest is None else int(manifest.get("count", 0))
+        status.chunks = int(col.count())
+        docs: dict[str, dict[str, int]] = {}
+        paras: dict[str, set[int]] = {}
+        total = status.chunks
+        for offset in range(0, total, 5000):
+            got = col.get(include=["metadatas"], limit=5000, offset=offset)
+            for meta in got["metadatas"] or []:
+                src = str((meta or {}).get("source", ""))
+                docs.setdefault(src, {"paragraphs": 0, "chunks": 0})["chunks"] += 1
+                paras.setdefault(src, set()).add(int((meta or {}).get("paragraph", 0)))
     for src, nums in paras.items():
         docs[src]["paragraphs"] = len(nums)
     status.documents = dict(sorted(docs.items()))

@@ -11,16 +11,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shutil
+import sqlite3
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from rag.embedding import index_model_name
 from rag.errors import (
+    ChromaServerUnreachableError,
     EmbeddingModelMismatchError,
+    IndexBusyError,
+    IndexDamagedError,
     IndexFormatError,
+    IndexLocationError,
     IndexNotFoundError,
     RagError,
 )
@@ -51,17 +60,120 @@ def get_chroma_client(settings: Settings) -> Any:
             parsed = urlparse(url)
             if not parsed.hostname:
                 raise RagError(f"chroma url {url!r} is not a URL like http://127.0.0.1:8001")
-            client = chromadb.HttpClient(
-                host=parsed.hostname,
-                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                ssl=parsed.scheme == "https",
-                settings=config,
-            )
+            with chroma_errors(settings):
+                client = chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=config,
+                )
         else:
-            settings.index_dir.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(settings.index_dir), settings=config)
+            check_index_dir(settings.index_dir)
+            try:
+                settings.index_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexLocationError(
+                    f"cannot create the index folder {settings.index_dir} ({exc.strerror}): "
+                    "pass --db (or set RAG_DB_DIR to) a folder that can be created"
+                ) from exc
+            try:
+                with chroma_errors(settings):
+                    client = chromadb.PersistentClient(
+                        path=str(settings.index_dir), settings=config
+                    )
+            except RagError:
+                # Chroma caches the half-started system of a path it failed to open, and
+                # the next client there would fail with an AttributeError instead.
+                _forget_chroma_systems()
+                raise
         _CLIENTS[key] = client
         return client
+
+
+def check_index_dir(path: Path) -> None:
+    """Raise ``IndexLocationError`` if the index folder is a file (a mistyped ``--db``)."""
+    if path.exists() and not path.is_dir():
+        raise IndexLocationError(
+            f"the index folder {path} is a file, not a folder: pass --db (or set RAG_DB_DIR "
+            "to) a folder, or move the file away"
+        )
+
+
+def damaged_message(where: str, reason: str) -> str:
+    """The one line for an index whose files are truncated, zeroed or missing."""
+    return (
+        f"the index in {where} is damaged ({reason}); rebuild it with `rag ingest --reset` "
+        "(everything is embedded again)"
+    )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a Chroma client error means the server did not answer at all."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.TransportError) or "Could not connect to a Chroma" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextmanager
+def chroma_errors(settings: Settings) -> Iterator[None]:
+    """Turn what Chroma raises into the error that names its cause.
+
+    An unreachable server, a locked database and damaged files each get their own
+    ``RagError``; a collection that does not exist is left to the caller (``NotFoundError``),
+    and anything else (a bug of ours) propagates unchanged.
+    """
+    from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
+
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:
+        url = settings.chroma_server
+        if url and _unreachable(exc):
+            raise ChromaServerUnreachableError(
+                f"cannot reach the Chroma server at {url} (RAG_CHROMA_URL): start it, or "
+                "correct RAG_CHROMA_URL (unset it to use the local index folder)"
+            ) from exc
+        if isinstance(exc, NotFoundError | InvalidArgumentError) or not isinstance(
+            exc, ChromaError | sqlite3.Error
+        ):
+            raise
+        reason = " ".join(str(exc).split())[:200]
+        if "database is locked" in reason:
+            raise IndexBusyError(
+                f"the index in {url or settings.index_dir} is locked by another process "
+                f"({reason}); try again when it finishes"
+            ) from exc
+        if url:
+            raise RagError(f"the Chroma server at {url} failed: {reason}") from exc
+        raise IndexDamagedError(damaged_message(str(settings.index_dir), reason)) from exc
+
+
+def _forget_chroma_systems() -> None:
+    """Drop Chroma's per-path systems cache (clients already made keep theirs)."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
+def _wipe_chroma_files(folder: Path) -> None:
+    """Remove Chroma's own files from its folder (its database and one folder per segment,
+    named by UUID); anything else a user keeps there is left alone."""
+    for path in folder.iterdir():
+        if path.name.startswith("chroma.sqlite3"):
+            path.unlink()
+        elif path.is_dir():
+            try:
+                uuid.UUID(path.name)
+            except ValueError:
+                continue
+            shutil.rmtree(path)
 
 
 @dataclass(frozen=True)
@@ -130,33 +242,40 @@ class ChromaStore:
             and not (self.settings.index_dir / "chroma.sqlite3").exists()
         )
 
-    def exists(self) -> bool:
+    def _get(self) -> Any:
+        """The collection, or None if there is none; raises when the index cannot be read at
+        all (a file as the folder, a server that does not answer, damaged files)."""
+        from chromadb.errors import NotFoundError
+
+        if not self.settings.chroma_server:
+            check_index_dir(self.settings.index_dir)
         if self._client is None and self._folder_missing():
-            return False
+            return None
         try:
-            self.client.get_collection(self.name)
-            return True
-        except Exception:  # chromadb raises NotFoundError / ValueError depending on version
-            return False
+            with chroma_errors(self.settings):
+                return self.client.get_collection(self.name, embedding_function=None)
+        except NotFoundError:
+            return None
+
+    def exists(self) -> bool:
+        return self._get() is not None
 
     def collection(self, *, create: bool = False, embedding_model: str | None = None) -> Any:
         """The collection; with ``create`` it is made if missing. Checks the embedding model."""
         if create:
-            col = self.client.get_or_create_collection(
-                self.name,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine", **self.settings.chroma.hnsw()}},
-                metadata={
-                    "embedding_model": embedding_model or self.embedding_model,
-                    "schema": SCHEMA,
-                },
-            )
+            with chroma_errors(self.settings):
+                col = self.client.get_or_create_collection(
+                    self.name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine", **self.settings.chroma.hnsw()}},
+                    metadata={
+                        "embedding_model": embedding_model or self.embedding_model,
+                        "schema": SCHEMA,
+                    },
+                )
         else:
-            try:
-                if self._client is None and self._folder_missing():
-                    raise FileNotFoundError(self.settings.index_dir)
-                col = self.client.get_collection(self.name, embedding_function=None)
-            except Exception as exc:
+            col = self._get()
+            if col is None:
                 raise IndexNotFoundError(
                     "nothing is indexed yet: run `rag ingest` first"
                     + (
@@ -164,7 +283,7 @@ class ChromaStore:
                         if not self.settings.chroma_server
                         else ""
                     )
-                ) from exc
+                )
         meta = col.metadata or {}
         if meta.get("schema") != SCHEMA:
             raise IndexFormatError(
@@ -180,38 +299,56 @@ class ChromaStore:
         return col
 
     def reset(self) -> None:
-        """Delete the collection (``rag ingest --reset``)."""
-        if self.exists():
-            self.client.delete_collection(self.name)
+        """Delete the collection (``rag ingest --reset``); a damaged local index is removed
+        file by file, since Chroma cannot open it to delete it."""
+        try:
+            if self.exists():
+                with chroma_errors(self.settings):
+                    self.client.delete_collection(self.name)
+        except IndexDamagedError:
+            if self.settings.chroma_server:
+                raise
+            logger.warning("removing the damaged index in %s", self.settings.index_dir)
+            with _CLIENTS_LOCK:
+                _CLIENTS.pop(f"path:{self.settings.index_dir.resolve()}", None)
+            _forget_chroma_systems()
+            self._client = None
+            _wipe_chroma_files(self.settings.index_dir)
 
     def count(self) -> int:
-        return int(self.collection().count())
+        col = self.collection()
+        with chroma_errors(self.settings):
+            return int(col.count())
 
     def existing(self) -> dict[str, dict[str, Any]]:
         """id -> metadata of every stored chunk."""
         col = self.collection(create=True)
         out: dict[str, dict[str, Any]] = {}
-        total = col.count()
         batch = 5000
-        for offset in range(0, total, batch):
-            got = col.get(include=["metadatas"], limit=batch, offset=offset)
-            for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-                out[cid] = dict(meta or {})
+        with chroma_errors(self.settings):
+            total = col.count()
+            for offset in range(0, total, batch):
+                got = col.get(include=["metadatas"], limit=batch, offset=offset)
+                for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+                    out[cid] = dict(meta or {})
         return out
 
     def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
         if not chunks:
             return
-        self.collection(create=True).upsert(
-            ids=[c.id for c in chunks],
-            embeddings=embeddings,
-            metadatas=[{k: getattr(c, k) for k in CHROMA_FIELDS} for c in chunks],
-        )
+        col = self.collection(create=True)
+        with chroma_errors(self.settings):
+            col.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=embeddings,
+                metadatas=[{k: getattr(c, k) for k in CHROMA_FIELDS} for c in chunks],
+            )
 
     def delete(self, ids: list[str]) -> None:
         col = self.collection(create=True)
-        for i in range(0, len(ids), 5000):
-            col.delete(ids=ids[i : i + 5000])
+        with chroma_errors(self.settings):
+            for i in range(0, len(ids), 5000):
+                col.delete(ids=ids[i : i + 5000])
 
     def query(
         self,
@@ -252,15 +389,16 @@ class ChromaStore:
         include: list[str],
     ) -> list[tuple[StoredChunk, float]]:
         col = col if col is not None else self.collection()
-        total = total if total is not None else col.count()
-        if total == 0:
-            return []
-        res = col.query(
-            query_embeddings=[embedding],
-            n_results=min(n, total),
-            where=_source_filter(sources),
-            include=include,
-        )
+        with chroma_errors(self.settings):
+            total = total if total is not None else col.count()
+            if total == 0:
+                return []
+            res = col.query(
+                query_embeddings=[embedding],
+                n_results=min(n, total),
+                where=_source_filter(sources),
+                include=include,
+            )
         ids = res["ids"][0]
         metas = (res.get("metadatas") or [[{}] * len(ids)])[0]
         dists = (res["distances"] or [[]])[0]
@@ -276,7 +414,8 @@ class ChromaStore:
         meta = dict(col.metadata or {})
         meta["fingerprint"] = digest
         meta.pop("hnsw:space", None)
-        col.modify(metadata=meta)
+        with chroma_errors(self.settings):
+            col.modify(metadata=meta)
         return f"{digest}:{len(ids)}"
 
 
