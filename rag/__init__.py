@@ -11,9 +11,12 @@ Example:
 
 from rag.chain import AnswerChain, ask, get_chain, stream_answer
 from rag.errors import (
+    ChromaServerUnreachableError,
     CorpusError,
     EmbeddingModelMismatchError,
     IndexBusyError,
+    IndexDamagedError,
+    IndexLocationError,
     IndexNotFoundError,
     InvalidQueryError,
     LLMError,
@@ -40,12 +43,15 @@ __all__ = [
     "Answer",
     "AnswerChain",
     "AnswerEvent",
+    "ChromaServerUnreachableError",
     "Citation",
     "CorpusError",
     "CorpusRetriever",
     "EmbeddingModelMismatchError",
     "HybridRetriever",
     "IndexBusyError",
+    "IndexDamagedError",
+    "IndexLocationError",
     "IndexNotFoundError",
     "IndexStatus",
     "IngestReport",

@@ -5,8 +5,9 @@ def test_public_api_is_pinned() -> None:
     # fmt: off
     assert sorted(rag.__all__) == sorted(
         [
-            "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent", "Citation", "CorpusError",
-            "CorpusRetriever", "EmbeddingModelMismatchError", "HybridRetriever", "IndexBusyError",
+            "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent",
+            "ChromaServerUnreachableError", "Citation", "CorpusError", "CorpusRetriever", "EmbeddingModelMismatchError",
+            "HybridRetriever", "IndexBusyError", "IndexDamagedError", "IndexLocationError",
             "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError",
             "LLMTimeoutError", "ModelNotAvailableError", "Passage", "RagError", "Settings",
             "Timings", "ask", "ensure_index", "get_chain", "index_status", "ingest", "relevance",
