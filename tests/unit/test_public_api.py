@@ -6,7 +6,8 @@ def test_public_api_is_pinned() -> None:
     assert sorted(rag.__all__) == sorted(
         [
             "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent",
-            "ChromaServerUnreachableError", "Citation", "CorpusError", "CorpusRetriever", "EmbeddingModelMismatchError",
+            "ChromaServerUnreachableError", "Citation", "CorpusError", "CorpusRetriever",
+            "EmbeddingModelMismatchError",
             "HybridRetriever", "IndexBusyError", "IndexDamagedError", "IndexLocationError",
             "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError",
             "LLMTimeoutError", "ModelNotAvailableError", "Passage", "RagError", "Settings",
