@@ -13,10 +13,10 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from rag.embedding import Embedder, get_embedder
-from rag.errors import IndexDamagedError, IndexNotFoundError, InvalidQueryError
+from rag.errors import IndexNotFoundError, InvalidQueryError
 from rag.keyword import BM25Index, current, keyword_dir
 from rag.settings import Settings
-from rag.store import ChromaStore, StoredChunk, damaged_message
+from rag.store import ChromaStore, StoredChunk, vectors_missing_error
 from rag.types import Passage
 
 
@@ -126,12 +126,7 @@ class HybridRetriever:
                 except IndexNotFoundError as exc:
                     # a published keyword index without its vectors: never half an answer
                     self._raise_if_busy()
-                    raise IndexDamagedError(
-                        damaged_message(
-                            self.settings.chroma_server or str(self.settings.index_dir),
-                            "the keyword index is there but Chroma holds no collection",
-                        )
-                    ) from exc
+                    raise vectors_missing_error(self.settings) from exc
                 self._col = (bm25.version, col)
             return bm25, self._col[1]
 

@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rag.embedding import index_model_name
-from rag.errors import IndexDamagedError, IndexFormatError
+from rag.errors import IndexFormatError
 from rag.keyword import CURRENT, current, keyword_dir, read_manifest
 from rag.settings import Settings
-from rag.store import SCHEMA, ChromaStore, chroma_errors, damaged_message
+from rag.store import SCHEMA, ChromaStore, chroma_errors, vectors_missing_error
 
 
 @dataclass
@@ -64,11 +64,7 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
             raise busy
     if not status.exists:
         if published:
-            raise IndexDamagedError(
-                damaged_message(
-                    location, "the keyword index is there but Chroma holds no collection"
-                )
-            )
+            raise vectors_missing_error(settings)
         return status
     try:
         current(root)  # reads and checks the published files: damaged ones raise here

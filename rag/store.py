@@ -52,7 +52,7 @@ def get_chroma_client(settings: Settings) -> Any:
 
     config = ChromaConfig(anonymized_telemetry=False, allow_reset=False)
     url = settings.chroma_server
-    key = f"url:{url}" if url else f"path:{settings.index_dir.resolve()}"
+    key = _client_key(settings)
     with _CLIENTS_LOCK:
         if key in _CLIENTS:
             return _CLIENTS[key]
@@ -90,6 +90,11 @@ def get_chroma_client(settings: Settings) -> Any:
         return client
 
 
+def _client_key(settings: Settings) -> str:
+    url = settings.chroma_server
+    return f"url:{url}" if url else f"path:{settings.index_dir.resolve()}"
+
+
 def check_index_dir(path: Path) -> None:
     """Raise ``IndexLocationError`` if the index folder is a file (a mistyped ``--db``)."""
     if path.exists() and not path.is_dir():
@@ -104,6 +109,17 @@ def damaged_message(where: str, reason: str) -> str:
     return (
         f"the index in {where} is damaged ({reason}); rebuild it with `rag ingest --reset` "
         "(everything is embedded again)"
+    )
+
+
+def vectors_missing_error(settings: Settings) -> IndexDamagedError:
+    """A published keyword index whose Chroma collection is gone: damaged, never answered from
+    half an index (the retriever and ``rag status`` both say so)."""
+    return IndexDamagedError(
+        damaged_message(
+            settings.chroma_server or str(settings.index_dir),
+            "the keyword index is there but Chroma holds no collection",
+        )
     )
 
 
@@ -310,7 +326,7 @@ class ChromaStore:
                 raise
             logger.warning("removing the damaged index in %s", self.settings.index_dir)
             with _CLIENTS_LOCK:
-                _CLIENTS.pop(f"path:{self.settings.index_dir.resolve()}", None)
+                _CLIENTS.pop(_client_key(self.settings), None)
             _forget_chroma_systems()
             self._client = None
             _wipe_chroma_files(self.settings.index_dir)
