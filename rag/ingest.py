@@ -8,7 +8,9 @@ could drift from Chroma after a crash: a killed run is repaired by the next run,
 every chunk the killed run had stored and embeds only the rest (``IngestReport.chunks_resumed``).
 
 After Chroma is up to date, the BM25 keyword index is built from the same chunks and published
-beside Chroma's folder (``rag.keyword.publish``); searches switch to it atomically.
+beside Chroma's folder (``rag.keyword.publish``); searches switch to it atomically. With a Chroma
+server, the writer lock is kept on the server and every other process derives its keyword index
+from the collection (``rag.replicas``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rag.embedding import Embedder, get_embedder
 from rag.errors import CorpusError, IndexBusyError
 from rag.loading import load_corpus
 from rag.paragraphs import split_paragraphs
+from rag.replicas import ChromaLock, get_sync, in_order, manifest_info
 from rag.settings import Settings
 from rag.store import ChromaStore, chunk_metadata
 from rag.types import Chunk, IngestReport
@@ -38,16 +41,13 @@ logger = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
 
 
-def index_lock(settings: Settings) -> FileLock:
-    """The writer lock of one index (a file beside the Chroma folder)."""
+def index_lock(settings: Settings) -> FileLock | ChromaLock:
+    """The writer lock of one index: a file beside the Chroma folder, or for a Chroma server a
+    record on the server (writers on other machines wait for it too)."""
     if settings.chroma_server:
-        lock_dir = settings.data_dir
-        name = "chroma-server-" + "".join(
-            ch if ch.isalnum() else "_" for ch in settings.chroma_server
-        )
-    else:
-        lock_dir = settings.index_dir.parent
-        name = settings.index_dir.name
+        return ChromaLock(settings)
+    lock_dir = settings.index_dir.parent
+    name = settings.index_dir.name
     lock_dir.mkdir(parents=True, exist_ok=True)
     return FileLock(str(lock_dir / f".{name}.{settings.chroma.collection}.lock"))
 
@@ -56,15 +56,18 @@ def busy_error(settings: Settings) -> IndexBusyError | None:
     """The error a reader raises when it finds no complete index because another process
     holds the writer lock (a first ingest still running), else None. Never waits."""
     lock = index_lock(settings)
+    busy = IndexBusyError(
+        f"the index in {settings.chroma_server or settings.index_dir} is being built by "
+        f"another `rag ingest` (lock {lock.lock_file}); try again when it finishes"
+    )
+    if isinstance(lock, ChromaLock):
+        return busy if lock.held_elsewhere() else None
     if not Path(lock.lock_file).exists():  # no writer ever ran here
         return None
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return IndexBusyError(
-            f"the index in {settings.chroma_server or settings.index_dir} is being built by "
-            f"another `rag ingest` (lock {lock.lock_file}); try again when it finishes"
-        )
+        return busy
     lock.release()
     return None
 
@@ -141,6 +144,8 @@ def ingest(
         skipped = {src for src, _ in report.skipped}
         existing = {k: v for k, v in existing.items() if v.get("source") not in skipped}
         root = keyword.keyword_dir(settings)
+        if settings.chroma_server and not reset:
+            get_sync(settings).refresh()  # another process's ingest: start from what it stored
         published = None if reset else keyword.current(root)
         # Chunks stored but not in the last published index: a run killed before it finished.
         before = set(published[0].ids) if published is not None else set()
@@ -161,12 +166,19 @@ def ingest(
             metas += [old.metadata[r] for r in kept]
             para_texts += [old.paragraph_texts[r] for r in kept]
         fingerprint = store.set_fingerprint(ids)
-        if published is None or published[1].get("fingerprint") != fingerprint:
+        info: dict[str, Any] = {"embedding_model": embedder.model_name}
+        stale = published is None or published[1].get("fingerprint") != fingerprint
+        if settings.chroma_server:  # the same rows, in the order every other process has
+            info = manifest_info(store, store.collection())
+            ids, texts, metas, para_texts = in_order(ids, texts, metas, para_texts)
+            had = published[1].get("collection_id") if published is not None else None
+            stale = stale or had != info["collection_id"]
+        if stale:
             t_kw = time.perf_counter()
             index = keyword.BM25Index.build(
                 ids, texts, metas, fingerprint, paragraph_texts=para_texts
             )
-            keyword.publish(index, root, info={"embedding_model": embedder.model_name})
+            keyword.publish(index, root, info=info)
             report.keyword_seconds = time.perf_counter() - t_kw
     finally:
         lock.release()

@@ -78,6 +78,7 @@ class HybridRetriever:
         self._keyword_root = keyword_dir(self.settings)
         self._col: tuple[str, Any] | None = None  # (keyword index version, collection handle)
         self._col_lock = threading.Lock()
+        self._sync: Any = None  # rag.replicas.KeywordSync, with a Chroma server
 
     @property
     def embedder(self) -> Embedder:
@@ -112,6 +113,8 @@ class HybridRetriever:
         search); no count, fingerprint or rebuild happens here.
         """
         got = current(self._keyword_root)  # raises for damaged keyword-index files
+        if self.settings.chroma_server:
+            got = self._follow_server(got)
         if got is None:
             self._raise_if_busy()
             self.store.collection()  # raises for a missing, unreadable or old-format index
@@ -129,6 +132,21 @@ class HybridRetriever:
                     raise vectors_missing_error(self.settings) from exc
                 self._col = (bm25.version, col)
             return bm25, self._col[1]
+
+    def _follow_server(
+        self, got: tuple[BM25Index, dict[str, Any]] | None
+    ) -> tuple[BM25Index, dict[str, Any]] | None:
+        """With a Chroma server: keep the keyword index in line with the collection (checked on
+        a background thread every ``chroma.sync_s``; built here when this process has none)."""
+        if self._sync is None:
+            from rag.replicas import get_sync
+
+            self._sync = get_sync(self.settings)
+            self._sync.start()
+        if got is None:
+            self._sync.refresh()
+            got = current(self._keyword_root)
+        return got
 
     def _raise_if_busy(self) -> None:
         """No complete index found: say so if another process is building it right now."""

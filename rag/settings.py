@@ -140,6 +140,18 @@ class ChromaSettings(BaseModel):
     hnsw_max_neighbors: int | None = Field(
         None, ge=2, description="HNSW max_neighbors (M) of a new collection (None: Chroma's 16)."
     )
+    sync_s: float = Field(
+        2.0,
+        gt=0,
+        description="With a Chroma server: how often each app process checks the collection's "
+        "fingerprint and rebuilds its keyword index from Chroma when another process changed it.",
+    )
+    lock_stale_s: float = Field(
+        120.0,
+        gt=0,
+        description="With a Chroma server: an ingest lock (kept in Chroma) not renewed for this "
+        "long is taken as left by a crashed ingest and broken.",
+    )
 
     def hnsw(self) -> dict[str, int]:
         """The HNSW parameters set here, as Chroma's collection configuration keys."""

@@ -1,9 +1,13 @@
 """Chroma: the vectors of the chunks, with each chunk's source file and paragraph number.
 
-Chroma keeps no text: a chunk's text and metadata, and the whole text of a paragraph split into
-several chunks, are stored once in the published chunk index (``rag.keyword``), which is built
-from the same chunks at each ingest. Source and paragraph stay in Chroma for source filters,
-the ingest's diff and ``rag status``.
+Embedded (the default), Chroma keeps no text: a chunk's text and metadata, and the whole text
+of a paragraph split into several chunks, are stored once in the published chunk index
+(``rag.keyword``), which is built from the same chunks at each ingest. Source and paragraph
+stay in Chroma for source filters, the ingest's diff and ``rag status``.
+
+With a Chroma server (``RAG_CHROMA_URL``) the server is the one source of truth for several
+app processes: each chunk's text (``documents``) and all its metadata are stored there too, and
+each process derives its chunk index from them (``rag.replicas``).
 """
 
 from __future__ import annotations
@@ -203,8 +207,10 @@ class StoredChunk:
 
 #: Layout of the stored chunks; an index without it (or with an older one) must be rebuilt.
 SCHEMA = 3
-#: The chunk fields Chroma keeps (the rest lives in the published chunk index).
+#: The chunk fields embedded Chroma keeps (the rest lives in the published chunk index).
 CHROMA_FIELDS = ("source", "paragraph")
+#: Collection metadata key of a server collection that holds the chunk texts and metadata.
+TEXTS_KEY = "texts"
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
@@ -214,6 +220,19 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
         for k, v in dataclasses.asdict(chunk).items()
         if k not in {"id", "text", "paragraph_text"} and v is not None
     }
+
+
+def _chroma_fields(chunk: Chunk) -> dict[str, Any]:
+    return {k: getattr(chunk, k) for k in CHROMA_FIELDS}
+
+
+def server_metadata(chunk: Chunk) -> dict[str, Any]:
+    """What a Chroma server keeps of a chunk besides its text: every field, and the whole
+    paragraph's text on the first chunk of a paragraph split into several."""
+    meta = chunk_metadata(chunk)
+    if chunk.n_chunks > 1 and chunk.chunk_index == 0:
+        meta["paragraph_text"] = chunk.paragraph_text
+    return meta
 
 
 def old_format_message(where: str) -> str:
@@ -287,6 +306,7 @@ class ChromaStore:
                     metadata={
                         "embedding_model": embedding_model or self.embedding_model,
                         "schema": SCHEMA,
+                        **({TEXTS_KEY: 1} if self.settings.chroma_server else {}),
                     },
                 )
         else:
@@ -301,7 +321,10 @@ class ChromaStore:
                     )
                 )
         meta = col.metadata or {}
-        if meta.get("schema") != SCHEMA:
+        # a server collection written before it kept the texts: other processes cannot read it
+        if meta.get("schema") != SCHEMA or (
+            self.settings.chroma_server and meta.get(TEXTS_KEY) != 1
+        ):
             raise IndexFormatError(
                 old_format_message(self.settings.chroma_server or str(self.settings.index_dir))
             )
@@ -353,11 +376,13 @@ class ChromaStore:
         if not chunks:
             return
         col = self.collection(create=True)
+        server = bool(self.settings.chroma_server)
         with chroma_errors(self.settings):
             col.upsert(
                 ids=[c.id for c in chunks],
                 embeddings=embeddings,
-                metadatas=[{k: getattr(c, k) for k in CHROMA_FIELDS} for c in chunks],
+                metadatas=[server_metadata(c) if server else _chroma_fields(c) for c in chunks],
+                documents=[c.text for c in chunks] if server else None,
             )
 
     def delete(self, ids: list[str]) -> None:
@@ -426,13 +451,18 @@ class ChromaStore:
     def set_fingerprint(self, ids: list[str]) -> str:
         """Record the digest of the stored chunk ids; returns the fingerprint."""
         col = self.collection(create=True)
-        digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+        digest = ids_digest(ids)
         meta = dict(col.metadata or {})
         meta["fingerprint"] = digest
         meta.pop("hnsw:space", None)
         with chroma_errors(self.settings):
             col.modify(metadata=meta)
         return f"{digest}:{len(ids)}"
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """The digest of a set of chunk ids that ``set_fingerprint`` records."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
 def _source_filter(sources: Sequence[str] | None) -> dict[str, Any] | None:

@@ -301,6 +301,10 @@ def _server_settings(
     report = ensure_index(settings, on_skip=_warn_skip)
     if report is not None:
         _print_report(report)
+    if settings.chroma_server:
+        from rag.replicas import get_sync
+
+        get_sync(settings).refresh()  # this process's keyword index, derived from the server
     return settings
 
 
