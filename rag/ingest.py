@@ -145,7 +145,8 @@ def ingest(
         existing = {k: v for k, v in existing.items() if v.get("source") not in skipped}
         root = keyword.keyword_dir(settings)
         if settings.chroma_server and not reset:
-            get_sync(settings).refresh()  # another process's ingest: start from what it stored
+            # another process may have ingested: start from what the server holds
+            get_sync(settings, store).refresh()
         published = None if reset else keyword.current(root)
         # Chunks stored but not in the last published index: a run killed before it finished.
         before = set(published[0].ids) if published is not None else set()

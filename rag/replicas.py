@@ -172,9 +172,7 @@ def read_index(store: ChromaStore, col: Any) -> BM25Index | None:
     ids, texts, metas, paragraph_texts = in_order(
         [r[0] for r in rows], [r[1] or "" for r in rows], metas, paragraph_texts
     )
-    return BM25Index.build(
-        ids, texts, metas, f"{want}:{len(ids)}", paragraph_texts=paragraph_texts
-    )
+    return BM25Index.build(ids, texts, metas, f"{want}:{len(ids)}", paragraph_texts=paragraph_texts)
 
 
 def in_order(
@@ -207,9 +205,9 @@ def manifest_info(store: ChromaStore, col: Any) -> dict[str, Any]:
 class KeywordSync:
     """Keeps this process's keyword index in line with the server collection."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: ChromaStore | None = None) -> None:
         self.settings = settings
-        self.store = ChromaStore(settings=settings)
+        self.store = store or ChromaStore(settings=settings)
         self.root = keyword_dir(settings)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -272,8 +270,9 @@ _SYNCS: dict[tuple[str, str, str], KeywordSync] = {}
 _SYNCS_LOCK = threading.Lock()
 
 
-def get_sync(settings: Settings) -> KeywordSync:
-    """The one ``KeywordSync`` of this process for this server collection and data folder."""
+def get_sync(settings: Settings, store: ChromaStore | None = None) -> KeywordSync:
+    """The one ``KeywordSync`` of this process for this server collection and data folder
+    (``store``: the one to read it through, when the first call makes it)."""
     key = (
         str(settings.chroma_server),
         settings.chroma.collection,
@@ -281,5 +280,5 @@ def get_sync(settings: Settings) -> KeywordSync:
     )
     with _SYNCS_LOCK:
         if key not in _SYNCS:
-            _SYNCS[key] = KeywordSync(settings)
+            _SYNCS[key] = KeywordSync(settings, store)
         return _SYNCS[key]

@@ -141,7 +141,7 @@ class HybridRetriever:
         if self._sync is None:
             from rag.replicas import get_sync
 
-            self._sync = get_sync(self.settings)
+            self._sync = get_sync(self.settings, self.store)
             self._sync.start()
         if got is None:
             self._sync.refresh()
