@@ -300,18 +300,32 @@ def main() -> None:
             emb = CachingEmbedder(get_embedder(Settings(models_dir=MODELS_DIR)))
             rec = bench_recall(tmp, url, emb, args.queries)
             a, b = rec.pop("_settings")
-            print(f"recall@5 and search ms ({rec['queries']} questions, {rec['paragraphs']} "
-                  "paragraphs)")
-            print(table(
-                [(k, rec["recall_at_5"][k], rec["search_ms"][k]["p50"],
-                  rec["search_ms"][k]["p95"]) for k in rec["recall_at_5"]],
-                ["index", "recall@5", "search p50 ms", "p95 ms"],
-            ))
+            print(
+                f"recall@5 and search ms ({rec['queries']} questions, {rec['paragraphs']} "
+                "paragraphs)"
+            )
+            print(
+                table(
+                    [
+                        (
+                            k,
+                            rec["recall_at_5"][k],
+                            rec["search_ms"][k]["p50"],
+                            rec["search_ms"][k]["p95"],
+                        )
+                        for k in rec["recall_at_5"]
+                    ],
+                    ["index", "recall@5", "search p50 ms", "p95 ms"],
+                )
+            )
             print(f"same top 5 in all three: {rec['same_top5_all_three']:.3f}")
             prop = bench_propagation(a, b, emb, args.rounds)
-            print("propagation (s after the ingest ended):", {
-                k: round(v["p50"], 2) for k, v in prop.items()
-            }, "max", {k: round(v["max"], 2) for k, v in prop.items()})
+            print(
+                "propagation (s after the ingest ended):",
+                {k: round(v["p50"], 2) for k, v in prop.items()},
+                "max",
+                {k: round(v["max"], 2) for k, v in prop.items()},
+            )
             conc = [bench_concurrent(tmp, url, emb, lock) for lock in (True, False)]
             for c in conc:
                 print("two ingests at once:", c)

@@ -9,6 +9,8 @@ also records the chunk count and fingerprint of that ingest, so searches need no
 Chroma holds only the vectors (with each chunk's source and paragraph number, for filters and
 the ingest diff); a chunk's metadata and text, and the whole text of a paragraph split into
 several chunks, are stored here once, in memory-mapped files read per returned passage.
+(With a Chroma server, the server keeps the texts and metadata too, and each process builds
+this index from them: ``rag.replicas``.)
 
 Scoring is bm25s (Lucene's BM25 variant) over ``bm25_terms``: stemmed content words of the
 chunk and its section heading.

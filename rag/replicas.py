@@ -248,9 +248,10 @@ class KeywordSync:
 
     def start(self) -> None:
         """Check every ``chroma.sync_s`` seconds on a daemon thread (once per process)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="rag-sync")
-            self._thread.start()
+        with _SYNCS_LOCK:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="rag-sync")
+                self._thread.start()
 
     def _loop(self) -> None:
         while True:
