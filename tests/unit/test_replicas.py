@@ -177,3 +177,13 @@ def test_two_ingests_at_once_leave_a_consistent_collection(
     assert (col.metadata or {})["fingerprint"] == ids_digest(list(held))
     index = read_index(store, col)
     assert index is not None and sorted(index.ids) == sorted(held)
+
+
+def test_the_embedded_default_keeps_no_texts_in_chroma(tmp_path: Path, corpus: Path) -> None:
+    local = Settings(corpus_dir=corpus, data_dir=tmp_path / "data", models_dir=tmp_path / "m")
+    ingest(local, embedder=HashingEmbedder())
+    col = ChromaStore(settings=local, embedding_model="fake-hashing").collection()
+    got = col.get(include=["documents", "metadatas"])
+    assert got["ids"] and not any(got["documents"])
+    assert all(set(m) == {"source", "paragraph"} for m in got["metadatas"])
+    assert "texts" not in (col.metadata or {})
