@@ -97,12 +97,19 @@ class HybridRetriever:
             raise IndexNotFoundError("the index is empty: run `rag ingest` first")
         srcs = list(sources) if sources else None
         vector = self.embedder.embed_query(query)
-        dense = [
-            (StoredChunk(cid, "", {}), sim)
-            for cid, sim in self.store.query_ids(
-                vector, rs.candidates, srcs, col=col, total=bm25.count
-            )
-        ]
+        try:
+            hits = self.store.query_ids(vector, rs.candidates, srcs, col=col, total=bm25.count)
+        except Exception as exc:
+            from chromadb.errors import NotFoundError  # chromadb is imported on first use
+
+            if not (self.settings.chroma_server and isinstance(exc, NotFoundError)):
+                raise
+            # another process reset the collection: query the one that replaced it
+            with self._col_lock:
+                self._col = None
+            bm25, col = self.index()
+            hits = self.store.query_ids(vector, rs.candidates, srcs, col=col, total=bm25.count)
+        dense = [(StoredChunk(cid, "", {}), sim) for cid, sim in hits]
         keyword = bm25.search(query, rs.candidates, srcs)
         return self.fuse(dense, keyword, k, index=bm25)
 

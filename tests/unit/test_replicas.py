@@ -187,3 +187,15 @@ def test_the_embedded_default_keeps_no_texts_in_chroma(tmp_path: Path, corpus: P
     assert got["ids"] and not any(got["documents"])
     assert all(set(m) == {"source", "paragraph"} for m in got["metadatas"])
     assert "texts" not in (col.metadata or {})
+
+
+def test_a_reset_by_another_process_is_followed(server: None, tmp_path: Path, corpus: Path) -> None:
+    a, b = instance(tmp_path, corpus, "a"), instance(tmp_path, corpus, "b")
+    ingest(a, embedder=HashingEmbedder())
+    rb = retriever(b)
+    before = cited(rb, "Kathmandu Policy Forum")
+    ingest(a, reset=True, embedder=HashingEmbedder())  # a new collection, the same chunks
+    assert cited(rb, "Kathmandu Policy Forum") == before  # before b's next check
+    assert refresh(rb)
+    assert read_manifest(rb._keyword_root)["collection_id"] == str(rb.store.collection().id)
+    assert cited(rb, "Kathmandu Policy Forum") == before
