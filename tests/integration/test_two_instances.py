@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_chroma_server import chroma_command
 from tests.servers import free_port, stop
 
 pytestmark = pytest.mark.integration
@@ -81,7 +80,8 @@ def instances(
     base = tmp_path_factory.mktemp("two-instances")
     port = free_port()
     chroma = f"http://127.0.0.1:{port}"
-    cmd = [*chroma_command(), "run", "--path", str(base / "chroma"), "--port", str(port)]
+    chroma_cli = str(Path(sys.executable).parent / "chroma")  # chromadb's script in the venv
+    cmd = [chroma_cli, "run", "--path", str(base / "chroma"), "--port", str(port)]
     proc = _start([*cmd, "--host", "127.0.0.1"], None, base / "chroma.log", request)
     _wait(f"{chroma}/api/v2/heartbeat", proc, base / "chroma.log", "chroma run")
     corpus = base / "corpus"
