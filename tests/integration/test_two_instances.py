@@ -9,6 +9,7 @@ restart, within ``RAG_CHROMA__SYNC_S`` plus a rebuild.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -150,6 +151,38 @@ def test_a_document_added_then_removed_through_one_reaches_the_other(
     _ingest(a)
     _until(lambda: ("quokka.md", 1) not in b.cited(QUOKKA))
     assert b.retrieve(QUOKKA) == a.retrieve(QUOKKA)
+
+
+def test_two_ingests_at_once_embed_a_new_document_once(
+    instances: tuple[Instance, Instance],
+) -> None:
+    a, b = instances
+    doc = Path(a.env["RAG_CORPUS_DIR"]) / "wombat.md"
+    doc.write_text("Wombat droppings are cube-shaped, which stops them rolling away.\n")
+    query = "Why are wombat droppings cube-shaped?"
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "rag_cli", "ingest", "--json"],
+                cwd=ROOT,
+                env=inst.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for inst in (a, b)
+        ]
+        outs = [proc.communicate(timeout=600) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], outs
+        # the server-side lock let one embed the document; the other found it stored
+        assert sorted(json.loads(o)["chunks_added"] for o, _err in outs) == [0, 1], outs
+        for inst in (a, b):
+            _until(lambda inst=inst: inst.cited(query)[:1] == [("wombat.md", 1)])
+        assert a.retrieve(query) == b.retrieve(query)
+    finally:
+        doc.unlink()
+    _ingest(b)
+    _until(lambda: ("wombat.md", 1) not in a.cited(query))
 
 
 @pytest.mark.llm
