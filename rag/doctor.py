@@ -91,6 +91,20 @@ def check_embedder(settings: Settings) -> Check:
     )
 
 
+# What one answer on the default path reads and writes, in the packaged model's tokens: the
+# answer prompt (instructions and three paragraphs; p50 639 on the fixed suite), the new part of
+# the yes/no checks (~250), and the statement it writes (p50 22). Measured on the 87 fixed-suite
+# questions with the model's tokenizer (2026-12-03); the prompt's cached prefix is not subtracted,
+# so this is an upper estimate for a conversation and right for a question on new paragraphs.
+ANSWER_PROMPT_TOKENS = 639 + 250
+ANSWER_GENERATED_TOKENS = 22
+
+
+def expected_answer_seconds(prompt_tps: float, decode_tps: float) -> float:
+    """Seconds one answer takes on a machine that reads and writes at these measured speeds."""
+    return ANSWER_PROMPT_TOKENS / prompt_tps + ANSWER_GENERATED_TOKENS / decode_tps
+
+
 def check_llm(settings: Settings) -> Check:
     if settings.llm.backend == "openai":
         from rag.llm import get_llm
@@ -110,7 +124,11 @@ def check_llm(settings: Settings) -> Check:
 
     path = Path(settings.llm.model_path or packaged_model_path(settings))
     result = run_probe(path, settings.llm.n_threads)
-    return Check("llm", result.ok, f"{path.name} on llama.cpp (child process): {result.describe()}")
+    detail = f"{path.name} on llama.cpp (child process): {result.describe()}"
+    if result.ok and result.prompt_tps > 0 and result.decode_tps > 0:
+        expected = expected_answer_seconds(result.prompt_tps, result.decode_tps)
+        detail += f"; expect ~{expected:.0f} s per answer on new paragraphs"
+    return Check("llm", result.ok, detail)
 
 
 def check_index(settings: Settings) -> Check:

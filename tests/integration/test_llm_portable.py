@@ -82,6 +82,7 @@ def test_rag_doctor_reports_every_component_ok(real_settings: Settings) -> None:
     assert set(lines) >= {"python", "cpu", "embedder", "llm", "index", "ui"}, proc.stdout
     assert all(ln.startswith("ok") for ln in lines.values()), proc.stdout
     assert re.search(r"decode \d+(\.\d)? tok/s", lines["llm"]), lines["llm"]
+    assert re.search(r"expect ~\d+ s per answer", lines["llm"]), lines["llm"]
     assert re.search(r"\d+ vectors/s", lines["embedder"]), lines["embedder"]
     assert re.search(r"\d+ paragraphs, \d+ chunks", lines["index"]), lines["index"]
 
