@@ -118,8 +118,7 @@ class LLMSettings(BaseModel):
     max_context_passages: int = Field(
         3,
         ge=1,
-        description="Paragraphs put in the prompt (the best-ranked); bench/RESULTS.md "
-        "compares 3 with 4.",
+        description="Paragraphs put in the prompt (the best-ranked).",
     )
 
 
