@@ -13,6 +13,7 @@ from rag.chain import AnswerChain, ask, get_chain, stream_answer
 from rag.errors import (
     ChromaServerUnreachableError,
     CorpusError,
+    DiskFullError,
     EmbeddingModelMismatchError,
     IndexBusyError,
     IndexDamagedError,
@@ -47,6 +48,7 @@ __all__ = [
     "Citation",
     "CorpusError",
     "CorpusRetriever",
+    "DiskFullError",
     "EmbeddingModelMismatchError",
     "HybridRetriever",
     "IndexBusyError",

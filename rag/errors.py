@@ -32,6 +32,10 @@ class IndexDamagedError(RagError):
     """Index files are truncated, zeroed or missing; ``rag ingest --reset`` rebuilds them."""
 
 
+class DiskFullError(RagError):
+    """The disk holding the index is full: the ingest stopped and the previous index is kept."""
+
+
 class ChromaServerUnreachableError(RagError):
     """The Chroma server configured by ``RAG_CHROMA_URL`` does not answer."""
 

@@ -32,7 +32,14 @@ from rag.loading import load_corpus
 from rag.paragraphs import split_paragraphs
 from rag.replicas import ChromaLock, get_sync, in_order, manifest_info
 from rag.settings import Settings
-from rag.store import ChromaStore, chunk_metadata
+from rag.store import (
+    CHUNK_BYTES,
+    ChromaStore,
+    check_space,
+    chunk_metadata,
+    disk_full_error,
+    no_space,
+)
 from rag.types import Chunk, IngestReport
 
 logger = logging.getLogger(__name__)
@@ -151,6 +158,7 @@ def ingest(
         # Chunks stored but not in the last published index: a run killed before it finished.
         before = set(published[0].ids) if published is not None else set()
         report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
+        _check_space(settings, chunks, existing)
         _apply(report, chunks, existing, store, embedder, settings, progress)
         # A file that could not be read keeps its chunks, texts included, from the last index.
         old = published[0] if published is not None else None
@@ -179,13 +187,47 @@ def ingest(
             index = keyword.BM25Index.build(
                 ids, texts, metas, fingerprint, paragraph_texts=para_texts
             )
-            keyword.publish(index, root, info=info)
+            try:
+                keyword.publish(index, root, info=info)
+            except OSError as exc:
+                if no_space(exc):
+                    raise disk_full_error(str(root), exc.strerror or str(exc)) from exc
+                raise
             report.keyword_seconds = time.perf_counter() - t_kw
     finally:
         lock.release()
     report.documents, report.paragraphs, report.chunks = n_docs, n_paras, len(chunks)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_space(
+    settings: Settings, chunks: list[Chunk], existing: dict[str, dict[str, Any]]
+) -> None:
+    """Stop before writing when the index's disk cannot hold this run's writes."""
+    # the new keyword index is written beside the current one: its texts, metadata, arrays
+    keyword_need = sum(
+        2 * len(c.text.encode())
+        + (len(c.paragraph_text.encode()) if c.n_chunks > 1 and c.chunk_index == 0 else 0)
+        + 512
+        for c in chunks
+    )
+    root = keyword.keyword_dir(settings)
+    if settings.chroma_server:
+        check_space(root, keyword_need)
+        return
+    chroma_need = CHUNK_BYTES * sum(1 for c in chunks if c.id not in existing)
+    if _device(root) == _device(settings.index_dir):
+        check_space(settings.index_dir, chroma_need + keyword_need)
+    else:
+        check_space(settings.index_dir, chroma_need)
+        check_space(root, keyword_need)
+
+
+def _device(folder: Path) -> int:
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder.stat().st_dev
 
 
 def _apply(

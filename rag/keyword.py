@@ -353,21 +353,28 @@ def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None)
     root.mkdir(parents=True, exist_ok=True)
     version = f"v{time.time_ns()}"
     tmp = root / f".tmp-{version}-{os.getpid()}"
-    index.save(tmp)
-    files = {p.name: _checksum(p) for p in sorted(tmp.iterdir())}
-    tmp.rename(root / version)
-    manifest = {
-        "version": version,
-        "fingerprint": index.fingerprint,
-        "count": index.count,
-        "schema": SCHEMA,
-        "files": files,
-        **(info or {}),
-    }
     cur_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
-    cur_tmp.write_text(json.dumps(manifest), encoding="utf-8")
-    previous = read_manifest(root)
-    os.replace(cur_tmp, root / CURRENT)
+    try:
+        index.save(tmp)
+        files = {p.name: _checksum(p) for p in sorted(tmp.iterdir())}
+        tmp.rename(root / version)
+        manifest = {
+            "version": version,
+            "fingerprint": index.fingerprint,
+            "count": index.count,
+            "schema": SCHEMA,
+            "files": files,
+            **(info or {}),
+        }
+        cur_tmp.write_text(json.dumps(manifest), encoding="utf-8")
+        previous = read_manifest(root)
+        os.replace(cur_tmp, root / CURRENT)
+    except BaseException:
+        # a full disk or a crash: the previous version stays current; free what was written
+        for half in (tmp, root / version):
+            shutil.rmtree(half, ignore_errors=True)
+        cur_tmp.unlink(missing_ok=True)
+        raise
     keep = {version, (previous or {}).get("version")}
     for old in root.iterdir():
         if old.name not in keep and (old.name.startswith("v") or old.name.startswith(".tmp-")):

@@ -13,6 +13,7 @@ each process derives its chunk index from them (``rag.replicas``).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import shutil
@@ -29,6 +30,7 @@ from urllib.parse import urlparse
 from rag.embedding import index_model_name
 from rag.errors import (
     ChromaServerUnreachableError,
+    DiskFullError,
     EmbeddingModelMismatchError,
     IndexBusyError,
     IndexDamagedError,
@@ -43,7 +45,7 @@ from rag.types import Chunk
 logger = logging.getLogger(__name__)
 
 _CLIENTS: dict[str, Any] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS_LOCK = threading.RLock()  # chroma_errors may drop a client while one is made
 
 
 def get_chroma_client(settings: Settings) -> Any:
@@ -127,6 +129,66 @@ def vectors_missing_error(settings: Settings) -> IndexDamagedError:
     )
 
 
+def disk_full_error(where: str, reason: str) -> DiskFullError:
+    """The one line for a write that found no space left on the index's disk."""
+    return DiskFullError(
+        f"the disk holding the index in {where} is full ({reason}): free space there and try "
+        "again; the last complete index is kept"
+    )
+
+
+#: what a write that found no space raises: OSError errno, SQLite's message, Rust's io error
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXTS = ("disk is full", "no space left on device", "os error 28", "disk quota exceeded")
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) says the disk is full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE_ERRNOS:
+            return True
+        if any(text in str(seen).lower() for text in _NO_SPACE_TEXTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+#: below this much free space a Chroma write error is put down to the full disk: Chroma's
+#: compaction reports a failed write without its cause ("Error purging logs")
+LOW_SPACE_BYTES = 1 << 20
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk that holds (or would hold) ``folder``; None if unknown."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _nearly_full(folder: Path) -> bool:
+    free = free_bytes(folder)
+    return free is not None and free < LOW_SPACE_BYTES
+
+
+#: bytes an ingest reserves per chunk it adds to a local Chroma: about twice what Chroma 1.5
+#: was measured to write (its log, the HNSW segment and SQLite each hold the vector)
+CHUNK_BYTES = 8 << 10
+
+
+def check_space(folder: Path, need: int = 0) -> None:
+    """Raise ``DiskFullError`` before an ingest writes anything when the disk that holds
+    ``folder`` has less than ``need`` bytes (plus a margin) free. A write that runs out of
+    space half way can leave Chroma's HNSW files unreadable, so it is not started."""
+    free = free_bytes(folder)
+    if free is not None and free < need + LOW_SPACE_BYTES:
+        about = f", the ingest needs about {(need + LOW_SPACE_BYTES) >> 20} MiB" if need else ""
+        raise disk_full_error(str(folder), f"{free >> 10} KiB free{about}")
+
+
 def _unreachable(exc: BaseException) -> bool:
     """Whether a Chroma client error means the server did not answer at all."""
     import httpx
@@ -160,11 +222,19 @@ def chroma_errors(settings: Settings) -> Iterator[None]:
                 f"cannot reach the Chroma server at {url} (RAG_CHROMA_URL): start it, or "
                 "correct RAG_CHROMA_URL (unset it to use the local index folder)"
             ) from exc
-        if isinstance(exc, NotFoundError | InvalidArgumentError) or not isinstance(
-            exc, ChromaError | sqlite3.Error
+        full = no_space(exc)
+        if not full and (
+            isinstance(exc, NotFoundError | InvalidArgumentError)
+            or not isinstance(exc, ChromaError | sqlite3.Error)
         ):
             raise
-        reason = " ".join(str(exc).split())[:200]
+        if full or (not url and _nearly_full(settings.index_dir)):
+            if not url:
+                # Chroma's in-process system can hang on its next write after a failed one:
+                # the next use of this index opens a fresh one
+                forget_client(settings)
+            raise disk_full_error(url or str(settings.index_dir), _reason(exc)) from exc
+        reason = _reason(exc)
         if "database is locked" in reason:
             raise IndexBusyError(
                 f"the index in {url or settings.index_dir} is locked by another process "
@@ -173,6 +243,18 @@ def chroma_errors(settings: Settings) -> Iterator[None]:
         if url:
             raise RagError(f"the Chroma server at {url} failed: {reason}") from exc
         raise IndexDamagedError(damaged_message(str(settings.index_dir), reason)) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def forget_client(settings: Settings) -> None:
+    """Drop the cached client of this index (and Chroma's systems), so the next use opens a
+    fresh one; clients already handed out keep theirs."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.pop(_client_key(settings), None)
+    _forget_chroma_systems()
 
 
 def _forget_chroma_systems() -> None:
@@ -348,9 +430,7 @@ class ChromaStore:
             if self.settings.chroma_server:
                 raise
             logger.warning("removing the damaged index in %s", self.settings.index_dir)
-            with _CLIENTS_LOCK:
-                _CLIENTS.pop(_client_key(self.settings), None)
-            _forget_chroma_systems()
+            forget_client(self.settings)
             self._client = None
             _wipe_chroma_files(self.settings.index_dir)
 

@@ -7,7 +7,7 @@ def test_public_api_is_pinned() -> None:
         [
             "ABSTENTION_TEXT", "Answer", "AnswerChain", "AnswerEvent",
             "ChromaServerUnreachableError", "Citation", "CorpusError", "CorpusRetriever",
-            "EmbeddingModelMismatchError",
+            "DiskFullError", "EmbeddingModelMismatchError",
             "HybridRetriever", "IndexBusyError", "IndexDamagedError", "IndexLocationError",
             "IndexNotFoundError", "IndexStatus", "IngestReport", "InvalidQueryError", "LLMError",
             "LLMTimeoutError", "ModelNotAvailableError", "Passage", "RagError", "Settings",
