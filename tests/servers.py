@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -22,3 +28,63 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def chroma_command() -> list[str]:
+    """The ``chroma`` console script beside this interpreter, or the same entry point via -c.
+
+    (``python -m chromadb.cli.cli`` does not work: the module has no ``__main__`` block.)
+    """
+    script = Path(sys.executable).parent / "chroma"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("chroma")
+    if found:
+        return [found]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())",
+    ]
+
+
+def start_chroma(
+    path: Path, port: int, log: Path, timeout_s: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """``chroma run`` on 127.0.0.1:port with its data in ``path``, once its heartbeat answers;
+    raises ``RuntimeError`` with the end of its log if it exits or does not answer in time."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                *chroma_command(),
+                "run",
+                "--path",
+                str(path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"chroma run exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2
+            ) as resp:
+                if resp.status == 200:
+                    return proc
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(
+                f"chroma run did not answer within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
+            )
+        time.sleep(0.3)

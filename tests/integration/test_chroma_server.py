@@ -6,42 +6,18 @@ throwaway persistence folder, and points ``Settings.chroma_url`` at it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.settings import LLMSettings, Settings
-from tests.servers import free_port, stop
+from tests.servers import free_port, start_chroma, stop
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60.0
-
-
-def chroma_command() -> list[str]:
-    """The ``chroma`` console script beside this interpreter, or the same entry point via -c.
-
-    (``python -m chromadb.cli.cli`` does not work: the module has no ``__main__`` block.)
-    """
-    script = Path(sys.executable).parent / "chroma"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("chroma")
-    if found:
-        return [found]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; sys.exit(app())",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,40 +26,12 @@ def chroma_url(
 ) -> Iterator[str]:
     base = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
-    log = base / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *chroma_command(),
-                "run",
-                "--path",
-                str(base / "db"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        proc = start_chroma(base / "db", port, base / "server.log", STARTUP_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     request.addfinalizer(lambda: stop(proc))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"chroma run exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"chroma run did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n"
-                f"{log.read_text()[-3000:]}"
-            )
-        time.sleep(0.3)
     yield url
 
 

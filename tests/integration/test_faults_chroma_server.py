@@ -1,0 +1,261 @@
+"""A Chroma server (``RAG_CHROMA_URL``) that is down, dies mid-session, or comes back (issue 26).
+
+Each case starts its own ``chroma run`` on a free port with a throwaway data folder and stops it
+after. The CLI is run in-process, the API through its ASGI app, the UI through its chat handler;
+answers use the real chain with a fake model (retrieval fails before any model call), and the
+fake embedder stands in for the embedding model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from typer.testing import CliRunner
+
+from api.app import create_app
+from rag.chain import AnswerChain
+from rag.embedding import index_model_name
+from rag.ingest import ingest
+from rag.retrieval import HybridRetriever
+from rag.settings import Settings
+from rag_cli.app import app as cli_app
+from tests.fakes import HashingEmbedder, fake_verifier
+from tests.servers import free_port, start_chroma, stop
+from ui.app import ChatController
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "corpus" / "bhutan-qatar.md"
+QUERY = "Kathmandu Policy Forum"
+QUESTION = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
+
+
+def unreachable(url: str) -> str:
+    """The pattern of the one line a user must read."""
+    return (
+        rf"cannot reach the Chroma server at {re.escape(url)} \(RAG_CHROMA_URL\): start it, "
+        "or correct RAG_CHROMA_URL"
+    )
+
+
+def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
+    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
+
+
+@dataclass
+class Server:
+    """One ``chroma run`` process; ``kill`` and ``start`` keep its port and data folder."""
+
+    base: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        try:
+            self.proc = start_chroma(self.base / "db", self.port, self.base / "server.log")
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # no goodbye: as a crash or an OOM kill
+        self.proc.wait(timeout=15)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
+    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+
+
+@pytest.fixture
+def server(tmp_path: Path, clean_env: None) -> Iterator[Server]:
+    srv = Server(tmp_path / "chroma")
+    srv.base.mkdir()
+    srv.start()
+    yield srv
+    if srv.proc is not None:
+        stop(srv.proc)
+
+
+def settings_for(url: str, tmp_path: Path) -> Settings:
+    corpus = tmp_path / "corpus"
+    if not corpus.exists():
+        corpus.mkdir()
+        shutil.copy(SEED, corpus / SEED.name)
+    s = Settings(
+        corpus_dir=corpus, data_dir=tmp_path / "data", db_dir=tmp_path / "unused", chroma_url=url
+    )
+    s.retrieval.min_relevance = 0.05  # the lexical fake embedder scores lower than MiniLM
+    return s
+
+
+@dataclass
+class App:
+    """The API and the UI handler of one running app, over one retriever and chain."""
+
+    settings: Settings
+    api: TestClient
+    ui: ChatController
+
+
+def make_app(settings: Settings) -> App:
+    retriever = HybridRetriever(settings=settings, embedder=fake_embedder())
+    answer = (
+        'Quote [P1]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics at the '
+        'Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy Forum.'
+    )
+    chain = AnswerChain(
+        settings=settings,
+        retriever=retriever,
+        llm=FakeListChatModel(responses=[answer]),
+        verifier=fake_verifier(),
+    )
+    api = TestClient(create_app(settings, chain=chain, retriever=retriever))
+    return App(settings, api, ChatController(settings, chain))
+
+
+def api_error(resp: Any, status: int) -> str:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    message = resp.json()["error"]["message"]
+    assert "\n" not in message and "Traceback" not in message
+    return str(message)
+
+
+def ui_reply(ctl: ChatController) -> tuple[str, Any]:
+    """The last chat message the UI shows for QUESTION, and the answer JSON (None on error)."""
+    *_, (chat, _history, _box, answer_json) = list(ctl.respond(QUESTION, [], []))
+    return str(chat[-1]["content"]), answer_json
+
+
+def retrieved(client: TestClient) -> list[tuple[str, int]]:
+    resp = client.post("/v1/retrieve", json={"query": QUERY, "k": 3})
+    assert resp.status_code == 200, resp.text
+    return [(p["source"], p["paragraph"]) for p in resp.json()["passages"]]
+
+
+# -- down at start ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["search", QUERY], ["ask", QUESTION], ["serve", "--port", "0"], ["ui"]],
+    ids=["status", "search", "ask", "serve", "ui"],
+)
+def test_down_at_start_the_command_says_so_in_one_line(
+    tmp_path: Path, clean_env: None, args: list[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    s = settings_for(url, tmp_path)
+    result = CliRunner().invoke(
+        cli_app,
+        [*args, "--corpus", str(s.corpus_dir)],
+        env={"RAG_CHROMA_URL": url, "RAG_DATA_DIR": str(s.data_dir)},
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert re.fullmatch(r"Error: " + unreachable(url) + r".*", lines[0]), lines[0]
+
+
+def test_down_at_start_the_api_serves_health_and_answers_503(
+    tmp_path: Path, clean_env: None
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    app = make_app(settings_for(url, tmp_path))
+    assert app.api.get("/healthz").json() == {"status": "ok"}
+    for resp in (
+        app.api.post("/v1/retrieve", json={"query": QUERY}),
+        app.api.post("/v1/answer", json={"question": QUESTION}),
+        app.api.get("/v1/status"),
+    ):
+        assert re.match(unreachable(url), api_error(resp, 503))
+    reply, answer = ui_reply(app.ui)
+    assert answer is None and re.search(unreachable(url), reply), reply
+
+
+# -- killed mid-session, then restarted ------------------------------------------------------
+
+
+@pytest.fixture
+def running(server: Server, tmp_path: Path) -> App:
+    """An app serving an index held by the server."""
+    s = settings_for(server.url, tmp_path)
+    ingest(s, embedder=fake_embedder(s))
+    app = make_app(s)
+    assert retrieved(app.api)[0] == ("bhutan-qatar.md", 3)
+    return app
+
+
+def test_killed_mid_session_the_api_answers_503_and_keeps_serving(
+    server: Server, running: App
+) -> None:
+    server.kill()
+    for resp in (
+        running.api.post("/v1/retrieve", json={"query": QUERY}),
+        running.api.post("/v1/answer", json={"question": QUESTION}),
+        running.api.post(
+            "/v1/chat/completions",
+            json={"model": "groundedchat", "messages": [{"role": "user", "content": QUESTION}]},
+        ),
+        running.api.get("/v1/status"),
+    ):
+        assert re.match(unreachable(server.url), api_error(resp, 503))
+    # the server itself keeps serving
+    assert running.api.get("/healthz").json() == {"status": "ok"}
+    assert running.api.get("/v1/models").status_code == 200
+
+
+def test_killed_mid_session_the_ui_chat_names_the_cause(server: Server, running: App) -> None:
+    reply, answer = ui_reply(running.ui)
+    assert answer is not None, reply
+    server.kill()
+    reply, answer = ui_reply(running.ui)
+    assert answer is None
+    assert re.search(unreachable(server.url), reply), reply
+    assert "Traceback" not in reply
+
+
+def test_restarted_on_the_same_port_and_data_the_next_request_succeeds(
+    server: Server, running: App
+) -> None:
+    before = retrieved(running.api)
+    server.kill()
+    api_error(running.api.post("/v1/retrieve", json={"query": QUERY}), 503)
+    server.start()  # same port, same data folder; the app is not restarted
+    assert retrieved(running.api) == before
+    assert running.api.get("/v1/status").json()["chunks"] > 0
+    reply, answer = ui_reply(running.ui)
+    assert answer is not None, reply
+    assert ("bhutan-qatar.md", 3) in {(c["source"], c["paragraph"]) for c in answer["citations"]}
+
+
+def test_restarted_without_a_request_in_between(server: Server, running: App) -> None:
+    # the client's pooled connection to the dead process must not fail the first request
+    before = retrieved(running.api)
+    server.kill()
+    server.start()
+    assert retrieved(running.api) == before
