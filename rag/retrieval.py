@@ -99,12 +99,10 @@ class HybridRetriever:
         vector = self.embedder.embed_query(query)
         try:
             hits = self.store.query_ids(vector, rs.candidates, srcs, col=col, total=bm25.count)
-        except Exception as exc:
-            from chromadb.errors import NotFoundError  # chromadb is imported on first use
-
-            if not (self.settings.chroma_server and isinstance(exc, NotFoundError)):
-                raise
-            # another process reset the collection: query the one that replaced it
+        except IndexNotFoundError:
+            # the collection went away under the cached handle: another process reset it
+            # (query the one that replaced it), or a Chroma server lost its data (then
+            # index() says the index is damaged: never half an answer)
             with self._col_lock:
                 self._col = None
             bm25, col = self.index()

@@ -509,17 +509,22 @@ class ChromaStore:
         total: int | None,
         include: list[str],
     ) -> list[tuple[StoredChunk, float]]:
+        from chromadb.errors import NotFoundError
+
         col = col if col is not None else self.collection()
-        with chroma_errors(self.settings):
-            total = total if total is not None else col.count()
-            if total == 0:
-                return []
-            res = col.query(
-                query_embeddings=[embedding],
-                n_results=min(n, total),
-                where=_source_filter(sources),
-                include=include,
-            )
+        try:
+            with chroma_errors(self.settings):
+                total = total if total is not None else col.count()
+                if total == 0:
+                    return []
+                res = col.query(
+                    query_embeddings=[embedding],
+                    n_results=min(n, total),
+                    where=_source_filter(sources),
+                    include=include,
+                )
+        except NotFoundError as exc:  # deleted since the handle was taken
+            raise IndexNotFoundError(f"the collection {self.name!r} is gone") from exc
         ids = res["ids"][0]
         metas = (res.get("metadatas") or [[{}] * len(ids)])[0]
         dists = (res["distances"] or [[]])[0]

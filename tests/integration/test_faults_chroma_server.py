@@ -259,3 +259,21 @@ def test_restarted_without_a_request_in_between(server: Server, running: App) ->
     server.kill()
     server.start()
     assert retrieved(running.api) == before
+
+
+def test_restarted_on_an_empty_data_folder_says_the_index_must_be_rebuilt(
+    server: Server, running: App
+) -> None:
+    server.kill()
+    shutil.rmtree(server.base / "db")  # the server's data is lost
+    server.start()
+    message = api_error(running.api.post("/v1/retrieve", json={"query": QUERY}), 503)
+    assert re.match(
+        rf"the index in {re.escape(server.url)} is damaged \(the keyword index is there but "
+        r"Chroma holds no collection\); rebuild it with `rag ingest --reset`",
+        message,
+    ), message
+    reply, answer = ui_reply(running.ui)
+    assert answer is None and "rag ingest --reset" in reply, reply
+    ingest(running.settings, reset=True, embedder=fake_embedder())
+    assert retrieved(running.api)[0] == ("bhutan-qatar.md", 3)  # the app was not restarted
