@@ -98,7 +98,7 @@ class HybridRetriever:
         srcs = list(sources) if sources else None
         vector = self.embedder.embed_query(query)
         try:
-            hits = self.store.query_ids(vector, rs.candidates, srcs, col=col, total=bm25.count)
+            hits = self._dense(vector, srcs, col, bm25)
         except IndexNotFoundError:
             # the collection went away under the cached handle: another process reset it
             # (query the one that replaced it), or a Chroma server lost its data (then
@@ -106,10 +106,30 @@ class HybridRetriever:
             with self._col_lock:
                 self._col = None
             bm25, col = self.index()
-            hits = self.store.query_ids(vector, rs.candidates, srcs, col=col, total=bm25.count)
+            hits = self._dense(vector, srcs, col, bm25)
         dense = [(StoredChunk(cid, "", {}), sim) for cid, sim in hits]
         keyword = bm25.search(query, rs.candidates, srcs)
         return self.fuse(dense, keyword, k, index=bm25)
+
+    def _dense(
+        self, vector: list[float], sources: list[str] | None, col: Any, bm25: BM25Index
+    ) -> list[tuple[str, float]]:
+        """The nearest chunks of the published index, with their cosine similarity.
+
+        Chroma can hold chunks the published index does not: those of an ingest still running,
+        or of one that stopped half way (a full disk). They are never shown; they must not take
+        the candidates' places either, so then Chroma is asked again for more.
+        """
+        n = self.settings.retrieval.candidates
+        hits = self.store.query_ids(vector, n, sources, col=col, total=bm25.count)
+        known = [(cid, sim) for cid, sim in hits if bm25.row(cid) is not None]
+        while len(known) < len(hits) and len(known) < self.settings.retrieval.candidates:
+            n *= 4
+            hits = self.store.query_ids(vector, n, sources, col=col)  # counts Chroma's chunks
+            known = [(cid, sim) for cid, sim in hits if bm25.row(cid) is not None]
+            if len(hits) < n:  # all of Chroma's chunks
+                break
+        return known[: self.settings.retrieval.candidates]
 
     def index(self) -> tuple[BM25Index, Any]:
         """The last complete index: its BM25 index and the Chroma collection handle.

@@ -97,3 +97,23 @@ def test_an_int8_index_is_told_apart_from_a_torch_one() -> None:
         names[backend] = ChromaStore(settings=s).embedding_model
         assert names[backend] == get_embedder(s).model_name  # nothing is loaded here
     assert names["torch"] == names["onnx"] != names["onnx-int8"]
+
+
+def test_chunks_chroma_holds_beyond_the_published_index_take_no_places(
+    fake_retriever: HybridRetriever, fake_embedder: HashingEmbedder
+) -> None:
+    # An ingest that stored vectors and then stopped (a full disk, a crash) before publishing
+    # its chunk index: its vectors, nearer the query than anything published, are never shown
+    # and leave the published paragraphs their places.
+    from rag.types import Chunk
+
+    query = "Kathmandu Policy Forum"
+    before = [(p.source, p.paragraph, p.text) for p in fake_retriever.search(query, k=5)]
+    settings = fake_retriever.settings
+    strays = [
+        Chunk(f"stray{i}", f"p{i}", "unpublished.md", i, "", query, 0, 1, query, 0, 0)
+        for i in range(3 * settings.retrieval.candidates)
+    ]
+    fake_retriever.store.add(strays, fake_embedder.embed_documents([c.text for c in strays]))
+    after = [(p.source, p.paragraph, p.text) for p in fake_retriever.search(query, k=5)]
+    assert after == before
