@@ -1,9 +1,10 @@
 """A full disk under the index (issue 26): the ingest stops with one line naming the full disk,
 nothing half-written is published, and the last complete index answers as before.
 
-The index folder is a small tmpfs mounted by the test (we run as root, as CI does on this
-machine kind); a filler file takes the free space at the moment each case needs, so the
-writes fail with a real ENOSPC. The fake embedder stands in for the model.
+The index folder is a small tmpfs, then a small ext4 image on a loop device, mounted by the
+test (we run as root, as CI does on this machine kind); a filler file takes the free space at
+the moment each case needs, so the writes fail with a real ENOSPC. The fake embedder stands in
+for the model.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "corpus" / "bhutan-qatar.md"
-DISK_MB = 16
+DISK_MB = 32  # the 1,500-paragraph upload needs about 14 MiB
 QUERY = "Kathmandu Policy Forum"
 NEW_FACT = "The Halvorsen Lighthouse Survey counted 412 nesting gulls in 2021."
 FULL = r"^the disk holding the index in .+ is full \(.+\): free space there and try again; "
@@ -48,24 +49,32 @@ def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
     return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A DISK_MB tmpfs mounted for this test only."""
+@pytest.fixture(params=["tmpfs", "ext4 loop"])
+def disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A DISK_MB file system mounted for this test only: a tmpfs, and an ext4 image on a loop
+    device (another file system's way of running out of space)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting the small tmpfs needs root (CI runs these tests as root)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
+        pytest.skip("mounting a small file system needs root (CI runs these tests as root)")
+    if request.param == "tmpfs":
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(mnt)]
+    else:
+        image = tmp_path / "disk.img"
+        with image.open("wb") as out:
+            out.truncate(DISK_MB << 20)
+        made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot make an ext4 image here: {made.stderr.strip()}")
+        cmd = ["mount", "-o", "loop", str(image), str(mnt)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a {request.param} here: {done.stderr.strip()}")
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        # lazily: Chroma's in-process system may still hold its files open
+        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
 
 
 def fill(disk: Path, leave: int = 0) -> Path:
