@@ -174,9 +174,9 @@ def _nearly_full(folder: Path) -> bool:
     return free is not None and free < LOW_SPACE_BYTES
 
 
-#: bytes an ingest reserves per chunk it adds to a local Chroma: about twice what Chroma 1.5
-#: was measured to write (its log, the HNSW segment and SQLite each hold the vector)
-CHUNK_BYTES = 8 << 10
+#: bytes an ingest reserves per chunk it adds to a local Chroma: twice the 2.2-3.0 KB that
+#: chromadb 1.5.9 was measured to keep per 384-dimension chunk (bench/RESULTS.md section 13)
+CHUNK_BYTES = 6 << 10
 
 
 def check_space(folder: Path, need: int = 0) -> None:
