@@ -181,20 +181,31 @@ def test_down_at_start_the_command_says_so_in_one_line(
     assert re.fullmatch(r"Error: " + unreachable(url) + r".*", lines[0]), lines[0]
 
 
-def test_down_at_start_the_api_serves_health_and_answers_503(
+def test_down_at_start_the_api_serves_health_and_answers_503_until_it_is_up(
     tmp_path: Path, clean_env: None
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    app = make_app(settings_for(url, tmp_path))
+    late = Server(tmp_path / "chroma")
+    app = make_app(settings_for(late.url, tmp_path))
     assert app.api.get("/healthz").json() == {"status": "ok"}
     for resp in (
         app.api.post("/v1/retrieve", json={"query": QUERY}),
         app.api.post("/v1/answer", json={"question": QUESTION}),
         app.api.get("/v1/status"),
     ):
-        assert re.match(unreachable(url), api_error(resp, 503))
+        assert re.match(unreachable(late.url), api_error(resp, 503))
     reply, answer = ui_reply(app.ui)
-    assert answer is None and re.search(unreachable(url), reply), reply
+    assert answer is None and re.search(unreachable(late.url), reply), reply
+    # the server comes up and is indexed: the same app answers, not restarted
+    late.base.mkdir()
+    late.start()
+    try:
+        ingest(app.settings, embedder=fake_embedder())
+        assert retrieved(app.api)[0] == ("bhutan-qatar.md", 3)
+        reply, answer = ui_reply(app.ui)
+        assert answer is not None, reply
+    finally:
+        assert late.proc is not None
+        stop(late.proc)
 
 
 # -- killed mid-session, then restarted ------------------------------------------------------
