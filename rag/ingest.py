@@ -143,6 +143,7 @@ def ingest(
         ) from exc
     try:
         if reset:
+            _check_space(settings, chunks, {})  # before the old index is dropped
             store.reset()
         store.collection(create=True, embedding_model=embedder.model_name)
         existing = store.existing()
@@ -158,7 +159,8 @@ def ingest(
         # Chunks stored but not in the last published index: a run killed before it finished.
         before = set(published[0].ids) if published is not None else set()
         report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
-        _check_space(settings, chunks, existing)
+        if not reset:
+            _check_space(settings, chunks, existing)
         _apply(report, chunks, existing, store, embedder, settings, progress)
         # A file that could not be read keeps its chunks, texts included, from the last index.
         old = published[0] if published is not None else None

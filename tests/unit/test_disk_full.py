@@ -77,3 +77,19 @@ def test_a_chunk_index_that_cannot_be_written_leaves_the_last_one_current(
         ingest(tmp_settings, embedder=fake_embedder)
     assert read_manifest(root) == before
     assert sorted(p.name for p in root.iterdir()) == ["CURRENT", before["version"]]
+
+
+def test_a_reset_without_room_keeps_the_old_index(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.retrieval import HybridRetriever
+
+    ingest(tmp_settings, embedder=fake_embedder)
+    r = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
+    before = [(p.source, p.paragraph) for p in r.search("Kathmandu Policy Forum")]
+    monkeypatch.setattr("rag.store.LOW_SPACE_BYTES", 1 << 60)  # as if the disk were full
+    with pytest.raises(DiskFullError, match=FULL):
+        ingest(tmp_settings, reset=True, embedder=fake_embedder)
+    monkeypatch.undo()
+    r = HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
+    assert [(p.source, p.paragraph) for p in r.search("Kathmandu Policy Forum")] == before
