@@ -175,7 +175,7 @@ def _nearly_full(folder: Path) -> bool:
 
 
 #: bytes an ingest reserves per chunk it adds to a local Chroma: twice the 2.2-3.0 KB that
-#: chromadb 1.5.9 was measured to keep per 384-dimension chunk (bench/RESULTS.md section 13)
+#: chromadb 1.5.9 was measured to keep per 384-dimension chunk (bench/RESULTS.md section 14)
 CHUNK_BYTES = 6 << 10
 
 
