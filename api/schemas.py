@@ -77,11 +77,22 @@ class AnswerResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     answer: str
+    outcome: Literal["answered", "unconfirmed", "abstained"] = Field(
+        description="'answered': the source's words, cited; 'unconfirmed': the closest "
+        "sentence, shown as evidence the gate could not confirm (in 'evidence'); "
+        "'abstained': nothing shown."
+    )
     abstained: bool
     citations: list[Citation]
+    evidence: list[Citation] = []
     standalone_question: str
     retrieved: list[RetrievedRef]
     timings: Timings
+    stage: str = Field(
+        "", description="Which step stopped short: retrieval, reading, gate, timeout."
+    )
+    gate_score: float | None = None
+    gate_threshold: float | None = None
     reason: str
 
 

@@ -129,6 +129,15 @@ def render_markdown(
         lines.append("")
         for e in report["question_errors"]:
             lines.append(f"- {e}")
+    stages = report.get("abstentions_by_stage") or {}
+    if stages:
+        lines.append("")
+        lines.append("## Abstentions by stage")
+        lines.append("")
+        lines.append("| stage | answerable (false abstentions) | unanswerable |")
+        lines.append("|---|---:|---:|")
+        for st, v in stages.items():
+            lines.append(f"| {st} | {v['answerable']} | {v['unanswerable']} |")
     cats = report.get("categories") or {}
     if cats:
         lines.append("")

@@ -21,7 +21,14 @@ from evals.gates import GateResult, check_gates, load_json
 from evals.judge import DeterministicJudge, Judge
 from evals.memory import PeakRss
 from evals.report import write_report
-from evals.scoring import aggregate, by_category, error_record, prediction_record, score_question
+from evals.scoring import (
+    aggregate,
+    by_category,
+    by_stage,
+    error_record,
+    prediction_record,
+    score_question,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +92,7 @@ def build(
         "judges": list(judges),
         "metrics": metrics,
         "categories": by_category(scores),
+        "abstentions_by_stage": by_stage(scores),
         "thresholds": thresholds,
         "baseline": baseline.get("metrics") or {},
         "gates": [g.to_dict() for g in gates],

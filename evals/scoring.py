@@ -90,6 +90,11 @@ def _false_abst(rows: Rows) -> Computed:
     return a.false_abstention_rate, a.fp + a.tn, a.fp
 
 
+def _gold_in_evidence(rows: Rows) -> Computed:
+    hits = [s["gold_in_evidence"] for s in rows if s.get("gold_in_evidence") is not None]
+    return (sum(hits) / len(hits) if hits else None), len(hits), sum(hits)
+
+
 def _errors(rows: Rows) -> Computed:
     return float(sum(1 for r in rows if r.get("outcome") == "error")), len(rows), None
 
@@ -196,6 +201,12 @@ BASE_METRICS: dict[str, MetricDef] = {
     "false_abstention_rate": MetricDef(
         "gold-label", False, "answerable questions abstained on", _false_abst
     ),
+    "gold_in_unconfirmed_evidence": MetricDef(
+        "gold-answer",
+        True,
+        "answerable questions shown as unconfirmed whose evidence holds the gold answer",
+        _gold_in_evidence,
+    ),
     "errors": MetricDef(
         "runner",
         False,
@@ -245,7 +256,7 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
     """The predictions.jsonl row of one ``rag.Answer``."""
     d = answer.to_dict(citation_fields=("marker", "source", "paragraph", "page", "text", "quote"))
     reason = d.get("reason", "") or ""
-    failed = bool(d["abstained"] and _CHAIN_FAILURE.search(reason))
+    failed = bool(d["abstained"] and (d.get("stage") == "timeout" or _CHAIN_FAILURE.search(reason)))
     outcome = "error" if failed else ("abstained" if d["abstained"] else "answered")
     return {
         "id": q.id,
@@ -259,6 +270,12 @@ def prediction_record(q: Question, answer: Any) -> dict[str, Any]:
         "retrieved": d["retrieved"],
         "timings": d["timings"],
         "reason": d.get("reason", ""),
+        # answered | unconfirmed | abstained as the user saw it; unconfirmed counts as abstained
+        "shown": d.get("outcome", ""),
+        "stage": d.get("stage", ""),
+        "gate_score": d.get("gate_score"),
+        "gate_threshold": d.get("gate_threshold"),
+        "evidence": d.get("evidence", []),
         "raw_output": getattr(answer, "raw_output", ""),  # the unverified model text, for diagnosis
     }
 
@@ -351,6 +368,10 @@ def score_question(
                 row["verdicts"][j.name] = j.supported(stmt, c["quote"], c["text"], asked)
             statements.append(row)
     s["statements"] = statements
+    s["stage"] = pred.get("stage", "") if abstained else ""
+    if q.answerable and pred.get("shown") == "unconfirmed":
+        evidence = " ".join(c.get("quote", "") for c in pred.get("evidence", []))
+        s["gold_in_evidence"] = bool(m.answer_contains(evidence, q.answers, q.all_answers))
     s["latency_s"] = (pred.get("timings") or {}).get("total")
     if pred.get("error"):
         s["error"] = pred["error"]
@@ -438,3 +459,15 @@ def by_category(scores: Rows) -> dict[str, dict[str, Any]]:
             "errors": sum(1 for s in ss if s.get("outcome") == "error"),
         }
     return out
+
+
+def by_stage(scores: Rows) -> dict[str, dict[str, int]]:
+    """Abstentions per stage that made them (retrieval, reading, gate…), split by whether the
+    question was answerable (those are the false abstentions to trace)."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: {"answerable": 0, "unanswerable": 0})
+    for s in scores:
+        if s.get("abstained"):
+            out[s.get("stage") or "(none)"][
+                "answerable" if s["answerable"] else "unanswerable"
+            ] += 1
+    return dict(sorted(out.items()))

@@ -1,7 +1,8 @@
-"""The answer chain (LangChain LCEL):
+"""The answer chain (a plain class over LangChain runnables):
 
 condense(question, history) -> retrieve -> prompt with numbered paragraphs -> LLM -> parse
--> ground each statement in a source sentence a ``Verifier`` accepts -> Answer (or abstention).
+-> ground each statement in a source sentence that states it -> the answer gate decides whether
+that sentence answers the question -> Answer (answered, unconfirmed evidence, or abstention).
 
 Nothing the model writes reaches the user unverified: streamed ``draft`` events are progress
 only; the ``final`` event carries the verified ``Answer``.
@@ -28,7 +29,16 @@ from rag.prompts import answer_prompt, condense_prompt, format_context, format_h
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
 from rag.settings import Settings
 from rag.text import content_terms
-from rag.types import ABSTENTION_TEXT, Answer, AnswerEvent, Citation, Passage, Timings
+from rag.types import (
+    ABSTENTION_TEXT,
+    UNCONFIRMED_TEXT,
+    Answer,
+    AnswerEvent,
+    Citation,
+    Passage,
+    Stage,
+    Timings,
+)
 from rag.verification import (
     CascadeVerifier,
     LexicalVerifier,
@@ -37,6 +47,7 @@ from rag.verification import (
     load_thresholds,
     scorer_for,
 )
+from rag.verification.answer_gate import AnswerGate, load_answer_gate, signals
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +84,10 @@ class AnswerChain:
         retriever: Retriever | None = None,
         llm: BaseChatModel | None = None,
         verifier: Verifier | None = None,
+        answer_gate: AnswerGate | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._answer_gate = answer_gate
         self._retriever = retriever
         self._llm = llm
         self._llm_injected = llm is not None
@@ -112,6 +125,13 @@ class AnswerChain:
                     )
                 )
         return self._verifier
+
+    @property
+    def answer_gate(self) -> AnswerGate:
+        """Whether a sentence answers the question (default: the shipped fitted gate)."""
+        if self._answer_gate is None:
+            self._answer_gate = load_answer_gate()
+        return self._answer_gate
 
     def _lock(self) -> Any:
         if self._llm_injected:  # an injected model: the caller owns its concurrency
@@ -182,20 +202,48 @@ class AnswerChain:
         """The passages put in the prompt: the best few, to keep the prompt short."""
         return list(passages[: self.settings.llm.max_context_passages])
 
-    def verify(self, raw: str, passages: Sequence[Passage], question: str) -> list[GroundedClaim]:
-        """The statements of ``raw`` that the verifier accepts, each with its source sentence."""
-        claims = ground_claims(
-            parse_claims(raw), passages, question, self.verifier, self._similarity()
-        )
+    def verify(
+        self, raw: str, passages: Sequence[Passage], question: str
+    ) -> tuple[list[GroundedClaim], list[tuple[GroundedClaim, float]]]:
+        """The statements of ``raw`` that are accepted, each with its source sentence, and
+        each statement the answer gate judged with its score (empty when no gate is used).
+
+        The shipped verifier (``CascadeVerifier``) judges whether a sentence states the
+        statement; whether that sentence answers the question is the fitted answer gate's
+        decision (``rag.verification.answer_gate``). Other verifiers decide both themselves.
+        """
         distinctive = getattr(self.retriever, "distinctive_terms", None)
-        if not self.settings.verification.evidence_must_match_question or distinctive is None:
-            return claims
+        wanted = distinctive(question) if distinctive is not None else None
+        verifier = self.verifier
+        if isinstance(verifier, CascadeVerifier) and self.settings.verification.answer_gate:
+            gate = self.answer_gate
+            support = CascadeVerifier(
+                verifier.llm, check_support=verifier.check_support, check_answers=False
+            )
+            claims = ground_claims(
+                parse_claims(raw), passages, question, support, self._similarity()
+            )
+            scored = []
+            for c in claims:
+                feats = signals(
+                    question=question,
+                    statement=c.statement,
+                    sentence=c.quote,
+                    paragraph=c.passage.text,
+                    p_answers=verifier.llm.answer_score(c.quote, question),
+                    p_answers_paragraph=verifier.llm.answer_score(c.passage.text, question),
+                    rank=next(i for i, p in enumerate(passages) if p is c.passage) + 1,
+                    similarity=c.passage.similarity or 0.0,
+                    distinctive=wanted,
+                )
+                scored.append((c, gate.score(feats)))
+            return [c for c, x in scored if x >= gate.threshold], scored
+        claims = ground_claims(parse_claims(raw), passages, question, verifier, self._similarity())
+        if not self.settings.verification.evidence_must_match_question or wanted is None:
+            return claims, []
         # A cited paragraph must share a distinctive term with the question (a word found in
         # at most half of the indexed chunks): a cheap guard before the answer check.
-        wanted = distinctive(question)
-        if wanted is None:
-            return claims
-        return [c for c in claims if wanted & set(content_terms(c.passage.text))]
+        return [c for c in claims if wanted & set(content_terms(c.passage.text))], []
 
     def _similarity(self) -> Any:
         """Cosine similarity of a statement to candidate sentences by the retriever's embedder
@@ -249,11 +297,24 @@ class AnswerChain:
         timings: Timings,
         reason: str,
         raw: str = "",
+        *,
+        stage: Stage,
+        closest: GroundedClaim | None = None,
+        gate_score: float | None = None,
     ) -> Answer:
+        """Nothing shown as an answer. With ``closest`` (a sentence that states what the model
+        wrote, which the answer gate did not confirm answers the question), that sentence is
+        shown verbatim as evidence: the ``unconfirmed`` outcome."""
         floor = self.settings.retrieval.min_relevance
         see_also = tuple(p for p in passages[:2] if (p.similarity or 0.0) >= floor)
+        evidence: tuple[Citation, ...] = ()
+        text = ABSTENTION_TEXT
+        if closest is not None:
+            plain = replace(closest, shown=closest.quote, as_written=False, span=None)
+            shown, evidence = self._compose([plain])
+            text = f"{UNCONFIRMED_TEXT} {shown}"
         return Answer(
-            text=ABSTENTION_TEXT,
+            text=text,
             abstained=True,
             passages=tuple(passages),
             standalone_question=standalone,
@@ -262,6 +323,11 @@ class AnswerChain:
             raw_output=raw,
             see_also=see_also,
             reason=reason,
+            evidence=evidence,
+            outcome="unconfirmed" if evidence else "abstained",
+            stage=stage,
+            gate_score=gate_score,
+            gate_threshold=self.answer_gate.threshold if gate_score is not None else None,
         )
 
     @staticmethod
@@ -336,7 +402,12 @@ class AnswerChain:
             yield AnswerEvent(
                 "final",
                 answer=self._abstain(
-                    question, standalone, passages, timings, f"low relevance ({score:.2f})"
+                    question,
+                    standalone,
+                    passages,
+                    timings,
+                    f"low relevance ({score:.2f})",
+                    stage="retrieval",
                 ),
             )
             return
@@ -367,7 +438,7 @@ class AnswerChain:
         t_gen = time.perf_counter() - t2
         yield AnswerEvent("status", "Checking every statement against the sources…")
         t3 = time.perf_counter()
-        claims = self.verify(raw, context, standalone) if raw.strip() else []
+        claims, scored = self.verify(raw, context, standalone) if raw.strip() else ([], [])
         if failure:
             # The last statement may be cut off mid-sentence: show the supporting sentences instead.
             claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
@@ -383,14 +454,34 @@ class AnswerChain:
             verification=t_verify,
         )
         if not claims:
+            stage: Stage = "reading"
+            closest, best = None, None
             if failure:
-                reason = failure
+                reason, stage = failure, "timeout"
             elif "NOT FOUND" in raw.upper():
-                reason = "model found no answer"
+                reason = "the model found no answer in the passages"
+            elif scored:
+                closest, best = max(scored, key=lambda cs: cs[1])
+                reason = (
+                    f"the answer gate scored the best statement {best:.2f} "
+                    f"< threshold {self.answer_gate.threshold:.2f}"
+                )
+                stage = "gate"
             else:
-                reason = "no verified statement"
+                reason = "no sentence of the passages states what the model wrote"
             yield AnswerEvent(
-                "final", answer=self._abstain(question, standalone, passages, timings, reason, raw)
+                "final",
+                answer=self._abstain(
+                    question,
+                    standalone,
+                    passages,
+                    timings,
+                    reason,
+                    raw,
+                    stage=stage,
+                    closest=closest,
+                    gate_score=best,
+                ),
             )
             return
         text, citations = self._compose(claims, uncovered)
@@ -405,6 +496,8 @@ class AnswerChain:
                 question=question,
                 timings=timings,
                 raw_output=raw,
+                gate_score=max((x for _, x in scored), default=None),
+                gate_threshold=self.answer_gate.threshold if scored else None,
             ),
         )
 

@@ -85,7 +85,7 @@ def parse_claims(output: str) -> list[Claim]:
         claims.append(Claim(quote, quote, num))
     if not claims:
         # The model ignored the format and answered in prose: each sentence becomes a claim
-        # with no quote; ``verify_claims`` then looks for a source sentence that supports it.
+        # with no quote; grounding then looks for a source sentence that states it.
         for sentence in _SENTENCE_SPLIT.split(output.strip()):
             label = _ANSWER_LINE.match(sentence)  # an "Answer:" line with no quote
             if label:

@@ -94,10 +94,10 @@ def format_history(
 
 
 # -- verification questions (the model's P(yes) for the first reply token is the score) -----
-# One fixed conversation of worked examples (both kinds of question) comes first, so its state
-# is reused from llama.cpp's prompt cache; the support and the answer question about one
-# sentence then differ only in their last lines. The examples use an invented institute, not
-# any document the project is evaluated on.
+# One fixed conversation of worked examples (both kinds of question) comes first, so it is read
+# once and kept as a llama.cpp state (``rag.verification.scoring``); the support and the answer
+# question about one sentence then differ only in their last lines. The examples use an
+# invented institute, not any document the project is evaluated on.
 VERIFY_SYSTEM = """You check one sentence taken from a document. Reply with one word: yes or no."""
 
 SUPPORT_USER = """Sentence: {evidence}

@@ -89,6 +89,12 @@ class VerificationSettings(BaseModel):
         "cannot decide and for whether the sentence answers; 'lexical': words only; 'llm': the "
         "model only (see docs/verification.md).",
     )
+    answer_gate: bool = Field(
+        True,
+        description="In 'default', decide whether a sentence answers the question with the "
+        "answer gate fitted on SQuAD development articles (rag/verification/answer_gate.json, "
+        "bench/answer_gate.py) instead of one threshold on the model's yes/no check.",
+    )
     model_support_check: bool = Field(
         False,
         description="In 'default', also ask the model whether the sentence says exactly a "

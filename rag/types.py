@@ -117,29 +117,44 @@ class Timings:
     first_token: float | None = None
     generation: float = 0.0
     total: float = 0.0
-    verification: float = 0.0  # checking the statements (lexical and model checks)
+    verification: float = 0.0  # the support checks, the model's yes/no checks and the gate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 ABSTENTION_TEXT = "The source does not say."
+UNCONFIRMED_TEXT = "The documents do not confirm this. The closest passage is:"
+
+Outcome = Literal["answered", "unconfirmed", "abstained"]
+# Where an answer stopped short: nothing relevant was retrieved, the model found no answer or
+# wrote nothing the sources state, or the answer gate's score is under its threshold.
+Stage = Literal["", "retrieval", "reading", "gate", "timeout"]
 
 # The keys of ``Answer.to_dict()`` (the API's answer and ``rag ask --json``), in order.
 ANSWER_FIELDS = (
     "answer",
+    "outcome",
     "abstained",
     "citations",
+    "evidence",
     "standalone_question",
     "retrieved",
     "timings",
+    "stage",
+    "gate_score",
+    "gate_threshold",
     "reason",
 )
+# ``to_dict`` also knows "see_also".
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A verified answer, or an abstention (``abstained=True``, ``text == ABSTENTION_TEXT``)."""
+    """An answer in the source's words (``outcome == "answered"``), the closest passage shown
+    as evidence when the gate cannot confirm it (``"unconfirmed"``), or nothing
+    (``"abstained"``). Both of the latter are abstentions (``abstained=True``); ``stage`` says
+    which step stopped, ``gate_score``/``gate_threshold`` by how much."""
 
     text: str
     abstained: bool
@@ -151,6 +166,15 @@ class Answer:
     raw_output: str = ""
     see_also: tuple[Passage, ...] = ()
     reason: str = ""
+    evidence: tuple[Citation, ...] = ()  # the closest sentence(s) of an unconfirmed answer
+    outcome: Outcome = "answered"  # an abstained=True answer is never "answered"
+    stage: Stage = ""
+    gate_score: float | None = None
+    gate_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.abstained and self.outcome == "answered":
+            object.__setattr__(self, "outcome", "abstained")
 
     def to_dict(
         self,
@@ -174,6 +198,11 @@ class Answer:
             "answer": lambda: self.text,
             "abstained": lambda: self.abstained,
             "citations": lambda: [citation(c) for c in self.citations],
+            "evidence": lambda: [citation(c) for c in self.evidence],
+            "outcome": lambda: self.outcome,
+            "stage": lambda: self.stage,
+            "gate_score": lambda: self.gate_score,
+            "gate_threshold": lambda: self.gate_threshold,
             "standalone_question": lambda: self.standalone_question,
             "retrieved": lambda: [
                 {"source": p.source, "paragraph": p.paragraph} for p in self.passages
@@ -192,8 +221,8 @@ class Answer:
 class AnswerEvent:
     """One step of a streamed answer. Only ``kind == "final"`` carries the verified answer.
 
-    kind: "status" (a progress message), "passages" (what was retrieved), "draft" (unverified
-    model tokens, for progress only), "final" (the verified ``Answer``).
+    kind: "status" (a progress message), "passages" (what was retrieved, sent before the model
+    reads), "draft" (unverified model tokens, for progress only), "final" (the ``Answer``).
     """
 
     kind: Literal["status", "passages", "draft", "final"]

@@ -213,11 +213,13 @@ def _print_answer(answer: Any) -> None:
         out.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
     style = "yellow" if answer.abstained else "bold"
     out.print(f"[{style}]{escape(answer.text)}[/]")
-    for c in answer.citations:
+    for c in (*answer.citations, *answer.evidence):
         section = f" · {escape(c.section)}" if c.section else ""
         label = escape(paragraph_label(c.source, c.paragraph, c.page))
         out.print(f"  [{c.marker}] {label}{section}: “{escape(c.quote)}”")
-    if answer.abstained and answer.see_also:
+    if answer.abstained:
+        out.print(f"[dim]({escape(answer.stage)}: {escape(answer.reason)})[/]")
+    if answer.outcome == "abstained" and answer.see_also:
         out.print(
             "  See also: "
             + ", ".join(
@@ -247,8 +249,7 @@ def ask(
             err.print(escape(report.summary()))
         answer = run_ask(question, settings=settings)
     if json_out:
-        fields = ("answer", "abstained", "citations", "standalone_question", "timings")
-        out.print_json(json.dumps(answer.to_dict(fields=fields)))
+        out.print_json(json.dumps(answer.to_dict()))
     else:
         _print_answer(answer)
 

@@ -95,9 +95,12 @@ def _answer_summary(answer: Answer) -> dict[str, Any]:
     return answer.to_dict(
         fields=(
             "answer",
+            "outcome",
             "abstained",
             "citations",
+            "evidence",
             "see_also",
+            "stage",
             "standalone_question",
             "reason",
             "timings",
@@ -191,6 +194,7 @@ class ChatController:
                     if event.standalone_question and event.standalone_question.strip() != question:
                         detail = f"Searching for: {event.standalone_question}"
                 elif event.kind == "passages":
+                    status = event.message or status
                     detail = _passages_detail(event.passages)
                 elif event.kind == "draft":
                     tokens += 1

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rag.types import ABSTENTION_TEXT, Answer, Citation, Passage
+from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT, Answer, Citation, Passage
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -164,7 +164,9 @@ def _standalone(answer: Answer) -> str:
 
 
 def render_answer(answer: Answer, uid: str) -> str:
-    """The verified answer, or the abstention box, as one HTML block."""
+    """The answer, the unconfirmed evidence, or the abstention box, as one HTML block."""
+    if answer.outcome == "unconfirmed" and answer.evidence:
+        return render_unconfirmed(answer, uid)
     if answer.abstained or not answer.citations:
         return render_abstention(answer)
     groups = group_citations(answer.citations)
@@ -175,6 +177,21 @@ def render_answer(answer: Answer, uid: str) -> str:
         f'<div class="rag-text">{text}</div>'
         f'<div class="rag-sources"><div class="rag-sources-title">Sources</div>{sources}</div>'
         "</div>"
+    )
+
+
+def render_unconfirmed(answer: Answer, uid: str) -> str:
+    """Evidence the documents may hold but do not confirm: a dashed box saying so, then the
+    closest sentence, verbatim, with its paragraph (never styled as an answer)."""
+    groups = group_citations(answer.evidence)
+    sources = "".join(render_citation(uid, m, cs) for m, cs in groups.items())
+    quote = _answer_text(answer.text.removeprefix(UNCONFIRMED_TEXT).strip(), uid, set(groups))
+    return (
+        f'<div class="rag-answer rag-abstained rag-unconfirmed">{_standalone(answer)}'
+        f'<div class="rag-abstain-box" role="note">{esc(UNCONFIRMED_TEXT)}</div>'
+        f'<div class="rag-text rag-evidence">{quote}</div>'
+        f'<div class="rag-sources"><div class="rag-sources-title">Closest passage</div>'
+        f"{sources}</div></div>"
     )
 
 

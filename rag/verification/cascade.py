@@ -26,9 +26,14 @@ class CascadeVerifier:
     whether the evidence answers the question (words cannot tell a true sentence about
     something next to what was asked from an answer)."""
 
-    def __init__(self, llm: LLMVerifier, check_support: bool = True) -> None:
+    def __init__(
+        self, llm: LLMVerifier, check_support: bool = True, check_answers: bool = True
+    ) -> None:
         self.llm = llm
         self.check_support = check_support
+        # False: judge support only; whether the sentence answers is the answer gate's
+        # decision (``rag.verification.answer_gate``), made with its paragraph in view.
+        self.check_answers = check_answers
 
     def verify(self, statement: str, evidence: str, question: str | None = None) -> Verdict:
         d = lexical_decision(statement, evidence, question)
@@ -45,7 +50,7 @@ class CascadeVerifier:
             stage, reason = "llm", f"P(says it)={score:.2f}"
             if score < self.llm.thresholds.support:
                 return Verdict(False, d.answers, score, stage, reason)
-        if question is None:
+        if question is None or not self.check_answers:
             return Verdict(True, None, score, stage, reason)
         if d.answers is False:
             return Verdict(True, False, 0.0, "lexical", "shares no content word with the question")

@@ -10,7 +10,8 @@ from rag.errors import InvalidQueryError
 from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
-from rag.types import ABSTENTION_TEXT
+from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
+from rag.verification.answer_gate import AnswerGate
 from tests.fakes import HashingEmbedder, fake_verifier
 
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
@@ -83,7 +84,8 @@ def test_injected_instructions_do_not_change_the_rules(retriever: HybridRetrieve
 
 def test_not_found_is_an_abstention(retriever: HybridRetriever) -> None:
     ans = chain_with(retriever, "NOT FOUND").invoke("What is the capital of Qatar?")
-    assert ans.abstained and ans.reason == "model found no answer"
+    assert ans.abstained and ans.outcome == "abstained" and ans.stage == "reading"
+    assert ans.reason == "the model found no answer in the passages"
 
 
 def test_follow_up_is_rewritten_before_retrieval(retriever: HybridRetriever) -> None:
@@ -176,14 +178,25 @@ def test_a_failing_model_server_is_one_clear_error(retriever: HybridRetriever) -
 
 
 def test_a_true_quote_about_something_else_is_not_an_answer(retriever: HybridRetriever) -> None:
-    """The quote is verbatim, but shares no distinctive word with the question."""
+    """The quote is verbatim and the model's checks say it does not answer: the sentence is
+    shown only as unconfirmed evidence, never as the answer."""
     out = (
         'Quote: "Bhutan’s longstanding policy of neutrality, enshrined in its constitution, '
         'dates back to its independence in 1949."\nAnswer: Bhutan’s longstanding policy of '
         "neutrality, enshrined in its constitution, dates back to its independence in 1949."
     )
-    assert chain_with(retriever, out).invoke("Who was the first king of Bhutan?").abstained
-    assert not chain_with(retriever, out).invoke("When did Bhutan become independent?").abstained
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    verifier = fake_verifier(overrides={"Question: Who was the first king": 0.05})
+
+    def ask(question: str):  # type: ignore[no-untyped-def]
+        llm = FakeListChatModel(responses=[out])
+        chain = AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=verifier)
+        return chain.invoke(question)
+
+    off_topic = ask("Who was the first king of Bhutan?")
+    assert off_topic.abstained and off_topic.outcome == "unconfirmed" and not off_topic.citations
+    assert not ask("When did Bhutan become independent?").abstained
 
 
 def test_a_part_of_the_question_the_source_does_not_answer_is_named(
@@ -224,3 +237,54 @@ def test_a_short_statement_that_is_its_own_answer_is_said_once(retriever: Hybrid
     assert ans.text == (
         "a specialist in Himalayan geopolitics at the Kathmandu Policy Forum. [1]"
     ), ans.text
+
+
+def _gate(threshold: float) -> AnswerGate:
+    """A gate that follows the model's answer check alone, with a chosen threshold."""
+    return AnswerGate(
+        names=("logit_answers",),
+        mean=(0.0,),
+        scale=(1.0,),
+        coef=(1.0,),
+        intercept=0.0,
+        threshold=threshold,
+    )
+
+
+def test_a_statement_the_gate_does_not_confirm_is_shown_as_evidence_not_as_an_answer(
+    retriever: HybridRetriever,
+) -> None:
+    out = "Answer [P1]: Bhutan became independent in 1949."
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    question = "When did Bhutan become independent?"
+
+    def chain(threshold: float) -> AnswerChain:
+        return AnswerChain(
+            settings=settings,
+            retriever=retriever,
+            llm=FakeListChatModel(responses=[out]),
+            verifier=fake_verifier(p_yes=0.7),
+            answer_gate=_gate(threshold),
+        )
+
+    shown = chain(0.5).invoke(question)
+    assert shown.outcome == "answered" and not shown.abstained and "1949" in shown.text
+    unsure = chain(0.9).invoke(question)
+    assert unsure.abstained and unsure.outcome == "unconfirmed" and unsure.stage == "gate"
+    assert unsure.text.startswith(UNCONFIRMED_TEXT) and not unsure.citations
+    [e] = unsure.evidence
+    assert e.quote in e.text and "1949" in e.quote  # the source sentence, verbatim
+    assert unsure.gate_score == pytest.approx(0.7) and unsure.gate_threshold == 0.9
+    assert unsure.to_dict()["outcome"] == "unconfirmed"
+
+
+def test_every_abstention_names_its_stage(retriever: HybridRetriever) -> None:
+    far = chain_with(retriever, "NOT FOUND")
+    far.settings.retrieval.min_relevance = 0.99
+    low = far.invoke("What is the capital of Qatar?")
+    assert low.outcome == "abstained" and low.stage == "retrieval"
+    # A statement no sentence states: the reading stage, no evidence shown.
+    made_up = chain_with(retriever, "Answer [P1]: The capital of Qatar is Lusail, built in 2099.")
+    ans = made_up.invoke("What is the capital of Qatar?")
+    assert ans.abstained and ans.stage == "reading" and not ans.evidence

@@ -345,3 +345,30 @@ def test_assemble_adds_the_eval_documents_and_removes_stale_files(tmp_path: Path
     (base / "kestrel-bay-ferries.html").write_text("<p>clash</p>")
     with pytest.raises(ValueError, match="both in the corpus"):
         assemble(base, dest, eval_documents())
+
+
+def test_unconfirmed_evidence_is_an_abstention_and_its_gold_is_reported_apart() -> None:
+    from evals.scoring import aggregate, by_stage, prediction_record, score_question
+    from rag.types import UNCONFIRMED_TEXT, Answer, Citation
+
+    q = next(x for x in QUESTIONS if x.answerable)
+    sentence = f"The record says {q.answers[0]} plainly."
+    cite = Citation(1, "doc.md", 1, "", sentence, sentence, 0, len(sentence))
+    shown = Answer(
+        f"{UNCONFIRMED_TEXT} “{sentence}” [1]",
+        True,
+        evidence=(cite,),
+        outcome="unconfirmed",
+        stage="gate",
+        gate_score=0.2,
+        gate_threshold=0.4,
+    )
+    row = prediction_record(q, shown)
+    assert row["outcome"] == "abstained" and row["shown"] == "unconfirmed"
+    s = score_question(q, row, [sentence], k=5)
+    # The gold answer sits in the evidence, yet the question was not answered.
+    assert s["abstained"] and not s["correct"] and s["gold_in_evidence"] is True
+    assert by_stage([s]) == {"gate": {"answerable": 1, "unanswerable": 0}}
+    metrics = aggregate([s])
+    assert metrics["false_abstention_rate"]["value"] == 1.0
+    assert metrics["gold_in_unconfirmed_evidence"]["value"] == 1.0

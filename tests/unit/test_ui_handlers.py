@@ -15,7 +15,14 @@ from pydantic import SecretStr  # noqa: E402
 from rag.errors import LLMError, RagError  # noqa: E402
 from rag.settings import Settings, UISettings  # noqa: E402
 from rag.status import IndexStatus  # noqa: E402
-from rag.types import ABSTENTION_TEXT, Answer, AnswerEvent, Citation, Passage  # noqa: E402
+from rag.types import (  # noqa: E402
+    ABSTENTION_TEXT,
+    UNCONFIRMED_TEXT,
+    Answer,
+    AnswerEvent,
+    Citation,
+    Passage,
+)
 from ui import render  # noqa: E402
 from ui.app import (  # noqa: E402
     ChatController,
@@ -435,3 +442,22 @@ def test_default_chain_always_takes_the_llm_lock(
     t.start()
     assert list(chain._generate_text(Runnable(), {})) == ["a", "b"]
     t.join()
+
+
+def test_unconfirmed_evidence_is_shown_in_the_abstention_box_never_as_an_answer() -> None:
+    cite = Citation(1, "bhutan-qatar.md", 3, "", PARA, QUOTE, PARA.find(QUOTE), -1)
+    ans = Answer(
+        text=f"{UNCONFIRMED_TEXT} “{QUOTE}” [1]",
+        abstained=True,
+        evidence=(cite,),
+        outcome="unconfirmed",
+        stage="gate",
+        standalone_question="q",
+        question="q",
+    )
+    html = render.render_answer(ans, "u")
+    assert "rag-abstain-box" in html and render.esc(UNCONFIRMED_TEXT) in html
+    assert "Closest passage" in html and "bhutan-qatar.md" in html
+    # The whole paragraph opens from its marker, as for an answer.
+    assert '<a class="rag-cite" href="#rag-src-u-1"' in html
+    assert render.esc(ABSTENTION_TEXT) not in html

@@ -1,0 +1,149 @@
+"""The answer gate: does a sentence that states the model's statement answer the question?
+
+One logistic regression over several signals, replacing one threshold on one score: the
+model's yes/no answer check on the sentence and on its whole paragraph, words and names of
+the question found in the sentence and paragraph, whether the statement's new words (those
+not in the question) are the source's and of the kind asked for (a date for "when", a number
+for "how many"), the retriever's rank and similarity. Fitted on labelled SQuAD development
+questions by ``bench/answer_gate.py`` and kept in ``answer_gate.json`` with the threshold
+chosen there for a stated false-answer rate; nothing here is set by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from rag.text import content_terms, fold, words
+from rag.verification.lexical import lexical_decision
+
+GATE_FILE = Path(__file__).with_name("answer_gate.json")
+
+_YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
+_TIME_WORDS = frozenset(
+    "january february march april may june july august september october november december "
+    "century centuries decade decades year years day days week weeks month months".split()
+)
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+    "hundred hundreds thousand thousands million millions billion billions dozen half".split()
+)
+
+
+def _share(wanted: set[str], have: set[str]) -> float:
+    return 1.0 if not wanted else len(wanted & have) / len(wanted)
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words (not the first) and numbers: the specifics a question names."""
+    out: set[str] = set()
+    for i, token in enumerate(text.split()):
+        w = token.strip("?.,;:!\"'“”’()")
+        if w and (any(ch.isdigit() for ch in w) or (i and w[:1].isupper())):
+            out.update(fold(x).removesuffix("'s") for x in words(w))
+    return out
+
+
+def type_fit(question: str, answer: str) -> float:
+    """1 when ``answer`` has the kind of words the question asks for (a date for "when", a
+    number for "how many", a capitalised name for "who"/"where"), 0 when it lacks them,
+    0.5 when the question asks for no particular kind."""
+    q = fold(question)
+    a_words = [fold(w) for w in words(answer)]
+    has_number = any(ch.isdigit() for ch in answer) or any(w in _NUMBER_WORDS for w in a_words)
+    if re.search(r"\bhow (many|much|long|old|far|large|big|high)\b|\bwhat (percent|percentage)", q):
+        return float(has_number)
+    if re.search(r"\bwhen\b|\bwhat (year|date|century|decade|month|day)\b|\bwhich year\b", q):
+        return float(bool(_YEAR.search(answer)) or any(w in _TIME_WORDS for w in a_words))
+    if re.search(r"^\s*(who|whom|whose)\b|\bwhere\b", q):
+        return float(any(t[:1].isupper() for t in answer.split()))
+    return 0.5
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def signals(
+    *,
+    question: str,
+    statement: str,
+    sentence: str,
+    paragraph: str,
+    p_answers: float,
+    p_answers_paragraph: float,
+    rank: int,
+    similarity: float,
+    distinctive: set[str] | None,
+) -> dict[str, float]:
+    """The gate's inputs, by name (one function for fitting and for answering)."""
+    d = lexical_decision(statement, sentence, question)
+    q_terms = set(content_terms(question))
+    sent_terms = set(content_terms(sentence))
+    para_terms = set(content_terms(paragraph))
+    new = [w for w in content_terms(statement) if w not in q_terms]
+    new_words = " ".join(w for w in statement.split() if set(content_terms(w)) - q_terms)
+    q_names = _names(question)
+    return {
+        "logit_answers": _logit(p_answers),
+        "logit_answers_paragraph": _logit(p_answers_paragraph),
+        "lexically_supported": float(d.supported is True),
+        "no_question_word": float(d.answers is False),
+        "q_words_in_sentence": _share(q_terms, sent_terms),
+        "q_words_in_paragraph": _share(q_terms, para_terms),
+        "q_names_in_sentence": _share(q_names, {fold(w) for w in words(sentence)}),
+        "q_names_in_paragraph": _share(q_names, {fold(w) for w in words(paragraph)}),
+        "distinctive_in_paragraph": 1.0
+        if distinctive is None
+        else _share(set(distinctive), para_terms),
+        "new_words_in_sentence": _share(set(new), sent_terms),
+        "new_words": math.log1p(len(set(new))),
+        "type_fit": type_fit(question, new_words or statement),
+        "inv_rank": 1.0 / max(1, rank),
+        "similarity": similarity,
+    }
+
+
+@dataclass(frozen=True)
+class AnswerGate:
+    """A fitted logistic regression: P(the sentence answers the question)."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+
+    def score(self, feats: Mapping[str, float]) -> float:
+        z = self.intercept + sum(
+            c * (feats[n] - m) / s
+            for n, m, s, c in zip(self.names, self.mean, self.scale, self.coef, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def gate_from_dict(data: Mapping[str, object]) -> AnswerGate:
+    def floats(key: str) -> tuple[float, ...]:
+        return tuple(float(x) for x in data[key])  # type: ignore[union-attr]
+
+    return AnswerGate(
+        names=tuple(str(n) for n in data["features"]),  # type: ignore[union-attr]
+        mean=floats("mean"),
+        scale=floats("scale"),
+        coef=floats("coef"),
+        intercept=float(data["intercept"]),  # type: ignore[arg-type]
+        threshold=float(data["threshold"]),  # type: ignore[arg-type]
+    )
+
+
+@lru_cache(maxsize=4)
+def load_answer_gate(path: Path = GATE_FILE) -> AnswerGate:
+    """The shipped gate (``answer_gate.json``)."""
+    return gate_from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,88 @@
+"""The answer gate: the shipped fit loads, is the one its command rebuilds from the committed
+signals, and ranks an answering sentence above adversarial ones at equal model scores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.verification.answer_gate import GATE_FILE, load_answer_gate, signals
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PARAGRAPH = (
+    "The harbour authority of Port Alder put two battery-electric ferries into service on the "
+    "Kestrel Bay crossing. The project cost 38 million euros. The ferries were built in Gdynia."
+)
+
+
+def _score(question: str, statement: str, sentence: str, p: float = 0.5) -> float:
+    gate = load_answer_gate()
+    feats = signals(
+        question=question,
+        statement=statement,
+        sentence=sentence,
+        paragraph=PARAGRAPH,
+        p_answers=p,
+        p_answers_paragraph=p,
+        rank=1,
+        similarity=0.5,
+        distinctive=None,
+    )
+    return gate.score(feats)
+
+
+def test_the_shipped_gate_loads_with_its_measurements() -> None:
+    gate = load_answer_gate()
+    data = json.loads(GATE_FILE.read_text(encoding="utf-8"))
+    feats = signals(
+        question="q?",
+        statement="s",
+        sentence="s.",
+        paragraph="s.",
+        p_answers=0.5,
+        p_answers_paragraph=0.5,
+        rank=1,
+        similarity=0.5,
+        distinctive=None,
+    )
+    assert set(gate.names) == set(feats)
+    assert 0.0 < gate.threshold < 1.0
+    measured = data["measured"]
+    # A gate without its out-of-fold measurement is not shipped.
+    assert measured["auc_items_oof"] > 0.5 and measured["questions"] >= 100
+    assert data["command"].startswith("bench/answer_gate.py fit")
+
+
+def test_the_command_in_the_gate_file_rebuilds_it(tmp_path: Path) -> None:
+    data = json.loads(GATE_FILE.read_text(encoding="utf-8"))
+    out = tmp_path / "gate.json"
+    args = data["command"].split()[1:]  # "fit" and its options
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "answer_gate.py"), *args, "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    rebuilt = json.loads(out.read_text(encoding="utf-8"))
+    assert rebuilt["features"] == data["features"]
+    assert rebuilt["threshold"] == data["threshold"]
+    assert rebuilt["coef"] == pytest.approx(data["coef"], abs=1e-9)
+
+
+def test_at_equal_model_scores_the_answering_sentence_ranks_first() -> None:
+    q = "How much did the Kestrel Bay ferry project cost?"
+    answer = _score(q, "The project cost 38 million euros.", "The project cost 38 million euros.")
+    # True but irrelevant: a sentence of the same paragraph about something else.
+    other = _score(q, "The ferries were built in Gdynia.", "The ferries were built in Gdynia.")
+    assert answer > other
+
+
+def test_the_model_saying_no_lowers_the_score() -> None:
+    q = "How much did the Kestrel Bay ferry project cost?"
+    s = "The project cost 38 million euros."
+    assert _score(q, s, s, p=0.95) > _score(q, s, s, p=0.05)
