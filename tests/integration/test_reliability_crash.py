@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -125,13 +125,17 @@ def _kill_after_progress(proc: subprocess.Popen[str], n_lines: int, timeout: flo
     """SIGKILL ``proc`` once it printed ``n_lines`` progress lines; the lines seen."""
     assert proc.stdout is not None
     seen, deadline = 0, time.monotonic() + timeout
+    # A selector, not select.select(): late in a long test session the pipe's descriptor can
+    # be above 1023, which select() cannot watch.
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
     while seen < n_lines and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
+        if sel.select(timeout=1.0):
             line = proc.stdout.readline()
             if not line:
                 break
             seen += line.startswith("progress")
+    sel.close()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     return seen
