@@ -59,20 +59,6 @@ def gold_in(shown: str, answers: list[str]) -> bool:
     return any(normalise(a) and normalise(a) in s for a in answers)
 
 
-class Recorder:
-    """The shipped verifier's support decision, and every answer check recorded, never refused:
-    the first sentence that supports a statement is the one the gate decides on."""
-
-    def __init__(self, verifier: Any) -> None:
-        self.verifier = verifier
-
-    def verify(self, statement: str, evidence: str, question: str | None = None) -> Any:
-        from rag.verification.base import Verdict
-
-        v = self.verifier.verify(statement, evidence, question)
-        return Verdict(v.supported, True if v.supported else v.answers, v.score, v.stage, v.reason)
-
-
 def collect(per_article: int, seed: int) -> None:
     from langchain_core.output_parsers import StrOutputParser
 
@@ -82,6 +68,7 @@ def collect(per_article: int, seed: int) -> None:
     from rag.ingest import ingest
     from rag.prompts import answer_prompt, format_context
     from rag.settings import Settings
+    from rag.verification import CascadeVerifier
     from rag.verification.answer_gate import signals
 
     work = OUT / "answer-gate-squad"
@@ -114,7 +101,11 @@ def collect(per_article: int, seed: int) -> None:
     if SIGNALS.exists():
         done = {json.loads(line)["id"] for line in SIGNALS.read_text().splitlines() if line}
     chain = AnswerChain(settings=settings)
-    recorder = Recorder(chain.verifier)
+    # Support only, as the shipped chain judges it: the first sentence that states a statement
+    # is the one the gate decides on.
+    recorder = CascadeVerifier(
+        chain.verifier.llm, check_support=chain.verifier.check_support, check_answers=False
+    )
     llm_checks = chain.verifier.llm
     t0 = time.perf_counter()
     todo = [g for g in picked if g.question.id not in done]
