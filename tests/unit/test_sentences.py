@@ -1,0 +1,69 @@
+"""The one sentence splitter (rag.sentences, pysbd underneath): what a reader sees as a sentence
+is what grounding quotes and the UI highlights."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.sentences import sentence_spans, sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # pysbd keeps a lone capital letter with its period (an initial): these two are split
+        # after it by rag.sentences.
+        (
+            "He served in World War I. Then he came home.",
+            ["He served in World War I.", "Then he came home."],
+        ),
+        ("Take vitamin C. Eat fruit daily.", ["Take vitamin C.", "Eat fruit daily."]),
+        # pysbd splits this one itself.
+        ("The answer was No. The board agreed.", ["The answer was No.", "The board agreed."]),
+    ],
+)
+def test_a_sentence_ending_in_a_letter_or_no_is_split(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Dr. J. Smith came. He left.", ["Dr. J. Smith came.", "He left."]),
+        (
+            "It was written by J. R. R. Tolkien. He was British.",
+            ["It was written by J. R. R. Tolkien.", "He was British."],
+        ),
+        ("John F. Kennedy spoke. Then he left.", ["John F. Kennedy spoke.", "Then he left."]),
+        ("See Fig. 3 and e.g. Table 2. Done.", ["See Fig. 3 and e.g. Table 2.", "Done."]),
+        (
+            "Version 2.0 costs 3.5 dollars. It ships today.",
+            ["Version 2.0 costs 3.5 dollars.", "It ships today."],
+        ),
+        ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+    ],
+)
+def test_initials_abbreviations_and_numbers_do_not_end_sentences(
+    text: str, expected: list[str]
+) -> None:
+    assert sentences(text) == expected
+
+
+def test_a_wrapped_line_stays_in_its_sentence_and_list_items_are_sentences() -> None:
+    assert sentences("This line is\nwrapped. Next one.") == ["This line is\nwrapped.", "Next one."]
+    assert sentences("Steps:\n1. Open it\n2. Close it") == ["Steps:", "1. Open it", "2. Close it"]
+
+
+def test_spans_are_offsets_into_the_text_without_surrounding_whitespace() -> None:
+    text = "  One.   Two!\tThree?  "
+    spans = sentence_spans(text)
+    assert [text[s:e] for s, e in spans] == ["One.", "Two!", "Three?"]
+    assert sentence_spans("") == [] and sentence_spans("   ") == []
+
+
+def test_grounding_and_citations_use_this_splitter() -> None:
+    import rag.citations
+    import rag.grounding
+
+    assert rag.grounding.sentence_spans is sentence_spans
+    assert rag.citations.sentence_spans is sentence_spans
