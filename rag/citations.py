@@ -3,8 +3,6 @@
 The default prompt asks for ``Answer [P<n>]: <sentence>`` lines; ``Quote [P<n>]: "…"`` /
 ``Answer: …`` pairs and plain prose are parsed too. Whether a claim is true to its source is
 decided elsewhere (``rag.grounding`` with a ``rag.verification`` verifier).
-``unsupported_words`` is the evals' deterministic faithfulness judge, kept apart from the
-verifier it judges.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from rapidfuzz import fuzz
 
 from rag.prompts import NOT_FOUND
 from rag.sentences import sentence_spans
-from rag.text import STOPWORDS, fold, stem, words
+from rag.text import fold
 from rag.types import Passage
 
 __all__ = [
@@ -26,7 +24,6 @@ __all__ = [
     "locate_quote",
     "parse_claims",
     "sentence_spans",
-    "unsupported_words",
 ]
 
 MIN_QUOTE_WORDS = 4
@@ -163,51 +160,3 @@ def locate_quote(
     if best is None:
         return None
     return best[1], best[2], best[3]
-
-
-def _is_number(w: str) -> bool:
-    return any(ch.isdigit() for ch in w)
-
-
-def _stems(text: str) -> set[str]:
-    return {stem(w) for w in words(text)} | set(words(text))
-
-
-def unsupported_words(
-    statement: str, support: str, question: str = ""
-) -> tuple[list[str], list[str]]:
-    """Content words of ``statement`` found neither in ``support`` nor the question.
-
-    Returns (hard, soft): numbers and names (capitalised words) must be in ``support``
-    itself; other content words may also come from the question.
-    """
-    sup = _stems(support)
-    qst = _stems(question)
-    hard: list[str] = []
-    soft: list[str] = []
-    raw_tokens = re.findall(r"[^\W_]+(?:[.,'’-][^\W_]+)*", statement)
-    for i, raw in enumerate(raw_tokens):
-        w = fold(raw).strip(".,'")
-        if not w or w in STOPWORDS:
-            continue
-        if not _is_number(w) and (w in sup or stem(w) in sup):
-            continue  # the whole word (a contraction, a hyphenated name) is in the support
-        # A range "5-10" is checked as 5 and 10 (``words`` splits the support the same way).
-        for part in re.split(r"[-']", w):
-            if not part or part in STOPWORDS:
-                continue
-            if _is_number(part):
-                if part not in sup and part.replace(",", "") not in {
-                    s.replace(",", "") for s in sup
-                }:
-                    hard.append(raw)
-                continue
-            known = part in sup or stem(part) in sup
-            if known:
-                continue
-            is_name = raw[:1].isupper() and i > 0
-            if is_name:
-                hard.append(raw)
-            elif not (part in qst or stem(part) in qst):
-                soft.append(raw)
-    return hard, soft

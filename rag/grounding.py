@@ -18,7 +18,7 @@ from rag.citations import Claim, locate_quote
 from rag.injection import looks_like_instruction
 from rag.sentences import sentence_spans
 from rag.types import Passage
-from rag.verification.base import Verdict, Verifier
+from rag.verification.base import Verifier
 from rag.verification.lexical import adds_nothing, answer_span, is_phrase, tokenize
 
 CANDIDATES = 2
@@ -41,7 +41,6 @@ class GroundedClaim:
     start: int
     end: int
     span: tuple[int, int] | None
-    verdict: Verdict
 
     @property
     def lead(self) -> str:
@@ -174,7 +173,6 @@ def ground_claims(
                     start=s,
                     end=e,
                     span=(s + span[0], s + span[1]) if span else None,
-                    verdict=verdict,
                 )
             )
             break
