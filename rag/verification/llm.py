@@ -3,10 +3,10 @@ and "does this sentence answer the question?" (answer), each against a calibrate
 
 from __future__ import annotations
 
-from rag.prompts import PHRASE_STATEMENT, answer_messages, support_messages
 from rag.verification.base import Verdict
 from rag.verification.calibration import Thresholds
 from rag.verification.lexical import is_phrase
+from rag.verification.prompts import PHRASE_STATEMENT, answer_messages, support_messages
 from rag.verification.scoring import YesNoScorer
 
 
