@@ -5,7 +5,7 @@ decode tokens/s, measured in one run, interleaved.
     python bench/llama_build.py --wheel portable=W1 --wheel native=W2   # measure given wheels
 
 Each wheel is unpacked into its own folder and the real generation runs in a child process
-(``rag.llm_probe``) with that folder first on ``PYTHONPATH``, so the venv is untouched.
+(``rag.llama.probe``) with that folder first on ``PYTHONPATH``, so the venv is untouched.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from common import MODELS_DIR, ROOT, machine, write_json  # type: ignore[import-not-found]
 
-from rag import cpu
+from rag.llama import cpu
+from rag.llama.probe import run_probe
 from rag.llm import QWEN_FILENAME
-from rag.llm_probe import run_probe
 
 NATIVE_ARGS = "-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"  # llama.cpp's default: -march=native
 

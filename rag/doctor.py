@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from rag import cpu
+from rag.llama import cpu
 from rag.settings import Settings
 
 PACKAGES = (
@@ -119,8 +119,8 @@ def check_llm(settings: Settings) -> Check:
             f"openai-compatible {settings.llm.base_url} "
             f"({settings.llm.model}): replied {text!r} in {seconds:.1f} s",
         )
+    from rag.llama.probe import run_probe
     from rag.llm import packaged_model_path
-    from rag.llm_probe import run_probe
 
     path = Path(settings.llm.model_path or packaged_model_path(settings))
     result = run_probe(path, settings.llm.n_threads)

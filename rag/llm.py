@@ -108,7 +108,7 @@ def _key(settings: Settings) -> str:
 def _ensure_build_runs(path: Path, settings: Settings) -> None:
     """A llama.cpp build that crashes on this CPU must fail here, with one line, not kill the
     process on the first question: probe it once in a child process (stamped per build)."""
-    from rag.llm_probe import ensure_runs
+    from rag.llama.probe import ensure_runs
 
     failed = ensure_runs(path, settings.model_cache_dir, settings.llm.n_threads)
     if failed is not None:

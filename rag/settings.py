@@ -2,7 +2,7 @@
 
 Nested groups use ``__``: ``RAG_LLM__BACKEND=openai``, ``RAG_RETRIEVAL__K=8``.
 Besides it, only the llama.cpp build reads ``RAG_LLAMA_BUILD`` and ``RAG_WHEEL_CACHE``
-(``rag.llm_build``); the rest of ``os.environ`` that the code touches belongs to libraries
+(``rag.llama.build``); the rest of ``os.environ`` that the code touches belongs to libraries
 (offline switches for Hugging Face and tiktoken, llama.cpp's log level).
 README's configuration table is generated from the field descriptions
 (``scripts/settings_doc.py``).

@@ -41,4 +41,4 @@ fi
 "$PY" -m rag.setup_models
 # 5. llama-cpp-python built for this CPU's instruction sets (never -march=native, never AMX),
 #    proven by a real generation in a child process; rebuilt with safe flags if that crashes.
-"$PY" -m rag.llm_build
+"$PY" -m rag.llama.build

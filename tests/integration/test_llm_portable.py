@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import cpu
+from rag.llama import cpu
 from rag.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]

@@ -10,8 +10,9 @@ import textwrap
 
 import pytest
 
-from rag import cpu, llm_build
-from rag.llm_probe import ProbeResult, run_probe
+from rag.llama import build as llm_build
+from rag.llama import cpu
+from rag.llama.probe import ProbeResult, run_probe
 
 AMX_VM = (
     "flags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq "
@@ -126,9 +127,10 @@ def test_the_probe_turns_a_child_that_dies_on_a_signal_into_a_result(
 ) -> None:
     """The real ``run_probe`` with a child that segfaults: setup gets a result, not a crash."""
     fake = tmp_path / "rag_fake"
-    (fake / "rag").mkdir(parents=True)
+    (fake / "rag" / "llama").mkdir(parents=True)
     (fake / "rag" / "__init__.py").write_text("")
-    (fake / "rag" / "llm_probe.py").write_text(
+    (fake / "rag" / "llama" / "__init__.py").write_text("")
+    (fake / "rag" / "llama" / "probe.py").write_text(
         textwrap.dedent(
             """
             import os, signal
@@ -150,8 +152,8 @@ def test_a_build_that_crashes_here_is_one_clear_error_not_a_dead_process(
     """`rag ask` and the UI load the model through get_llm: a crashing build must surface as
     a RagError (one line in the CLI, an error message in the chat), never as SIGSEGV."""
     from rag import llm as llm_module
-    from rag import llm_probe
     from rag.errors import ModelNotAvailableError
+    from rag.llama import probe as llm_probe
     from rag.settings import LLMSettings, Settings
 
     gguf = tmp_path / "model.gguf"

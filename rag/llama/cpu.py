@@ -1,6 +1,6 @@
 """Which x86 instruction sets this CPU offers, and the llama.cpp build flags that use only those.
 
-Standard library only (``python rag/cpu.py describe`` works before anything is installed).
+Standard library only (``python rag/llama/cpu.py describe`` works before anything is installed).
 
 Why explicit flags and not llama.cpp's own portable mechanisms:
 
@@ -15,7 +15,7 @@ Why explicit flags and not llama.cpp's own portable mechanisms:
 So the build is ``GGML_NATIVE=OFF`` with each ISA switched on only when the kernel reports it
 (``/proc/cpuinfo`` flags: the kernel hides AVX-512 when the OS does not save its state), AMX
 always off, and setup proves the result runs with a real generation in a child process
-(``rag.llm_probe``), falling back to the ``safe`` profile (AVX2 baseline, no AVX-512) if not.
+(``rag.llama.probe``), falling back to the ``safe`` profile (AVX2 baseline, no AVX-512) if not.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         flags = cpu_flags()
         print(json.dumps({"model": cpu_model(), "options": build_options(flags)}, indent=2))
         return 0
-    print("usage: python rag/cpu.py cmake-args [auto|safe] | describe", file=sys.stderr)
+    print("usage: python rag/llama/cpu.py cmake-args [auto|safe] | describe", file=sys.stderr)
     return 2
 
 

@@ -1,10 +1,10 @@
-"""``python -m rag.llm_build``: install llama-cpp-python built for this CPU and prove it runs.
+"""``python -m rag.llama.build``: install llama-cpp-python built for this CPU and prove it runs.
 
 Called by ``scripts/setup.sh`` after the packaged model is joined. Steps:
 
 1. If llama-cpp-python is missing, or was built with other flags than this CPU's (a ``.venv``
-   copied from another machine), build it with ``rag.cpu.cmake_args("auto")``.
-2. Run a real short generation in a child process (``rag.llm_probe``).
+   copied from another machine), build it with ``rag.llama.cpu.cmake_args("auto")``.
+2. Run a real short generation in a child process (``rag.llama.probe``).
 3. If the child died on a signal, rebuild once with the ``safe`` profile (AVX2 baseline, no
    AVX-512, no AMX) and probe again. If that fails too, stop with one line saying what failed
    and what to do.
@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rag import cpu
-from rag.llm_probe import ProbeResult, run_probe
+from rag.llama import cpu
+from rag.llama.probe import ProbeResult, run_probe
 
 LLAMA_VERSION = "0.3.36"
 RECORD = Path(sys.prefix) / "llama-build.json"
@@ -160,7 +160,7 @@ def main() -> int:
     def probe() -> ProbeResult:
         result = run_probe(Path(model), settings.llm.n_threads)
         if result.ok:  # the runtime guard in rag.llm reads this stamp instead of probing again
-            from rag.llm_probe import stamp_path
+            from rag.llama.probe import stamp_path
 
             stamp = stamp_path(settings.model_cache_dir, Path(model))
             stamp.parent.mkdir(parents=True, exist_ok=True)

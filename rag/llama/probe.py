@@ -3,7 +3,7 @@
 A build that executes an instruction the machine cannot run (AMX tiles on a VM that forbids
 them, AVX-512 in a ``.venv`` copied from another CPU) dies with a signal inside native code,
 where Python cannot catch it. Running the first generation in a child turns that into a
-return code the caller can act on. ``python -m rag.llm_probe --model PATH`` is the child.
+return code the caller can act on. ``python -m rag.llama.probe --model PATH`` is the child.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_probe(
     env: dict[str, str] | None = None,
 ) -> ProbeResult:
     """Run one short real generation in a child process and report how it ended."""
-    cmd = [sys.executable, "-m", "rag.llm_probe", "--model", str(model_path), *extra_args]
+    cmd = [sys.executable, "-m", "rag.llama.probe", "--model", str(model_path), *extra_args]
     if threads:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def run_probe(
 
 def build_fingerprint(model_path: Path) -> str:
     """Changes when the llama.cpp libraries, the CPU or the model file change."""
-    from rag import cpu
+    from rag.llama import cpu
 
     parts = [cpu.cpu_model(), " ".join(sorted(cpu.cpu_flags()))]
     try:
