@@ -4,7 +4,7 @@ load, search, size. Keyword search only (no Chroma, no embedding).
 Corpus: the 1,204 SQuAD-dev paragraphs, then variants (the paragraph with a prefix or suffix of
 8-20 words from another paragraph, as in bench/retrieval.py) up to the size. Every text is
 tokenised (``rag.keyword.bm25_terms``: stemmed content words) inside the build, as at ingest.
-"Build" is ``BM25Index.build``; "publish" saves the version folder and swaps ``CURRENT``;
+"Build" is ``ChunkStore.build``; "publish" saves the version folder and swaps ``CURRENT``;
 "load" is what a search process does the first time it sees a new version.
 
 ``--baseline REV`` also builds each size the way revision REV did (its ``rag/text.py`` read
@@ -68,7 +68,7 @@ def baseline_builder(rev: str) -> Callable[[list[str]], Any]:
 
 def same_scores(index: Any, model: Any, queries: list[str]) -> bool:
     """Does every query score every document exactly as the baseline model does? (Then the
-    rankings are the same: ``BM25Index.search`` ranks by score, ties by row.)"""
+    rankings are the same: ``ChunkStore.search`` ranks by score, ties by row.)"""
     import numpy as np
 
     from rag.keyword import query_terms
@@ -92,7 +92,7 @@ def main() -> None:
     from rag.keyword import _bm25s
 
     _bm25s()  # imported before any timed build
-    from rag.keyword import BM25Index, current, publish
+    from rag.chunk_store import ChunkStore, current, publish
 
     paras, questions = base_paragraphs()
     qs = [q["question"] for q in random.Random(args.seed).sample(questions, args.queries)]
@@ -109,7 +109,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp, RssSampler() as rss:
             root = Path(tmp) / "db.bm25" / "corpus"
             t0 = time.perf_counter()
-            index = BM25Index.build(ids, texts, metas, "fp")
+            index = ChunkStore.build(ids, texts, metas, "fp")
             build = time.perf_counter() - t0
             t0 = time.perf_counter()
             publish(index, root)

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import rag.keyword as keyword  # noqa: E402
 from rag import text  # noqa: E402
+from rag.chunk_store import ChunkStore  # noqa: E402
 from rag.loading import load_corpus  # noqa: E402
 from rag.paragraphs import split_paragraphs  # noqa: E402
 from rag.store import StoredChunk  # noqa: E402
@@ -55,8 +56,8 @@ def main() -> None:
         qs = [json.loads(line) for line in qfile.read_text().splitlines() if line.strip()]
         qs = [q for q in qs if q["answerable"] and not q.get("history")]
         for label, fn in tokenizers.items():
-            keyword.content_terms = fn  # the tokenizer BM25Index uses
-            index = keyword.BM25Index.build(chunks)
+            keyword.content_terms = fn  # the tokenizer ChunkStore uses
+            index = ChunkStore.build(chunks)
             r1 = r5 = 0
             for q in qs:
                 top = [c.text for c, _ in index.search(q["question"], 5)]

@@ -14,7 +14,7 @@ real ones would be, but not identical in distribution); latency, index size and 
 real, since Chroma/HNSW and BM25 do not care where the numbers came from. Chunks go straight in
 through ``ChromaStore.add`` (one chunk per paragraph), then the fingerprint is set and the
 BM25 index built and published as ``rag.ingest`` does (timed: "BM25 build s" is
-``BM25Index.build``, "publish s" saving it and swapping it in).
+``ChunkStore.build``, "publish s" saving it and swapping it in).
 
 HNSW parameters are fixed when a collection is built (Chroma ignores a later
 ``collection.modify`` of ``ef_search`` for the index already loaded), so each ``--hnsw M:EF``
@@ -159,7 +159,7 @@ def build_corpus(size: int, paras: list[dict[str, Any]], vecs: np.ndarray, seed:
 
 
 def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> dict[str, float]:
-    from rag.keyword import BM25Index, keyword_dir, publish
+    from rag.chunk_store import ChunkStore, chunk_store_dir, publish
     from rag.store import ChromaStore, chunk_metadata
     from rag.types import Chunk
 
@@ -196,9 +196,9 @@ def insert(settings: Any, rows: list[dict[str, Any]], vecs: np.ndarray) -> dict[
     fp = store.set_fingerprint(ids)
     insert_s = time.perf_counter() - t0
     with Timer() as t_build:
-        index = BM25Index.build(ids, texts, metas, fp)
+        index = ChunkStore.build(ids, texts, metas, fp)
     with Timer() as t_pub:
-        publish(index, keyword_dir(settings))
+        publish(index, chunk_store_dir(settings))
     return {"insert_s": insert_s, "bm25_build_s": t_build.seconds, "publish_s": t_pub.seconds}
 
 
@@ -215,7 +215,7 @@ def _settings(tmp: str, **chroma: int) -> Any:
 
 
 def run_size(size: int, n_queries: int, seed: int, grid: list[tuple[int, int]]) -> dict[str, Any]:
-    from rag.keyword import keyword_dir
+    from rag.chunk_store import chunk_store_dir
     from rag.retrieval import HybridRetriever
 
     paras, questions = base_paragraphs()
@@ -236,7 +236,7 @@ def run_size(size: int, n_queries: int, seed: int, grid: list[tuple[int, int]]) 
             "bm25_load_s": t_load.seconds,
             "rss_after_build_mb": rss_build.peak,
             "chroma_mb": dir_size_mb(settings.index_dir),
-            "bm25_mb": dir_size_mb(keyword_dir(settings)),
+            "bm25_mb": dir_size_mb(chunk_store_dir(settings)),
         }
         out = measure(settings, retriever, rows, base_of, qs, paras, info)
         exact = ExactNeighbours(cvecs, retriever, qs)
@@ -355,7 +355,7 @@ def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, An
         stages["fuse+texts"].append(time.perf_counter() - t)
 
     n = len(qs)
-    from rag.keyword import keyword_dir
+    from rag.chunk_store import chunk_store_dir
 
     db = settings.index_dir
     out = {
@@ -364,7 +364,7 @@ def measure(settings, retriever, rows, base_of, qs, paras, info) -> dict[str, An
         "recall_at_5_strict": strict / n,
         "recall_at_5_any_copy": anycopy / n,
         "latency_ms": {k: _ms(vals) for k, vals in stages.items()},
-        "index_on_disk_mb": dir_size_mb(db) + dir_size_mb(keyword_dir(settings)),
+        "index_on_disk_mb": dir_size_mb(db) + dir_size_mb(chunk_store_dir(settings)),
         "peak_rss_mb": peak_rss_mb(),
     }
     return out
@@ -429,9 +429,9 @@ def run_squad9(n_queries: int, seed: int) -> dict[str, Any]:
 
 
 def _index_mb(settings: Any) -> float:
-    from rag.keyword import keyword_dir
+    from rag.chunk_store import chunk_store_dir
 
-    return dir_size_mb(settings.index_dir) + dir_size_mb(keyword_dir(settings))
+    return dir_size_mb(settings.index_dir) + dir_size_mb(chunk_store_dir(settings))
 
 
 def run_seed(seed: int) -> dict[str, Any]:

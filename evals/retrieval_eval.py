@@ -59,13 +59,13 @@ def evaluate_retrieval(
     """Rank of the gold paragraph for each answerable question under each method.
 
     ``retriever``: a ``rag.HybridRetriever`` over the ingested articles. Dense uses
-    ``retriever.store.query``; BM25 ``rag.keyword.get_bm25(store).search``; hybrid
+    ``retriever.store.query``; BM25 ``rag.chunk_store.get_chunk_store(store).search``; hybrid
     ``retriever.fuse`` of those two lists (what ``retriever.search`` does).
     """
-    from rag.keyword import get_bm25
+    from rag.chunk_store import get_chunk_store
 
     n_cand = candidates or int(retriever.settings.retrieval.candidates)
-    bm25 = get_bm25(retriever.store)
+    bm25 = get_chunk_store(retriever.store)
     qs = [g for g in gold if g.question.answerable]
     rows: list[dict[str, Any]] = []
     seconds = {m: 0.0 for m in METHODS}

@@ -7,10 +7,10 @@ ones, then deletes the stale ones. There is no second store (a record-manager SQ
 could drift from Chroma after a crash: a killed run is repaired by the next run, which keeps
 every chunk the killed run had stored and embeds only the rest (``IngestReport.chunks_resumed``).
 
-After Chroma is up to date, the BM25 keyword index is built from the same chunks and published
-beside Chroma's folder (``rag.keyword.publish``); searches switch to it atomically. With a Chroma
-server, the writer lock is kept on the server and every other process derives its keyword index
-from the collection (``rag.replicas``).
+After Chroma is up to date, the chunk store (texts, metadata and BM25) is built from the same
+chunks and published beside Chroma's folder (``rag.chunk_store.publish``); searches switch to
+it atomically. With a Chroma server, the writer lock is kept on the server and every other
+process derives its chunk store from the collection (``rag.replicas``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag import keyword
+from rag import chunk_store
 from rag.chunking import TokenChunker
 from rag.embedding import Embedder, get_embedder
 from rag.errors import CorpusError, IndexBusyError
@@ -151,11 +151,11 @@ def ingest(
         # a transient read error must not delete what was indexed.
         skipped = {src for src, _ in report.skipped}
         existing = {k: v for k, v in existing.items() if v.get("source") not in skipped}
-        root = keyword.keyword_dir(settings)
+        root = chunk_store.chunk_store_dir(settings)
         if settings.chroma_server and not reset:
             # another process may have ingested: start from what the server holds
             get_sync(settings, store).refresh()
-        published = None if reset else keyword.current(root)
+        published = None if reset else chunk_store.current(root)
         # Chunks stored but not in the last published index: a run killed before it finished.
         before = set(published[0].ids) if published is not None else set()
         report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
@@ -186,11 +186,11 @@ def ingest(
             stale = stale or had != info["collection_id"]
         if stale:
             t_kw = time.perf_counter()
-            index = keyword.BM25Index.build(
+            index = chunk_store.ChunkStore.build(
                 ids, texts, metas, fingerprint, paragraph_texts=para_texts
             )
             try:
-                keyword.publish(index, root, info=info)
+                chunk_store.publish(index, root, info=info)
             except OSError as exc:
                 if no_space(exc):
                     raise disk_full_error(str(root), exc.strerror or str(exc)) from exc
@@ -215,7 +215,7 @@ def _check_space(
         + 1024
         for c in chunks
     )
-    root = keyword.keyword_dir(settings)
+    root = chunk_store.chunk_store_dir(settings)
     if settings.chroma_server:
         check_space(root, keyword_need)
         return

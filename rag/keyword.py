@@ -1,42 +1,17 @@
-"""The published chunk index: BM25 (bm25s), chunk metadata and texts, swapped atomically.
-
-An ingest builds it from the chunks it just stored in Chroma and saves it as a new version
-folder next to the Chroma folder, then points ``CURRENT`` at it with one atomic rename. A search
-reads the version ``CURRENT`` names (re-loading only when that file changed), so a search during
-an ingest uses the last complete index and nothing is ever rebuilt inside a search. ``CURRENT``
-also records the chunk count and fingerprint of that ingest, so searches need not ask Chroma.
-
-Chroma holds only the vectors (with each chunk's source and paragraph number, for filters and
-the ingest diff); a chunk's metadata and text, and the whole text of a paragraph split into
-several chunks, are stored here once, in memory-mapped files read per returned passage.
-(With a Chroma server, the server keeps the texts and metadata too, and each process builds
-this index from them: ``rag.replicas``.)
-
-Scoring is bm25s (Lucene's BM25 variant) over ``bm25_terms``: stemmed content words of the
-chunk and its section heading.
+"""Keyword search: BM25 (bm25s, Lucene's variant) over ``bm25_terms``, the stemmed content
+words of a chunk and its section heading. The chunks it ranks, and the version folders it is
+published in, are ``rag.chunk_store``'s.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
-import mmap
-import os
-import shutil
-import threading
-import time
-import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexDamagedError, IndexFormatError, IndexNotFoundError
-from rag.settings import Settings
-from rag.store import SCHEMA, StoredChunk, damaged_message, old_format_message
 from rag.text import (
     STOPWORDS,
     content_terms,
@@ -57,12 +32,6 @@ def _bm25s():  # type: ignore[no-untyped-def]
     # root handler (the CLIs' included); warnings and errors still come through.
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
-
-
-CURRENT = "CURRENT"
-_META = "chunks.json"
-_CHUNK_TEXTS = "chunk_texts"
-_PARAGRAPH_TEXTS = "paragraph_texts"
 
 
 def bm25_terms(text: str, section: str = "") -> list[str]:
@@ -117,380 +86,49 @@ def _corpus_term_ids(texts: Iterable[str]) -> tuple[list[list[int]], dict[str, i
     return out, vocab
 
 
-class _Texts:
-    """A column of strings, one per row: a list while building, then ``<name>.bin`` (UTF-8,
-    concatenated) and ``<name>.offsets.npy``, memory-mapped so a search reads only its rows."""
+class BM25:
+    """A bm25s model over the rows of a chunk store (row i of its scores is chunk i)."""
 
-    def __init__(self, values: Sequence[str] | None = None) -> None:
-        self._values = list(values) if values is not None else None
-        self._blob: mmap.mmap | bytes = b""
-        self._offsets: np.ndarray = np.zeros(1, dtype=np.int64)
-
-    def __getitem__(self, row: int) -> str:
-        if self._values is not None:
-            return self._values[row]
-        a, b = int(self._offsets[row]), int(self._offsets[row + 1])
-        return self._blob[a:b].decode("utf-8")
-
-    def save(self, folder: Path, name: str) -> None:
-        assert self._values is not None
-        encoded = [v.encode("utf-8") for v in self._values]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        (folder / f"{name}.bin").write_bytes(b"".join(encoded))
-        np.save(folder / f"{name}.offsets.npy", offsets)
+    def __init__(self, model: Any) -> None:
+        self.model = model  # bm25s.BM25
 
     @classmethod
-    def load(cls, folder: Path, name: str) -> _Texts:
-        col = cls()
-        col._offsets = np.load(folder / f"{name}.offsets.npy")
-        with (folder / f"{name}.bin").open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if col._offsets.ndim != 1 or not len(col._offsets) or col._offsets[-1] != size:
-                raise ValueError(f"{name}.bin does not match its offsets")
-            # the mapping stays valid after the file is closed, and after ``publish`` removes
-            # the version folder (the pages live until the last reader drops them)
-            col._blob = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        return col
+    def build(cls, texts: Iterable[str]) -> BM25 | None:
+        """BM25 over ``texts`` (each a chunk with its section); None when no text has a term."""
+        corpus, vocab = _corpus_term_ids(texts)
+        if len(vocab) <= 1:
+            return None
+        # scipy builds the same sparse matrix as the default numpy backend, faster
+        model = _bm25s().BM25(csc_backend="scipy")
+        model.index((corpus, vocab), show_progress=False)
+        return cls(model)
 
+    def scores(self, query: str, weight_mask: np.ndarray | None = None) -> np.ndarray | None:
+        """Each row's BM25 score for ``query`` (rows with mask 0 score 0); None when the
+        query has no search term."""
+        terms = query_terms(query)
+        if not terms:
+            return None
+        return np.asarray(self.model.get_scores(terms, weight_mask=weight_mask))
 
-@dataclass
-class BM25Index:
-    """A loaded BM25 index: the bm25s model plus each row's chunk id and metadata."""
-
-    ids: list[str]
-    metadata: list[dict[str, Any]]
-    model: Any = None  # bm25s.BM25, None when no chunk has a term
-    fingerprint: str = ""
-    version: str = ""
-    texts: _Texts = field(default_factory=_Texts, repr=False)
-    paragraph_texts: _Texts = field(default_factory=_Texts, repr=False)
-    _source_codes: np.ndarray | None = field(default=None, repr=False)
-    _source_names: dict[str, int] = field(default_factory=dict, repr=False)
-    _rows: dict[str, int] = field(default_factory=dict, repr=False)
-    _first_rows: dict[str, int] = field(default_factory=dict, repr=False)
-
-    @property
-    def count(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def build(
-        cls,
-        ids: Sequence[str],
-        texts: Sequence[str],
-        metadata: Sequence[dict[str, Any]],
-        fingerprint: str = "",
-        paragraph_texts: Sequence[str] | None = None,
-    ) -> BM25Index:
-        """Index chunks (``metadata[i]["section"]`` is indexed with ``texts[i]``).
-
-        ``paragraph_texts[i]`` is the whole paragraph's text on the first chunk of a paragraph
-        split into several (``n_chunks > 1``, ``chunk_index == 0``), else empty: a one-chunk
-        paragraph's text is its chunk's.
-        """
-        bm25s = _bm25s()
-
-        corpus, vocab = _corpus_term_ids(
-            f"{t} {m['section']}" if m.get("section") else t
-            for t, m in zip(texts, metadata, strict=True)
-        )
-        model = None
-        if len(vocab) > 1:
-            # scipy builds the same sparse matrix as the default numpy backend, faster
-            model = bm25s.BM25(csc_backend="scipy")
-            model.index((corpus, vocab), show_progress=False)
-        index = cls(
-            list(ids),
-            [dict(m) for m in metadata],
-            model,
-            fingerprint,
-            texts=_Texts(texts),
-            paragraph_texts=_Texts(paragraph_texts or [""] * len(ids)),
-        )
-        index._init_sources()
-        return index
-
-    def _init_sources(self) -> None:
-        self._rows = {cid: i for i, cid in enumerate(self.ids)}
-        self._first_rows = {
-            str(m.get("paragraph_id")): i
-            for i, m in enumerate(self.metadata)
-            if int(m.get("n_chunks", 1)) > 1 and int(m.get("chunk_index", 0)) == 0
-        }
-        names: dict[str, int] = {}
-        codes = np.fromiter(
-            (names.setdefault(str(m.get("source", "")), len(names)) for m in self.metadata),
-            dtype=np.int32,
-            count=len(self.metadata),
-        )
-        self._source_codes, self._source_names = codes, names
-
-    def row(self, chunk_id: str) -> int | None:
-        """The row of a chunk id, or None if this version does not hold it."""
-        return self._rows.get(chunk_id)
-
-    def chunk(self, row: int, *, text: bool = False) -> StoredChunk:
-        """The chunk at ``row`` (with its text if asked)."""
-        return StoredChunk(self.ids[row], self.texts[row] if text else "", self.metadata[row])
-
-    def paragraph_text(self, row: int) -> str | None:
-        """The whole text of the paragraph the chunk at ``row`` belongs to (None if this
-        version lacks the paragraph's first chunk)."""
-        meta = self.metadata[row]
-        if int(meta.get("n_chunks", 1)) <= 1:
-            return self.texts[row]
-        first = self._first_rows.get(str(meta.get("paragraph_id")))
-        return None if first is None else self.paragraph_texts[first]
-
-    def rows_of_sources(self, sources: Sequence[str]) -> list[int]:
-        """The rows of every chunk of these source files."""
-        wanted = [self._source_names[s] for s in sources if s in self._source_names]
-        if not wanted or self._source_codes is None:
-            return []
-        return [int(i) for i in np.flatnonzero(np.isin(self._source_codes, wanted))]
-
-    def _doc_freq(self, term: str) -> int:
-        if self.model is None:
-            return 0
+    def doc_freq(self, term: str) -> int:
+        """How many rows hold ``term``."""
         j = self.model.vocab_dict.get(term)
         if j is None:
             return 0
         ptr = self.model.scores["indptr"]
         return int(ptr[j + 1] - ptr[j])
 
-    def distinctive_terms(self, text: str) -> set[str] | None:
-        """Terms of ``text`` found in at most half of the chunks: the words that can tell one
-        passage from another. Ubiquitous words (the corpus's own subject, e.g. a country name
-        in an article about it) and unknown words are not distinctive. None when the index is
-        too small (under 4 chunks) for the notion to mean anything."""
-        n = self.count
-        if self.model is None or n < 4:
-            return None
-        return {t for t in bm25_terms(text) if 0 < self._doc_freq(t) <= n / 2}
-
-    def search(
-        self, query: str, n: int, sources: Sequence[str] | None = None
-    ) -> list[tuple[StoredChunk, float]]:
-        """The best ``n`` chunks with a positive BM25 score (chunk text is not loaded)."""
-        if self.model is None or n < 1:
-            return []
-        terms = query_terms(query)
-        if not terms:
-            return []
-        mask = None
-        if sources:
-            wanted = [self._source_names[s] for s in sources if s in self._source_names]
-            if not wanted:
-                return []
-            assert self._source_codes is not None
-            mask = np.isin(self._source_codes, wanted).astype(np.float32)
-        scores = self.model.get_scores(terms, weight_mask=mask)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        ranked = sorted(top, key=lambda i: (-scores[i], i))
-        return [
-            (StoredChunk(self.ids[i], "", self.metadata[i]), float(scores[i]))
-            for i in ranked
-            if scores[i] > 0
-        ]
-
-    # -- persistence -------------------------------------------------------------------
+    def distinctive_terms(self, text: str, rows: int) -> set[str]:
+        """Terms of ``text`` found in at most half of the ``rows``."""
+        return {t for t in bm25_terms(text) if 0 < self.doc_freq(t) <= rows / 2}
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.model is not None:
-            self.model.save(str(folder), show_progress=False)
-        (folder / _META).write_text(
-            json.dumps({"ids": self.ids, "metadata": self.metadata}), encoding="utf-8"
-        )
-        self.texts.save(folder, _CHUNK_TEXTS)
-        self.paragraph_texts.save(folder, _PARAGRAPH_TEXTS)
+        self.model.save(str(folder), show_progress=False)
 
     @classmethod
-    def load(cls, folder: Path, *, fingerprint: str = "", version: str = "") -> BM25Index:
-        bm25s = _bm25s()
-
-        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-        model = None
-        if (folder / "params.index.json").exists():
-            model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
-        index = cls(
-            meta["ids"],
-            meta["metadata"],
-            model,
-            fingerprint,
-            version,
-            texts=_Texts.load(folder, _CHUNK_TEXTS),
-            paragraph_texts=_Texts.load(folder, _PARAGRAPH_TEXTS),
-        )
-        if not len(index.metadata) == len(index.texts._offsets) - 1 == index.count:
-            raise ValueError(f"the files in {folder} disagree on the number of chunks")
-        index._init_sources()
-        return index
-
-
-# -- where the index lives, publishing and reading the current version -----------------------
-
-
-def keyword_dir(settings: Settings) -> Path:
-    """The BM25 folder of this index: ``<chroma folder>.bm25/<collection>`` (for a Chroma
-    server, under the data folder)."""
-    if settings.chroma_server:
-        slug = "".join(ch if ch.isalnum() else "_" for ch in settings.chroma_server)
-        base = settings.data_dir / f"chroma-server-{slug}.bm25"
-    else:
-        base = settings.index_dir.parent / f"{settings.index_dir.name}.bm25"
-    return base / settings.chroma.collection
-
-
-def publish(index: BM25Index, root: Path, *, info: dict[str, Any] | None = None) -> str:
-    """Save ``index`` as a new version and make it current with one atomic rename.
-
-    Readers holding the previous version keep it; versions older than the previous one are
-    removed. Returns the version name. Callers hold the index's writer lock.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    version = f"v{time.time_ns()}"
-    tmp = root / f".tmp-{version}-{os.getpid()}"
-    cur_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
-    try:
-        index.save(tmp)
-        files = {p.name: _checksum(p) for p in sorted(tmp.iterdir())}
-        tmp.rename(root / version)
-        manifest = {
-            "version": version,
-            "fingerprint": index.fingerprint,
-            "count": index.count,
-            "schema": SCHEMA,
-            "files": files,
-            **(info or {}),
-        }
-        cur_tmp.write_text(json.dumps(manifest), encoding="utf-8")
-        previous = read_manifest(root)
-        os.replace(cur_tmp, root / CURRENT)
-    except BaseException:
-        # a full disk or a crash: the previous version stays current; free what was written
-        for half in (tmp, root / version):
-            shutil.rmtree(half, ignore_errors=True)
-        cur_tmp.unlink(missing_ok=True)
-        raise
-    keep = {version, (previous or {}).get("version")}
-    for old in root.iterdir():
-        if old.name not in keep and (old.name.startswith("v") or old.name.startswith(".tmp-")):
-            shutil.rmtree(old, ignore_errors=True)
-    index.version = version
-    return version
-
-
-def _checksum(path: Path) -> list[int]:
-    """[size, CRC-32] of a file: the texts are memory-mapped and read per passage, so a
-    truncated or zeroed file would otherwise surface as wrong passages, not as an error."""
-    crc = 0
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-    return [path.stat().st_size, crc]
-
-
-def _verify(folder: Path, files: dict[str, list[int]]) -> None:
-    """Raise ``IndexDamagedError`` unless every file of a version is as it was published."""
-    for name, want in files.items():
-        path = folder / name
-        if not path.exists():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
-        if path.stat().st_size != want[0]:
-            raise IndexDamagedError(
-                damaged_message(
-                    str(folder.parent), f"{name} has {path.stat().st_size} bytes of {want[0]}"
-                )
-            )
-        if _checksum(path) != list(want):
-            raise IndexDamagedError(
-                damaged_message(str(folder.parent), f"{name} does not match its checksum")
-            )
-
-
-def read_manifest(root: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads((root / CURRENT).read_text(encoding="utf-8")))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def remove(root: Path) -> None:
-    """Drop the keyword index (``ingest --reset``)."""
-    shutil.rmtree(root, ignore_errors=True)
-
-
-_CACHE: dict[str, tuple[tuple[int, int, int], BM25Index, dict[str, Any]]] = {}
-_LOCK = threading.Lock()
-
-
-def current(root: Path) -> tuple[BM25Index, dict[str, Any]] | None:
-    """The current published index and its manifest, or None if none was published.
-
-    Costs one ``stat`` when nothing changed; loads a version only when ``CURRENT`` moved.
-    """
-    key = str(root.resolve())
-    try:
-        st = os.stat(root / CURRENT)
-    except FileNotFoundError:
-        return None
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1], cached[2]
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
-        for _attempt in range(3):  # a newer publish may remove a version while we load it
-            manifest = read_manifest(root)
-            if manifest is None:
-                if (root / CURRENT).exists():
-                    raise IndexDamagedError(damaged_message(str(root), f"{CURRENT} is unreadable"))
-                return None
-            if manifest.get("schema") != SCHEMA:
-                raise IndexFormatError(old_format_message(str(root)))
-            folder = root / str(manifest.get("version"))
-            try:
-                _verify(folder, manifest.get("files") or {})
-                index = BM25Index.load(
-                    folder,
-                    fingerprint=str(manifest.get("fingerprint", "")),
-                    version=str(manifest["version"]),
-                )
-            except FileNotFoundError as exc:
-                if read_manifest(root) == manifest:  # not replaced meanwhile: a file is gone
-                    raise IndexDamagedError(
-                        damaged_message(str(root), f"{Path(str(exc.filename)).name} is missing")
-                    ) from exc
-                st = os.stat(root / CURRENT)
-                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-                continue
-            except (ValueError, KeyError, IndexError, EOFError, OSError) as exc:
-                # unreadable JSON or arrays (truncated, zeroed) in a version without checksums
-                raise IndexDamagedError(
-                    damaged_message(str(root), f"{folder.name}: {type(exc).__name__}: {exc}"[:200])
-                ) from exc
-            if index.count != manifest.get("count", index.count):
-                raise IndexDamagedError(
-                    damaged_message(
-                        str(root),
-                        f"{folder.name} holds {index.count} chunks of {manifest.get('count')}",
-                    )
-                )
-            _CACHE[key] = (stamp, index, manifest)
-            return index, manifest
-    raise IndexNotFoundError(f"the keyword index in {root} keeps changing; try again")
-
-
-def get_bm25(store: Any) -> BM25Index:
-    """The current BM25 index of a ``ChromaStore``'s index (never built here)."""
-    got = current(keyword_dir(store.settings))
-    if got is None:
-        raise IndexNotFoundError(
-            "the keyword index is missing: run `rag ingest` (it is built at ingest time)"
-        )
-    return got[0]
+    def load(cls, folder: Path) -> BM25 | None:
+        """The model saved in ``folder`` (None when none was: no chunk had a term)."""
+        if not (folder / "params.index.json").exists():
+            return None
+        return cls(_bm25s().BM25.load(str(folder), show_progress=False, verbosity=0))

@@ -12,7 +12,7 @@ With ``RAG_CHROMA_URL`` nothing local must agree between processes or machines:
 * Every app process checks that fingerprint every ``chroma.sync_s`` seconds on a background
   thread (one small HTTP call). When it differs from its keyword index's, the process reads
   the texts and metadata back from Chroma in pages, builds BM25 and publishes it in its own data
-  folder (``rag.keyword.publish``); the next search uses it. A read whose ids do not match the
+  folder (``rag.chunk_store.publish``); the next search uses it. A read whose ids do not match the
   recorded fingerprint (an ingest still running) is dropped: searches keep the last complete
   index, and the next check tries again.
 
@@ -32,8 +32,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from rag.chunk_store import ChunkStore, chunk_store_dir, publish, read_manifest
 from rag.errors import IndexNotFoundError, RagError
-from rag.keyword import BM25Index, keyword_dir, publish, read_manifest
 from rag.settings import Settings
 from rag.store import ChromaStore, chroma_errors, get_chroma_client, ids_digest
 
@@ -153,7 +153,7 @@ class ChromaLock:
 # -- the keyword index, derived from the collection ------------------------------------------
 
 
-def read_index(store: ChromaStore, col: Any) -> BM25Index | None:
+def read_index(store: ChromaStore, col: Any) -> ChunkStore | None:
     """The chunk index as the server collection holds it, or None when its chunk ids do not
     match the recorded fingerprint (an ingest is running, or one was interrupted)."""
     want = (col.metadata or {}).get("fingerprint")
@@ -172,7 +172,9 @@ def read_index(store: ChromaStore, col: Any) -> BM25Index | None:
     ids, texts, metas, paragraph_texts = in_order(
         [r[0] for r in rows], [r[1] or "" for r in rows], metas, paragraph_texts
     )
-    return BM25Index.build(ids, texts, metas, f"{want}:{len(ids)}", paragraph_texts=paragraph_texts)
+    return ChunkStore.build(
+        ids, texts, metas, f"{want}:{len(ids)}", paragraph_texts=paragraph_texts
+    )
 
 
 def in_order(
@@ -208,7 +210,7 @@ class KeywordSync:
     def __init__(self, settings: Settings, store: ChromaStore | None = None) -> None:
         self.settings = settings
         self.store = store or ChromaStore(settings=settings)
-        self.root = keyword_dir(settings)
+        self.root = chunk_store_dir(settings)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_error = ""
@@ -277,7 +279,7 @@ def get_sync(settings: Settings, store: ChromaStore | None = None) -> KeywordSyn
     key = (
         str(settings.chroma_server),
         settings.chroma.collection,
-        str(keyword_dir(settings).resolve()),
+        str(chunk_store_dir(settings).resolve()),
     )
     with _SYNCS_LOCK:
         if key not in _SYNCS:

@@ -12,9 +12,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag.chunk_store import ChunkStore, chunk_store_dir, current
 from rag.embedding import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InvalidQueryError
-from rag.keyword import BM25Index, current, keyword_dir
 from rag.settings import Settings
 from rag.store import ChromaStore, StoredChunk, vectors_missing_error
 from rag.types import Passage
@@ -75,7 +75,7 @@ class HybridRetriever:
         self.store = store or ChromaStore(
             settings=self.settings, embedding_model=embedder.model_name if embedder else None
         )
-        self._keyword_root = keyword_dir(self.settings)
+        self._keyword_root = chunk_store_dir(self.settings)
         self._col: tuple[str, Any] | None = None  # (keyword index version, collection handle)
         self._col_lock = threading.Lock()
         self._sync: Any = None  # rag.replicas.KeywordSync, with a Chroma server
@@ -112,7 +112,7 @@ class HybridRetriever:
         return self.fuse(dense, keyword, k, index=bm25)
 
     def _dense(
-        self, vector: list[float], sources: list[str] | None, col: Any, bm25: BM25Index
+        self, vector: list[float], sources: list[str] | None, col: Any, bm25: ChunkStore
     ) -> list[tuple[str, float]]:
         """The nearest chunks of the published index, with their cosine similarity.
 
@@ -131,7 +131,7 @@ class HybridRetriever:
                 break
         return known[: self.settings.retrieval.candidates]
 
-    def index(self) -> tuple[BM25Index, Any]:
+    def index(self) -> tuple[ChunkStore, Any]:
         """The last complete index: its BM25 index and the Chroma collection handle.
 
         Both are cached until an ingest publishes a new keyword index (one ``stat`` per
@@ -159,8 +159,8 @@ class HybridRetriever:
             return bm25, self._col[1]
 
     def _follow_server(
-        self, got: tuple[BM25Index, dict[str, Any]] | None
-    ) -> tuple[BM25Index, dict[str, Any]] | None:
+        self, got: tuple[ChunkStore, dict[str, Any]] | None
+    ) -> tuple[ChunkStore, dict[str, Any]] | None:
         """With a Chroma server: keep the keyword index in line with the collection (checked on
         a background thread every ``chroma.sync_s``; built here when this process has none)."""
         if self._sync is None:
@@ -191,7 +191,7 @@ class HybridRetriever:
         keyword: list[tuple[StoredChunk, float]],
         k: int,
         *,
-        index: BM25Index | None = None,
+        index: ChunkStore | None = None,
     ) -> list[Passage]:
         """RRF over paragraph-level ranks: a paragraph ranks by its best chunk in each list.
 

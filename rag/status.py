@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.chunk_store import CURRENT, chunk_store_dir, current, read_manifest
 from rag.embedding import index_model_name
 from rag.errors import IndexFormatError
-from rag.keyword import CURRENT, current, keyword_dir, read_manifest
 from rag.settings import Settings
 from rag.store import SCHEMA, ChromaStore, chroma_errors, vectors_missing_error
 
@@ -56,7 +56,7 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         exists=store.exists(),
         configured_model=index_model_name(settings.embedding),
     )
-    root = keyword_dir(settings)
+    root = chunk_store_dir(settings)
     published = (root / CURRENT).exists()
     if not status.exists or not published:
         # a first ingest still running: say so rather than "no index" or half a count

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from rag.chain import AnswerChain
-from rag.keyword import keyword_dir, read_manifest
+from rag.chunk_store import chunk_store_dir, read_manifest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag_cli.app import app as cli_app
@@ -71,7 +71,7 @@ def _half(path: Path) -> None:
 
 
 def _version_file(s: Settings, name: str) -> Path:
-    return next(keyword_dir(s).glob("v*")) / name
+    return next(chunk_store_dir(s).glob("v*")) / name
 
 
 #: the unit tests' damages (Chroma's database, the manifest) and each chunk-index file
@@ -173,5 +173,5 @@ def test_the_ui_on_a_damaged_index_says_how_to_rebuild(env: Env, damage: str) ->
 
 def test_every_file_of_the_chunk_index_is_damaged_in_turn(env: Env) -> None:
     # when the chunk index's layout changes, KEYWORD_FILES (and so DAMAGES) must follow
-    manifest = read_manifest(keyword_dir(env.good)) or {}
+    manifest = read_manifest(chunk_store_dir(env.good)) or {}
     assert sorted(manifest["files"]) == sorted(KEYWORD_FILES)

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag import keyword
+from rag import chunk_store
+from rag.chunk_store import chunk_store_dir, read_manifest
 from rag.embedding import index_model_name
 from rag.errors import DiskFullError
 from rag.ingest import ingest
-from rag.keyword import keyword_dir, read_manifest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.store import ChromaStore
@@ -117,7 +117,7 @@ class Index:
         return [(p.source, p.paragraph, p.text) for p in r.search(QUERY, k=3)]
 
     def check_nothing_published(self) -> None:
-        root = keyword_dir(self.settings)
+        root = chunk_store_dir(self.settings)
         assert read_manifest(root) == self.manifest  # CURRENT still names the old files
         leftovers = [p.name for p in root.iterdir() if p.name.startswith(".")]
         assert leftovers == [], leftovers
@@ -140,7 +140,7 @@ def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
     s = Settings(corpus_dir=corpus, db_dir=disk / "db", data_dir=tmp_path / "data")
     ingest(s, embedder=fake_embedder(s))
     idx = Index(s, {}, [], big_document(tmp_path / "upload" / "survey.md"))
-    idx.manifest = read_manifest(keyword_dir(s)) or {}
+    idx.manifest = read_manifest(chunk_store_dir(s)) or {}
     idx.hits = idx.search()
     assert idx.hits and idx.hits[0][:2] == ("bhutan-qatar.md", 3)
     return idx
@@ -213,19 +213,19 @@ def test_full_disk_while_publishing_the_keyword_index(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Chroma's writes succeed; the disk fills up just before the keyword index is written
-    publish = keyword.publish
+    publish = chunk_store.publish
     fillers: list[Path] = []
 
     def fill_then_publish(*args: object, **kwargs: object) -> str:
         fillers.append(fill(index.settings.index_dir.parent))
         return publish(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(keyword, "publish", fill_then_publish)
+    monkeypatch.setattr(chunk_store, "publish", fill_then_publish)
     with pytest.raises(DiskFullError, match=FULL) as raised:
         add_documents([index.upload], index.settings, embedder=fake_embedder())
     assert "No space left on device" in str(raised.value)
     index.check_nothing_published()
-    monkeypatch.setattr(keyword, "publish", publish)
+    monkeypatch.setattr(chunk_store, "publish", publish)
     _after_space_is_freed(index, fillers[0])
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from chromadb.errors import InternalError, NotFoundError
 
-from rag import keyword
+from rag import chunk_store
+from rag.chunk_store import chunk_store_dir, read_manifest
 from rag.errors import DiskFullError, IndexDamagedError
 from rag.ingest import ingest
-from rag.keyword import keyword_dir, read_manifest
 from rag.settings import Settings
 from rag.store import check_space, chroma_errors, no_space
 from tests.fakes import HashingEmbedder
@@ -61,18 +61,18 @@ def test_a_chunk_index_that_cannot_be_written_leaves_the_last_one_current(
     tmp_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingest(tmp_settings, embedder=fake_embedder)
-    root = keyword_dir(tmp_settings)
+    root = chunk_store_dir(tmp_settings)
     before = read_manifest(root)
     (tmp_settings.corpus_dir / "new.md").write_text(
         "The Halvorsen Lighthouse Survey counted gulls."
     )
-    save = keyword.BM25Index.save
+    save = chunk_store.ChunkStore.save
 
-    def save_half(self: keyword.BM25Index, folder: Path) -> None:
+    def save_half(self: chunk_store.ChunkStore, folder: Path) -> None:
         save(self, folder)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(keyword.BM25Index, "save", save_half)
+    monkeypatch.setattr(chunk_store.ChunkStore, "save", save_half)
     with pytest.raises(DiskFullError, match=FULL + "the last complete index is kept$"):
         ingest(tmp_settings, embedder=fake_embedder)
     assert read_manifest(root) == before

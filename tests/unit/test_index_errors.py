@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from rag.chunk_store import chunk_store_dir
 from rag.embedding import index_model_name
 from rag.errors import (
     ChromaServerUnreachableError,
@@ -32,7 +33,6 @@ from rag.errors import (
     RagError,
 )
 from rag.ingest import index_lock, ingest
-from rag.keyword import keyword_dir
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.status import index_status
@@ -62,7 +62,7 @@ class Env:
         a new process would find it."""
         s = self.settings(self.tmp / name)
         shutil.copytree(self.good.index_dir, s.index_dir)
-        shutil.copytree(keyword_dir(self.good).parent, keyword_dir(s).parent)
+        shutil.copytree(chunk_store_dir(self.good).parent, chunk_store_dir(s).parent)
         return s
 
 
@@ -87,7 +87,7 @@ def _zero(path: Path) -> None:
 
 
 def _version(s: Settings) -> Path:
-    return next(keyword_dir(s).glob("v*"))
+    return next(chunk_store_dir(s).glob("v*"))
 
 
 #: how each damage is made on a copy of a good index
@@ -98,7 +98,7 @@ DAMAGE: dict[str, Callable[[Settings], None]] = {
     "chunk texts zeroed": lambda s: _zero(_version(s) / "chunk_texts.bin"),
     "chunk texts truncated": lambda s: os.truncate(_version(s) / "chunk_texts.bin", 100),
     "chunk metadata truncated": lambda s: os.truncate(_version(s) / "chunks.json", 100),
-    "chunk index manifest truncated": lambda s: os.truncate(keyword_dir(s) / "CURRENT", 10),
+    "chunk index manifest truncated": lambda s: os.truncate(chunk_store_dir(s) / "CURRENT", 10),
 }
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from rag.chunk_store import ChunkStore, chunk_store_dir, current
 from rag.errors import CorpusError, EmbeddingModelMismatchError, IndexFormatError
 from rag.ingest import ingest
-from rag.keyword import BM25Index, current, keyword_dir
 from rag.retrieval import HybridRetriever
 from rag.settings import EmbeddingSettings, Settings
 from rag.store import ChromaStore
@@ -19,8 +19,8 @@ def _ids(settings: Settings) -> dict[str, dict]:
     return ChromaStore(settings=settings, embedding_model="fake-hashing").existing()
 
 
-def _published(settings: Settings) -> BM25Index:
-    got = current(keyword_dir(settings))
+def _published(settings: Settings) -> ChunkStore:
+    got = current(chunk_store_dir(settings))
     assert got is not None
     return got[0]
 
@@ -235,7 +235,7 @@ def test_an_index_in_the_previous_layout_asks_for_reset(
         configuration={"hnsw": {"space": "cosine"}},
         metadata={"embedding_model": "fake-hashing", "schema": 2},
     ).add(ids=["x"], embeddings=[[0.1] * 256], documents=["t"], metadatas=[{"source": "a"}])
-    root = keyword_dir(tmp_settings)
+    root = chunk_store_dir(tmp_settings)
     (root / "v1").mkdir(parents=True)
     (root / "CURRENT").write_text('{"version": "v1", "count": 1}', encoding="utf-8")
     with pytest.raises(IndexFormatError, match="rag ingest --reset"):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.keyword import BM25Index, bm25_terms, current, publish, read_manifest
+from rag.chunk_store import ChunkStore, current, publish, read_manifest
+from rag.keyword import bm25_terms
 
 TEXTS = [
     "Bhutan and Qatar signed a communiqué in New York.",
@@ -18,8 +19,8 @@ TEXTS = [
 ]
 
 
-def _index(texts: list[str] = TEXTS, fingerprint: str = "fp") -> BM25Index:
-    return BM25Index.build(
+def _index(texts: list[str] = TEXTS, fingerprint: str = "fp") -> ChunkStore:
+    return ChunkStore.build(
         [str(i) for i in range(len(texts))],
         texts,
         [
@@ -73,7 +74,7 @@ def test_keyword_ranking_matches_a_hand_labelled_one() -> None:
     ]
     metas = [{"source": "a.md", "paragraph": i + 1} for i in range(len(texts))]
     metas[3]["section"] = "Feline care"
-    index = BM25Index.build([str(i) for i in range(len(texts))], texts, metas)
+    index = ChunkStore.build([str(i) for i in range(len(texts))], texts, metas)
 
     def ranking(query: str) -> list[str]:
         return [hit.id for hit, _ in index.search(query, 5)]
@@ -121,7 +122,7 @@ def test_publish_swaps_versions_and_readers_see_the_last_complete_one(tmp_path: 
 
 
 def test_an_index_of_chunks_without_words_is_empty_not_an_error(tmp_path: Path) -> None:
-    index = BM25Index.build(["0"], ["... ---"], [{"source": "a.md"}])
+    index = ChunkStore.build(["0"], ["... ---"], [{"source": "a.md"}])
     assert index.search("anything", 3) == []
     publish(index, tmp_path / "kw")
     assert current(tmp_path / "kw")[0].search("anything", 3) == []  # type: ignore[index]

@@ -22,8 +22,8 @@ from bs4 import BeautifulSoup
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
+from rag.chunk_store import ChunkStore
 from rag.embedding import index_model_name
-from rag.keyword import BM25Index
 from rag.loading import load_document
 from rag.paragraphs import split_paragraphs
 from rag.settings import Settings
@@ -141,7 +141,7 @@ def test_identifiers_are_keyword_terms() -> None:
         "Call ffi_prep_cif_var for variadic functions.",
     ]
     texts = prose + exact
-    index = BM25Index.build(
+    index = ChunkStore.build(
         [str(i) for i in range(len(texts))], texts, [{"source": "a.md", "section": ""}] * len(texts)
     )
     for query in ("--document-private-items", "#[doc(hidden)]", "ffi_prep_cif_var"):

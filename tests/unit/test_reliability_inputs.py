@@ -21,10 +21,10 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
 import rag
+from rag.chunk_store import chunk_store_dir, current
 from rag.embedding import index_model_name
 from rag.errors import CorpusError, IndexNotFoundError, InvalidQueryError
 from rag.ingest import ingest
-from rag.keyword import current, keyword_dir
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag_cli.app import app
@@ -284,7 +284,7 @@ def test_one_10000_word_paragraph_becomes_subchunks_of_paragraph_1(env: Env) -> 
     (env.corpus / "long.txt").write_text(text + "\n", encoding="utf-8")
     result = run(env.args("ingest"))
     assert result.exit_code == 0, result.output
-    index = current(keyword_dir(env.settings))[0]  # type: ignore[index]
+    index = current(chunk_store_dir(env.settings))[0]  # type: ignore[index]
     rows = [r for r in range(index.count) if index.metadata[r]["source"] == "long.txt"]
     chunks = [index.metadata[r] for r in rows]
     assert len(chunks) > 10

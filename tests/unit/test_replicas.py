@@ -19,9 +19,9 @@ import pytest
 from filelock import Timeout
 
 from rag import store as store_module
+from rag.chunk_store import read_manifest
 from rag.errors import IndexBusyError, IndexFormatError
 from rag.ingest import busy_error, ingest
-from rag.keyword import read_manifest
 from rag.replicas import ChromaLock, get_sync, read_index
 from rag.retrieval import HybridRetriever
 from rag.settings import ChromaSettings, Settings
