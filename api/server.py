@@ -67,7 +67,7 @@ def serve(settings: Settings | None = None, *, chain: Any = None) -> None:
         print("bearer token required (RAG_API__TOKEN)", flush=True)
     config = uvicorn.Config(
         app,
-        access_log=False,  # api.app.AccessLogMiddleware logs each request with its id
+        access_log=False,  # api.middleware.AccessLogMiddleware logs each request with its id
         log_config=None,
         timeout_graceful_shutdown=5,
     )
