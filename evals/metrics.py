@@ -15,33 +15,11 @@ from __future__ import annotations
 import math
 import re
 import string
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_TYPO = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u2032": "'",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2212": "-",
-        "\u00a0": " ",
-    }
-)
-
-
-def fold(text: str) -> str:
-    """Case-folded NFKC text with typographic quotes and dashes made plain."""
-    return unicodedata.normalize("NFKC", text).translate(_TYPO).casefold()
-
+from rag.text import fold  # case-folded NFKC, typographic quotes and dashes made plain
 
 # -- evidence --------------------------------------------------------------------------------
 
