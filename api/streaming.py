@@ -8,19 +8,20 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from api.errors import ApiError, classify, one_line
 from api.queue import AnswerJob
+from api.schemas import error_payload
 from rag.types import Answer, AnswerEvent
 
 logger = logging.getLogger(__name__)
 
 #: seconds between keep-alive comments while a streamed answer has nothing new to say
 PING_S = 10.0
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def final_answer(job: AnswerJob, request: Request) -> Answer:
@@ -46,14 +47,39 @@ async def final_answer(job: AnswerJob, request: Request) -> Answer:
             return event.answer
 
 
-async def stream(
+def event_stream(
+    job: AnswerJob,
+    on_event: Callable[[AnswerEvent], bytes | None],
+    *,
+    error_event: str | None,
+    head: bytes = b"",
+    tail: bytes = b"",
+) -> StreamingResponse:
+    """The job's events as a server-sent event stream: ``head``, then ``on_event`` of each
+    event, then ``tail`` after the final one; an error ends the stream with an
+    ``error_event`` event in the API's error shape."""
+
+    def on_error(status: int, message: str) -> bytes:
+        return sse(error_event, error_payload(status, one_line(message), correlation_id.get()))
+
+    return StreamingResponse(
+        _stream(job, on_event, on_error, head, tail),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
     job: AnswerJob,
     on_event: Callable[[AnswerEvent], bytes | None],
     on_error: Callable[[int, str], bytes],
-    tail: bytes = b"",
+    head: bytes,
+    tail: bytes,
 ) -> AsyncIterator[bytes]:
     """Turn the job's events into SSE bytes; keep-alive comments while nothing happens."""
     try:
+        if head:
+            yield head
         while True:
             try:
                 event = await job.next_event(wait_s=PING_S)

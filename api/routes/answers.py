@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api.deps import Services, services
-from api.errors import ANSWER_ERRORS, ERRORS, ApiError, one_line
+from api.errors import ANSWER_ERRORS, ERRORS, ApiError
 from api.schemas import (
     AnswerRequest,
     AnswerResponse,
     RetrieveRequest,
     RetrieveResponse,
-    error_payload,
 )
-from api.streaming import SSE_HEADERS, final_answer, sse, stream
+from api.streaming import event_stream, final_answer, sse
 from rag.types import AnswerEvent
 
 router = APIRouter(tags=["rag"])
@@ -90,11 +88,4 @@ async def answer(
             data["standalone_question"] = event.standalone_question
         return sse("status", data)
 
-    def on_error(status: int, message: str) -> bytes:
-        return sse("error", error_payload(status, one_line(message), correlation_id.get()))
-
-    return StreamingResponse(
-        stream(job, on_event, on_error),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    return event_stream(job, on_event, error_event="error")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.sse import format_sse_event
 
 from api.deps import Services, services
@@ -19,9 +17,8 @@ from api.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ModelList,
-    error_payload,
 )
-from api.streaming import SSE_HEADERS, final_answer, sse, stream
+from api.streaming import event_stream, final_answer, sse
 from rag.types import Answer, AnswerEvent
 
 router = APIRouter(tags=["openai"])
@@ -110,12 +107,10 @@ async def chat_completions(
         # progress for raw SSE readers; OpenAI clients skip comment lines
         return format_sse_event(comment=one_line(event.message))
 
-    def on_error(status: int, message: str) -> bytes:
-        return sse(None, error_payload(status, one_line(message), correlation_id.get()))
-
-    async def body_bytes() -> AsyncIterator[bytes]:
-        yield chunk({"role": "assistant", "content": ""}, None)
-        async for data in stream(job, on_event, on_error, tail=b"data: [DONE]\n\n"):
-            yield data
-
-    return StreamingResponse(body_bytes(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return event_stream(
+        job,
+        on_event,
+        error_event=None,
+        head=chunk({"role": "assistant", "content": ""}, None),
+        tail=b"data: [DONE]\n\n",
+    )
