@@ -1,8 +1,8 @@
 """Chroma: the vectors of the chunks, with each chunk's source file and paragraph number.
 
 Embedded (the default), Chroma keeps no text: a chunk's text and metadata, and the whole text
-of a paragraph split into several chunks, are stored once in the published chunk index
-(``rag.keyword``), which is built from the same chunks at each ingest. Source and paragraph
+of a paragraph split into several chunks, are stored once in the published chunk store
+(``rag.chunk_store``), which is built from the same chunks at each ingest. Source and paragraph
 stay in Chroma for source filters, the ingest's diff and ``rag status``.
 
 With a Chroma server (``RAG_CHROMA_URL``) the server is the one source of truth for several

@@ -1,4 +1,5 @@
-"""The BM25 keyword index: scores, filters, and its versioned, atomically swapped files."""
+"""The chunk store and its BM25 search: scores, filters, and its versioned, atomically swapped
+files."""
 
 from __future__ import annotations
 
