@@ -67,3 +67,20 @@ def test_grounding_and_citations_use_this_splitter() -> None:
 
     assert rag.grounding.sentence_spans is sentence_spans
     assert rag.citations.sentence_spans is sentence_spans
+
+
+def test_the_ui_highlights_the_sentence_that_grounding_found() -> None:
+    """The UI has no splitter of its own: it marks the span grounding took from this one."""
+    from rag.citations import Claim
+    from rag.grounding import ground_claims
+    from rag.types import Passage
+    from tests.fakes import fake_verifier
+    from ui.render import highlight
+
+    text = "Tashi served in World War I. Then Tashi came home to Thimphu."
+    passage = Passage("a.md", 1, "", text, 0.1, "p1")
+    claims = [Claim("", "Tashi served in World War I.", 1)]
+    [g] = ground_claims(claims, [passage], "Where did Tashi serve?", fake_verifier())
+    assert highlight(text, [(g.start, g.end)]) == (
+        "<mark>Tashi served in World War I.</mark> Then Tashi came home to Thimphu."
+    )
