@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.dataset import Question, write_questions
+from rag.sentences import sentences
 
 ANSWERABLE_PROMPT = """Read the paragraph and write one question that it answers, and the \
 answer: a short phrase (at most 8 words) copied exactly from the paragraph.
@@ -72,7 +73,6 @@ _QUESTION = re.compile(
 _ANSWER = re.compile(
     r"^\s*\**\s*answer\s*\**\s*[:\-]\s*\**\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
 )
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"”’)]*|$)")
 _WORD = re.compile(r"[A-Za-z][\w'\-]*|\d[\d,.]*")
 _STOP = frozenset(
     """a an the and or of in on at to for from with by is are was were be been what which who
@@ -125,7 +125,7 @@ def parse_reply(text: str) -> tuple[str, str]:
 def answer_sentence(paragraph: str, answer: str) -> str:
     """The sentence of ``paragraph`` that holds ``answer`` (verbatim text of the paragraph)."""
     target = _norm(answer)
-    for sentence in _sentences(paragraph):
+    for sentence in sentences(paragraph):
         s = sentence.strip()
         if s and target in _norm(s):
             return s
@@ -151,24 +151,11 @@ _TARGET = re.compile(
 _TITLES = frozenset("Dr Mr Mrs Ms Prof St".split())
 
 
-def _sentences(text: str) -> list[str]:
-    """Sentences of ``text``; "Dr." and the like do not end one."""
-    out: list[str] = []
-    for m in _SENTENCE.finditer(text):
-        piece = m.group(0)
-        words = out[-1].split() if out else []
-        if words and words[-1].rstrip(".") in _TITLES and words[-1].endswith("."):
-            out[-1] += piece
-        else:
-            out.append(piece)
-    return out
-
-
 def answer_targets(paragraph: str) -> list[str]:
     """Short answers a question can be written for: names (not a sentence's first word) and
     numbers with the word after them ("42,000 pounds", "1949"), each once, in text order."""
     out: list[str] = []
-    for sentence in _sentences(paragraph):
+    for sentence in sentences(paragraph):
         first = _WORD.search(sentence)
         for t in _TARGET.finditer(sentence):
             text = t.group(0).rstrip(".,'")
