@@ -4,8 +4,26 @@ is what grounding quotes and the UI highlights."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag.sentences import sentence_spans, sentences
+
+# Text made of the pieces a splitter trips on: periods, initials, quotes, ellipses, line breaks.
+PIECES = st.sampled_from(
+    [
+        *"abc XYZ.!?\n\"'”’)(…0123456789,;:-",
+        "Dr.",
+        "e.g.",
+        "No.",
+        "I.",
+        " C. ",
+        "...",
+        "\n\n",
+        "- ",
+        "1. ",
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +77,20 @@ def test_spans_are_offsets_into_the_text_without_surrounding_whitespace() -> Non
     spans = sentence_spans(text)
     assert [text[s:e] for s, e in spans] == ["One.", "Two!", "Three?"]
     assert sentence_spans("") == [] and sentence_spans("   ") == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PIECES, max_size=60).map("".join))
+def test_no_text_is_lost_or_repeated(text: str) -> None:
+    """Spans are in order, apart, trimmed, and hold every non-space character of the text."""
+    pos = 0
+    covered: set[int] = set()
+    for s, e in sentence_spans(text):
+        assert pos <= s < e <= len(text)
+        assert not text[s].isspace() and not text[e - 1].isspace()
+        covered.update(range(s, e))
+        pos = e
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
 
 
 def test_grounding_and_citations_use_this_splitter() -> None:
