@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 import pysbd
 
@@ -18,6 +19,10 @@ from rag.text import STOPWORDS
 # A lone capital letter and its period inside a sentence, then the next word: "I. Then".
 _LETTER_STOP = re.compile(r"(?:(?<=\s)|^)(?P<letter>[A-Z])\.\s+(?=(?P<next>[A-Z][^\W_]*))")
 _WORD_BEFORE = re.compile(r"([^\W_]+)\s+$")
+# Where a long text may be cut before pysbd reads it: after a sentence's end mark.
+_SENTENCE_END = re.compile(r"[.!?…][\"”’')\]]*\s+")
+_BLOCK = 2000
+_ENDED = re.compile(r"[.!?…][\"”’')\]]*$")
 # A line break inside a paragraph is a wrapped line unless a blank line or a list item follows.
 _SOFT_BREAK = re.compile(r"\n(?![ \t]*(?:\n|(?:[-*+•]|\d{1,3}[.)])[ \t]))")
 
@@ -31,7 +36,7 @@ def _ends_at_letter(text: str, match: re.Match[str]) -> bool:
     """
     if match.group("next").casefold() in STOPWORDS:
         return True
-    before = _WORD_BEFORE.search(text, 0, match.start())
+    before = _WORD_BEFORE.search(text, max(0, match.start() - 64), match.start())
     return bool(before and before.group(1).islower() and before.group(1) not in STOPWORDS)
 
 
@@ -53,27 +58,71 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
+def _goes_on(text: str, at: int) -> bool:
+    """Whether the sentence before ``at`` continues after it: no end mark before it, and no
+    line break in the whitespace around it."""
+    start = at
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    end = at
+    while end < len(text) and text[end].isspace():
+        end += 1
+    return "\n" not in text[start:end] and not _ENDED.search(text, max(0, start - 8), start)
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int]]:
+    """``text`` in pieces of at most ``_BLOCK`` characters, each cut after a sentence's end
+    where there is one: pysbd's time grows with the square of a text's length (18,000
+    characters of "(a) (b) [c]" take it 6 s), and a document can hold a paragraph of any size."""
+    start = 0
+    while len(text) - start > _BLOCK:
+        window = text[start : start + _BLOCK]
+        cut = max((m.end() for m in _SENTENCE_END.finditer(window, _BLOCK // 2)), default=0)
+        cut = cut or window.rfind(" ", _BLOCK // 2) + 1 or _BLOCK
+        yield start, start + cut
+        start += cut
+    yield start, len(text)
+
+
+def _pysbd_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """pysbd's sentences of ``text[start:end]``, located in ``text`` one after the other (its
+    own ``char_span`` searches the whole text again for each sentence)."""
+    # A segmenter per call: pysbd keeps the text being split on the instance.
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    pos = start
+    for sentence in segmenter.processor(text[start:end]).process():
+        found = text.find(sentence, pos, end) if sentence else -1
+        if found >= 0:
+            yield found, found + len(sentence)
+            pos = found + len(sentence)
+
+
 @functools.lru_cache(maxsize=4096)
 def _spans(text: str) -> tuple[tuple[int, int], ...]:
-    # A segmenter per call: pysbd keeps the text being split on the instance. pysbd ends a
-    # sentence at every line break; wrapped lines are joined (same length, same offsets).
+    # pysbd ends a sentence at every line break; wrapped lines are joined (same offsets).
     unwrapped = _SOFT_BREAK.sub(" ", text)
-    found = pysbd.Segmenter(language="en", clean=False, char_span=True).segment(unwrapped)
-    # pysbd locates each sentence back in the text by search; text it could not place (it
-    # rewrites some characters) is kept as a sentence of its own rather than lost.
+    # Text pysbd does not return verbatim (it rewrites some characters) is kept as a sentence
+    # of its own rather than lost.
     bounds: list[tuple[int, int]] = []
     pos = 0
-    for s in found:
-        if s.start < pos:
-            continue
-        if s.start > pos:
-            bounds.append((pos, s.start))
-        bounds.append((s.start, s.end))
-        pos = s.end
+    for block_start, block_end in _blocks(unwrapped):
+        for s, e in _pysbd_spans(unwrapped, block_start, block_end):
+            if s > pos:
+                bounds.append((pos, s))
+            bounds.append((s, e))
+            pos = e
     if pos < len(text):
         bounds.append((pos, len(text)))
-    spans = []
+    # pysbd also splits before an enumeration inside a sentence ("notes (a) and (b) first."):
+    # a piece that ends neither in an end mark nor at a line break goes on into the next.
+    pieces: list[tuple[int, int]] = []
     for s, e in bounds:
+        if pieces and _goes_on(unwrapped, s):
+            pieces[-1] = (pieces[-1][0], e)
+        else:
+            pieces.append((s, e))
+    spans = []
+    for s, e in pieces:
         for a, b in _split_letters(text, s, e):
             if (t := _trim(text, a, b)) is not None:
                 spans.append(t)

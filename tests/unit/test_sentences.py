@@ -59,6 +59,11 @@ def test_a_sentence_ending_in_a_letter_or_no_is_split(text: str, expected: list[
             ["Version 2.0 costs 3.5 dollars.", "It ships today."],
         ),
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        # pysbd splits before "(a)"; an enumeration inside a sentence stays in it
+        (
+            "Read the notes (a) and (b) first. Then stop.",
+            ["Read the notes (a) and (b) first.", "Then stop."],
+        ),
     ],
 )
 def test_initials_abbreviations_and_numbers_do_not_end_sentences(
@@ -116,3 +121,24 @@ def test_the_ui_highlights_the_sentence_that_grounding_found() -> None:
     assert highlight(text, [(g.start, g.end)]) == (
         "<mark>Tashi served in World War I.</mark> Then Tashi came home to Thimphu."
     )
+
+
+def test_a_long_paragraph_reaches_pysbd_in_pieces_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pysbd's time grows with the square of its input: a 24,000-character paragraph (a
+    document can hold one) is read in pieces cut after a sentence's end."""
+    import pysbd
+
+    read: list[int] = []
+    processor = pysbd.Segmenter.processor
+
+    def recording(self: pysbd.Segmenter, text: str) -> object:
+        read.append(len(text))
+        return processor(self, text)
+
+    monkeypatch.setattr(pysbd.Segmenter, "processor", recording)
+    text = "See (a) and (b) in [c]. " * 1000
+    got = sentences(text)
+    assert len(read) > 10 and max(read) <= 2000
+    assert got == ["See (a) and (b) in [c]."] * 1000
