@@ -59,8 +59,10 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 def _goes_on(text: str, at: int) -> bool:
-    """Whether the sentence before ``at`` continues after it: no end mark before it, and no
-    line break in the whitespace around it."""
+    """Whether the sentence before ``at`` continues after it: no space there (pysbd cuts
+    "the .idlerc file" after its "."), or no end mark before it and no line break around it."""
+    if 0 < at < len(text) and not text[at - 1].isspace() and not text[at].isspace():
+        return True
     start = at
     while start > 0 and text[start - 1].isspace():
         start -= 1
@@ -113,8 +115,8 @@ def _spans(text: str) -> tuple[tuple[int, int], ...]:
             pos = e
     if pos < len(text):
         bounds.append((pos, len(text)))
-    # pysbd also splits before an enumeration inside a sentence ("notes (a) and (b) first."):
-    # a piece that ends neither in an end mark nor at a line break goes on into the next.
+    # pysbd also splits before an enumeration inside a sentence ("notes (a) and (b) first.")
+    # and inside a word (".idlerc"): such a piece goes on into the next.
     pieces: list[tuple[int, int]] = []
     for s, e in bounds:
         if pieces and _goes_on(unwrapped, s):

@@ -59,6 +59,11 @@ def test_a_sentence_ending_in_a_letter_or_no_is_split(text: str, expected: list[
             ["Version 2.0 costs 3.5 dollars.", "It ships today."],
         ),
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        # pysbd splits after the "." of ".idlerc"
+        (
+            "Settings are saved in the user's .idlerc directory. Restart.",
+            ["Settings are saved in the user's .idlerc directory.", "Restart."],
+        ),
         # pysbd splits before "(a)"; an enumeration inside a sentence stays in it
         (
             "Read the notes (a) and (b) first. Then stop.",
