@@ -1,9 +1,11 @@
 """Split text into sentences (character spans): the one sentence splitter of ``rag`` and the UI.
 
-pysbd (the Golden Rules segmenter) does the splitting. It keeps a single capital letter and its
-period together as an initial ("J. Smith"), which also keeps "World War I. Then" and "vitamin
-C. Eat" in one sentence; ``sentence_spans`` splits those two shapes after it (see
-``_ends_at_letter``).
+pysbd (the Golden Rules segmenter) does the splitting, with three corrections: it keeps a
+single capital letter and its period together as an initial ("J. Smith"), which also keeps
+"World War I. Then" and "vitamin C. Eat" in one sentence, so those two shapes are split after
+it (``_ends_at_letter``); it cuts before "(a)" inside a sentence and after the "." of
+".idlerc", which are joined back (``_goes_on``); and a long paragraph is given to it in pieces
+(``_blocks``), its time growing faster than the text.
 """
 
 from __future__ import annotations
