@@ -22,7 +22,6 @@ from rag import text  # noqa: E402
 from rag.chunk_store import ChunkStore  # noqa: E402
 from rag.loading import load_corpus  # noqa: E402
 from rag.paragraphs import split_paragraphs  # noqa: E402
-from rag.store import StoredChunk  # noqa: E402
 
 SUITES = {
     "seed (evals/questions.jsonl)": (ROOT / "corpus", ROOT / "evals" / "questions.jsonl"),
@@ -41,26 +40,33 @@ EXACT = [  # queries naming an identifier: the first hit must contain it, on the
 ]
 
 
-def words_only(t: str) -> list[str]:
-    st = text._stemmer()
-    return [str(w) for w in st.stemWords([w for w in text.words(t) if w not in text.STOPWORDS])]
+def no_identifiers(folded: str) -> list[str]:
+    return []
 
 
 def main() -> None:
-    tokenizers = {"with identifiers": text.content_terms, "words only": words_only}
+    # the whole-identifier terms of chunks and queries (rag.keyword), or none
+    original = text.folded_identifiers
+    variants = {"with identifiers": original, "words only": no_identifiers}
     for name, (corpus, qfile) in SUITES.items():
         paras = [p for d in load_corpus(corpus) for p in split_paragraphs(d)]
-        chunks = [
-            StoredChunk(p.id, p.text, {"source": p.source, "section": p.section}) for p in paras
-        ]
+        ids = [p.id for p in paras]
+        texts = [p.text for p in paras]
+        metas = [{"source": p.source, "section": p.section} for p in paras]
         qs = [json.loads(line) for line in qfile.read_text().splitlines() if line.strip()]
         qs = [q for q in qs if q["answerable"] and not q.get("history")]
-        for label, fn in tokenizers.items():
-            keyword.content_terms = fn  # the tokenizer ChunkStore uses
-            index = ChunkStore.build(chunks)
+        for label, fn in variants.items():
+            # chunks' terms (rag.keyword._corpus_term_ids), queries' (content_terms, query_terms)
+            keyword.folded_identifiers = text.folded_identifiers = fn
+            keyword.identifiers = lambda t, fn=fn: fn(text.fold(t))
+            index = ChunkStore.build(ids, texts, metas)
+
+            def search(query: str, n: int, index: ChunkStore = index) -> list[str]:
+                return [index.texts[index.row(c.id) or 0] for c, _ in index.search(query, n)]
+
             r1 = r5 = 0
             for q in qs:
-                top = [c.text for c, _ in index.search(q["question"], 5)]
+                top = search(q["question"], 5)
                 hits = [any(e in t for e in q["evidence"]) for t in top]
                 r1 += bool(hits and hits[0])
                 r5 += any(hits)
@@ -68,13 +74,12 @@ def main() -> None:
             if name == "real documents":
                 ident = [next(w for w in qy.split() if not w.isalpha()) for qy in EXACT]
                 first = sum(
-                    1
-                    for qy, want in zip(EXACT, ident, strict=True)
-                    if want in index.search(qy, 1)[0][0].text
+                    1 for qy, want in zip(EXACT, ident, strict=True) if want in search(qy, 1)[0]
                 )
                 line += f"; exact identifier queries first: {first}/{len(EXACT)}"
             print(line)
-    keyword.content_terms = text.content_terms
+    keyword.folded_identifiers = text.folded_identifiers = original
+    keyword.identifiers = text.identifiers
 
 
 if __name__ == "__main__":
