@@ -74,7 +74,9 @@ def same_scores(index: Any, model: Any, queries: list[str]) -> bool:
     from rag.keyword import query_terms
 
     return all(
-        np.array_equal(index.model.get_scores(query_terms(q)), model.get_scores(query_terms(q)))
+        np.array_equal(
+            index.bm25.model.get_scores(query_terms(q)), model.get_scores(query_terms(q))
+        )
         for q in queries
     )
 
