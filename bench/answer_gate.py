@@ -114,12 +114,12 @@ def collect(per_article: int, seed: int) -> None:
             q = g.question
             t = time.perf_counter()
             passages = chain.retrieve(q.question)
-            ctx = chain.context_passages(passages)
+            excerpts = chain.excerpts(q.question, passages)
+            ctx = [e.passage for e in excerpts]
             runnable = answer_prompt | chain.llm | StrOutputParser()
+            context = format_context([e.text for e in excerpts])
             raw = "".join(
-                chain._generate_text(
-                    runnable, {"context": format_context(ctx), "question": q.question}
-                )
+                chain._generate_text(runnable, {"context": context, "question": q.question})
             )
             claims = ground_claims(
                 parse_claims(raw), ctx, q.question, recorder, chain._similarity()

@@ -27,8 +27,10 @@ from rag.grounding import GroundedClaim, ground_claims, question_parts
 from rag.llm import get_llm, llm_lock
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
+from rag.selection import Excerpt, select
 from rag.settings import Settings
 from rag.text import content_terms
+from rag.tokens import token_counter
 from rag.types import (
     ABSTENTION_TEXT,
     UNCONFIRMED_TEXT,
@@ -92,6 +94,7 @@ class AnswerChain:
         self._llm = llm
         self._llm_injected = llm is not None
         self._verifier = verifier
+        self._count_tokens: Any = None
 
     @property
     def retriever(self) -> Retriever:
@@ -132,6 +135,13 @@ class AnswerChain:
         if self._answer_gate is None:
             self._answer_gate = load_answer_gate()
         return self._answer_gate
+
+    @property
+    def count_tokens(self) -> Any:
+        """Tokens the model reads for a text (its own tokenizer, or tiktoken for a server)."""
+        if self._count_tokens is None:
+            self._count_tokens = token_counter(self.llm, self.settings.llm.model)
+        return self._count_tokens
 
     def _lock(self) -> Any:
         if self._llm_injected:  # an injected model: the caller owns its concurrency
@@ -199,8 +209,18 @@ class AnswerChain:
         return self.retriever.search(query, k=self.settings.retrieval.k)
 
     def context_passages(self, passages: Sequence[Passage]) -> list[Passage]:
-        """The passages put in the prompt: the best few, to keep the prompt short."""
+        """The passages the model may read from: the best few."""
         return list(passages[: self.settings.llm.max_context_passages])
+
+    def excerpts(self, question: str, passages: Sequence[Passage]) -> list[Excerpt]:
+        """What the model reads: the sentences most likely to answer, under the token budget."""
+        return select(
+            question,
+            self.context_passages(passages),
+            embedder=self.retriever.embedder,
+            count_tokens=self.count_tokens,
+            budget=self.settings.llm.context_tokens,
+        )
 
     def verify(
         self, raw: str, passages: Sequence[Passage], question: str
@@ -411,10 +431,14 @@ class AnswerChain:
                 ),
             )
             return
-        context = self.context_passages(passages)
+        excerpts = self.excerpts(standalone, passages)
+        context = [e.passage for e in excerpts]
         yield AnswerEvent("status", "Reading the paragraphs…")
         chain = answer_prompt | self.llm | StrOutputParser()
-        inputs = {"context": format_context(context), "question": standalone}
+        inputs = {"context": format_context([e.text for e in excerpts]), "question": standalone}
+        prompt_tokens = sum(
+            self.count_tokens(m.content) for m in answer_prompt.format_messages(**inputs)
+        )
         t2 = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
@@ -452,6 +476,7 @@ class AnswerChain:
             generation=t_gen,
             total=time.perf_counter() - t0,
             verification=t_verify,
+            prompt_tokens=prompt_tokens,
         )
         if not claims:
             stage: Stage = "reading"

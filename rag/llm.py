@@ -102,7 +102,9 @@ def close_models() -> None:
 
 
 def _key(settings: Settings) -> str:
-    return settings.llm.model_dump_json(exclude={"timeout_s", "max_context_passages"})
+    return settings.llm.model_dump_json(
+        exclude={"timeout_s", "max_context_passages", "context_tokens"}
+    )
 
 
 def _ensure_build_runs(path: Path, settings: Settings) -> None:
