@@ -153,11 +153,16 @@ def fit(per_article: int, seed: int, out: Path) -> None:
         table.append(
             {"budget": b, "recall_oof": fitted, "recall_cosine_only": cos_only, "tokens": tokens}
         )
+    top3 = [[s for s in r["sentences"] if s["features"]["inv_rank"] >= 1 / 3] for r in rows]
     summary = {
         "questions": len(rows),
         "whole_paragraphs": {
             "recall": whole,
             "tokens": float(np.mean([r["whole_tokens"] for r in rows])),
+        },
+        "best_3_paragraphs_whole": {
+            "recall": float(np.mean([any(s["gold"] for s in t) for t in top3])),
+            "tokens": float(np.mean([sum(s["tokens"] for s in t) for t in top3])),
         },
         "budgets": table,
     }
