@@ -63,13 +63,9 @@ def collect(per_article: int, seed: int) -> None:
     from langchain_core.output_parsers import StrOutputParser
 
     from rag.chain import AnswerChain
-    from rag.citations import parse_claims
-    from rag.grounding import ground_claims
     from rag.ingest import ingest
     from rag.prompts import answer_prompt, format_context
     from rag.settings import Settings
-    from rag.verification import CascadeVerifier
-    from rag.verification.answer_gate import signals
 
     work = OUT / "answer-gate-squad"
     arts = select_articles(load_squad(default_squad_path()), DEFAULT_ARTICLES)
@@ -101,57 +97,31 @@ def collect(per_article: int, seed: int) -> None:
     if SIGNALS.exists():
         done = {json.loads(line)["id"] for line in SIGNALS.read_text().splitlines() if line}
     chain = AnswerChain(settings=settings)
-    # Support only, as the shipped chain judges it: the first sentence that states a statement
-    # is the one the gate decides on.
-    recorder = CascadeVerifier(
-        chain.verifier.llm, check_support=chain.verifier.check_support, check_answers=False
-    )
-    llm_checks = chain.verifier.llm
     t0 = time.perf_counter()
     todo = [g for g in picked if g.question.id not in done]
     with SIGNALS.open("a", encoding="utf-8") as out:
         for n, g in enumerate(todo, start=1):
             q = g.question
             t = time.perf_counter()
-            passages = chain.retrieve(q.question)
-            ctx = chain.context_passages(passages)
+            # The shipped chain's steps: retrieve, select, read, check (with the gate's signals
+            # of every statement grounded in a sentence).
+            excerpts = chain.excerpts(q.question, chain.retrieve(q.question))
             runnable = answer_prompt | chain.llm | StrOutputParser()
-            raw = "".join(
-                chain._generate_text(
-                    runnable, {"context": format_context(ctx), "question": q.question}
-                )
-            )
-            claims = ground_claims(
-                parse_claims(raw), ctx, q.question, recorder, chain._similarity()
-            )
-            chain._release_checks()
-            wanted = chain.retriever.distinctive_terms(q.question)
-            rows = []
-            for c in claims:
-                rank = next(i for i, p in enumerate(passages) if p is c.passage) + 1
-                sig = signals(
-                    question=q.question,
-                    statement=c.statement,
-                    sentence=c.quote,
-                    paragraph=c.passage.text,
-                    p_answers=llm_checks.answer_score(c.quote, q.question),
-                    p_answers_paragraph=llm_checks.answer_score(c.passage.text, q.question),
-                    rank=rank,
-                    similarity=c.passage.similarity or 0.0,
-                    distinctive=wanted,
-                )
-                rows.append(
-                    {
-                        "signals": sig,
-                        "statement": c.statement,
-                        "sentence": c.quote,
-                        "gold_in_sentence": q.answerable and gold_in(c.quote, q.answers),
-                        "gold_in_statement": q.answerable and gold_in(c.statement, q.answers),
-                        "gold_paragraph": (c.passage.source, c.passage.paragraph)
-                        == (g.source, g.paragraph),
-                    }
-                )
-            chain._release_checks()
+            context = format_context([e.text for e in excerpts])
+            raw = "".join(chain.generate(runnable, {"context": context, "question": q.question}))
+            checked = chain.checker.check(raw, [e.passage for e in excerpts], q.question)
+            rows = [
+                {
+                    "signals": j.signals,
+                    "statement": j.claim.statement,
+                    "sentence": j.claim.quote,
+                    "gold_in_sentence": q.answerable and gold_in(j.claim.quote, q.answers),
+                    "gold_in_statement": q.answerable and gold_in(j.claim.statement, q.answers),
+                    "gold_paragraph": (j.claim.passage.source, j.claim.passage.paragraph)
+                    == (g.source, g.paragraph),
+                }
+                for j in checked.judged
+            ]
             rec = {
                 "id": q.id,
                 "article": q.category.split(":")[1],

@@ -1,4 +1,5 @@
-"""Answer latency and memory: this project's chain vs the LangChain-tutorial naive RAG.
+"""Answer latency and memory: this project's chain vs the LangChain-tutorial naive RAG, and vs
+itself reading 3 whole paragraphs (``rag-whole``: what it read before the sentence selection).
 
 Both use the same embedder (MiniLM) and the same chat model (Qwen2.5-Coder-1.5B on llama.cpp,
 temperature 0) over the seed corpus (``corpus/``). Each system runs in its own subprocess (so
@@ -13,13 +14,14 @@ peak RSS is its own), one after the other, on the same questions:
   them; the naive chain shows nothing until its first token);
 * tokens/s: streamed chunks after the first / (total - TTFT) (llama.cpp streams one token per
   chunk);
+* prompt tokens per answer (this project: ``Timings.prompt_tokens``);
 * peak RSS of the process (models + index + everything).
 
 Questions: 10 from evals/questions.jsonl (7 answerable incl. paraphrase and multi-paragraph,
 3 unanswerable), or ``--all`` for every single-turn question. Per-question outputs go to
 bench/out/answers_<system>.json (bench/quality.py scores them).
 
-    python bench/answers.py [--all] [--systems rag naive]
+    python bench/answers.py [--all] [--systems rag rag-whole naive]
     python bench/answers.py --squad 3     # the 9 SQuAD dev articles, 3 questions each
 
 With ``--squad N`` the corpus is the 9 SQuAD development articles and the questions are the
@@ -149,9 +151,7 @@ def load_questions(all_questions: bool, path: Path | None = None) -> list[dict[s
     if not path.exists():
         return FALLBACK
     rows = [
-        json.loads(line)
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     rows = [r for r in rows if not r.get("history")]
     if all_questions:
@@ -185,11 +185,16 @@ def settings_for(tmp: Path) -> Any:
     return s
 
 
-def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+def run_rag(
+    questions: list[dict[str, Any]], tmp: Path, whole: bool = False
+) -> list[dict[str, Any]]:
     from rag.chain import get_chain
     from rag.ingest import ingest
 
     settings = settings_for(tmp)
+    if whole:  # the reading this replaced: the best 3 paragraphs whole, in retrieval order
+        update = {"max_context_passages": 3, "context_tokens": 1_000_000}
+        settings.llm = settings.llm.model_copy(update=update)
     ingest(settings)
     chain = get_chain(settings)
     _ = chain.llm  # load the model before timing (both systems do)
@@ -227,6 +232,7 @@ def run_rag(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
                 "n_tokens": n_tok,
                 "raw_output": answer.raw_output,
                 "verification_s": answer.timings.verification,
+                "prompt_tokens": answer.timings.prompt_tokens,
             }
         )
         print(f"rag   {q['id']:<10} {total:6.1f}s  {d['answer'][:90]!r}", file=sys.stderr)
@@ -266,6 +272,14 @@ def run_naive(questions: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]
     return out
 
 
+SYSTEMS = ["rag", "rag-whole", "naive"]
+NAMES = {
+    "rag": "this project",
+    "rag-whole": "this project, reading 3 whole paragraphs",
+    "naive": "naive (LangChain tutorial)",
+}
+
+
 def tokens_per_s(r: dict[str, Any]) -> float | None:
     if r["first_token_s"] is None or r["n_tokens"] < 2:
         return None
@@ -280,7 +294,7 @@ def main() -> None:
     ap.add_argument(
         "--all", action="store_true", help="every single-turn question in evals/questions.jsonl"
     )
-    ap.add_argument("--systems", nargs="*", default=["rag", "naive"], choices=["rag", "naive"])
+    ap.add_argument("--systems", nargs="*", default=SYSTEMS, choices=SYSTEMS)
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (RAG_LLM__N_THREADS)")
     ap.add_argument("--ids", nargs="*", help="question ids from evals/questions.jsonl")
     ap.add_argument(
@@ -289,7 +303,7 @@ def main() -> None:
         metavar="N",
         help="instead of the seed corpus: the 9 SQuAD dev articles, N questions per article",
     )
-    ap.add_argument("--one", choices=["rag", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--one", choices=SYSTEMS, help=argparse.SUPPRESS)
     ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--questions", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -312,7 +326,10 @@ def main() -> None:
     if args.one:
         with tempfile.TemporaryDirectory(prefix=f"bench-answers-{args.one}-") as tmp:
             with RssSampler() as rss:
-                rows = (run_rag if args.one == "rag" else run_naive)(questions, Path(tmp))
+                if args.one == "naive":
+                    rows = run_naive(questions, Path(tmp))
+                else:
+                    rows = run_rag(questions, Path(tmp), whole=args.one == "rag-whole")
         OUT.mkdir(parents=True, exist_ok=True)
         payload = {
             "system": args.one,
@@ -352,6 +369,9 @@ def main() -> None:
             "peak_rss_mb": data["peak_rss_mb"],
             "wall_s": time.perf_counter() - t0,
         }
+        prompt = [r["prompt_tokens"] for r in rows if r.get("prompt_tokens") is not None]
+        if prompt:
+            summaries[system]["prompt_tokens"] = summary(prompt)
         checks = [r["verification_s"] for r in rows if r.get("verification_s") is not None]
         if checks:
             summaries[system]["verification_s"] = summary(checks)
@@ -372,7 +392,7 @@ def main() -> None:
     for system, s in summaries.items():
         trows.append(
             (
-                "this project" if system == "rag" else "naive (LangChain tutorial)",
+                NAMES[system],
                 s["questions"],
                 s["model_calls"],
                 s["ttft_s"]["p50"],
@@ -392,6 +412,10 @@ def main() -> None:
                 f"{system}: first visible progress (paragraphs found) "
                 f"p50 {shown['p50']:.2f} s, p95 {shown['p95']:.2f} s"
             )
+    for system, s in summaries.items():
+        if "prompt_tokens" in s:
+            pt = s["prompt_tokens"]
+            print(f"{system}: prompt tokens per answer p50 {pt['p50']:.0f}, mean {pt['mean']:.0f}")
     for system, s in summaries.items():
         if "verification_s" in s:
             v = s["verification_s"]

@@ -1,53 +1,41 @@
-"""The answer chain (a plain class over LangChain runnables):
+"""The answer chain, one step after another:
 
-condense(question, history) -> retrieve -> prompt with numbered paragraphs -> LLM -> parse
--> ground each statement in a source sentence that states it -> the answer gate decides whether
-that sentence answers the question -> Answer (answered, unconfirmed evidence, or abstention).
+condense (a follow-up into a standalone question) -> retrieve (paragraphs) -> select (the
+sentences the model reads, under a token budget) -> read (the model writes short cited
+statements) -> check (each statement grounded in a source sentence; the answer gate decides
+whether it answers) -> compose (answered, unconfirmed evidence, or abstention).
 
-Nothing the model writes reaches the user unverified: streamed ``draft`` events are progress
-only; the ``final`` event carries the verified ``Answer``.
+Nothing the model writes reaches the user unchecked: streamed ``draft`` events are progress
+only; the ``final`` event carries the checked ``Answer``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import Runnable
+from pydantic import SecretStr
 
-from rag.citations import left_the_format, parse_claims
-from rag.errors import InvalidQueryError, LLMError, LLMTimeoutError
-from rag.grounding import GroundedClaim, ground_claims, question_parts
-from rag.llm import get_llm, llm_lock
+from rag.checking import Checked, Checker, checker_for
+from rag.citations import left_the_format
+from rag.compose import abstained, final_answer
+from rag.errors import InvalidQueryError, LLMTimeoutError
+from rag.llm import get_llm, llm_lock, stream_tokens
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
 from rag.retrieval import Retriever, get_retriever, relevance, validate_query
+from rag.selection import Excerpt, select
 from rag.settings import Settings
-from rag.text import content_terms
-from rag.types import (
-    ABSTENTION_TEXT,
-    UNCONFIRMED_TEXT,
-    Answer,
-    AnswerEvent,
-    Citation,
-    Passage,
-    Stage,
-    Timings,
-)
-from rag.verification import (
-    CascadeVerifier,
-    LexicalVerifier,
-    LLMVerifier,
-    Verifier,
-    load_thresholds,
-    scorer_for,
-)
-from rag.verification.answer_gate import AnswerGate, load_answer_gate, signals
+from rag.tokens import token_counter
+from rag.types import Answer, AnswerEvent, Passage, Timings
+from rag.verification import Verifier
+from rag.verification.answer_gate import AnswerGate
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +44,8 @@ History = Sequence[dict[str, str]]
 
 def validate_history(history: History | None) -> list[dict[str, str]]:
     """History as a list of {"role": "user"|"assistant", "content": str}."""
-    if not history:
-        return []
     out = []
-    for i, msg in enumerate(history):
+    for i, msg in enumerate(history or []):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             raise InvalidQueryError(
                 f"history item {i} must be {{'role': 'user'|'assistant', 'content': str}}"
@@ -69,7 +55,7 @@ def validate_history(history: History | None) -> list[dict[str, str]]:
 
 
 class AnswerChain:
-    """Grounded question answering with verified paragraph citations.
+    """Grounded question answering with checked paragraph citations.
 
     Example:
         >>> chain = AnswerChain(settings=Settings())
@@ -87,444 +73,192 @@ class AnswerChain:
         answer_gate: AnswerGate | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self._answer_gate = answer_gate
         self._retriever = retriever
         self._llm = llm
-        self._llm_injected = llm is not None
-        self._verifier = verifier
+        # An injected model's concurrency is its caller's; the shared local model's is ours.
+        self._lock = nullcontext if llm is not None else lambda: llm_lock(self.settings)
+        self._verifier, self._gate = verifier, answer_gate
+        self._checker: Checker | None = None
+        self._count: Any = None
 
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
+        if self._retriever is None:  # connects on first use
             self._retriever = get_retriever(self.settings)
         return self._retriever
 
     @property
     def llm(self) -> BaseChatModel:
-        if self._llm is None:
+        if self._llm is None:  # loads on first use
             self._llm = get_llm(self.settings)
         return self._llm
 
     @property
-    def verifier(self) -> Verifier:
-        """The configured verifier over the chain's own model (one instance, one lock)."""
-        if self._verifier is None:
-            name = self.settings.verification.verifier
-            scorer = None if name == "lexical" else scorer_for(self.llm, self.settings)
-            if scorer is None:
-                if name != "lexical":
-                    logger.warning("the model gives no log-probabilities: lexical checks only")
-                self._verifier = LexicalVerifier()
-            else:
-                llm = LLMVerifier(scorer, load_thresholds())
-                self._verifier = (
-                    llm
-                    if name == "llm"
-                    else CascadeVerifier(
-                        llm, check_support=self.settings.verification.model_support_check
-                    )
-                )
-        return self._verifier
+    def checker(self) -> Checker:
+        if self._checker is None:
+            self._checker = checker_for(
+                self.settings,
+                llm=self.llm,
+                retriever=self.retriever,
+                verifier=self._verifier,
+                gate=self._gate,
+            )
+        return self._checker
 
-    @property
-    def answer_gate(self) -> AnswerGate:
-        """Whether a sentence answers the question (default: the shipped fitted gate)."""
-        if self._answer_gate is None:
-            self._answer_gate = load_answer_gate()
-        return self._answer_gate
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model reads for ``text`` (its own tokenizer, or tiktoken for a server)."""
+        if self._count is None:
+            self._count = token_counter(self.llm, self.settings.llm.model)
+        return int(self._count(text))
 
-    def _lock(self) -> Any:
-        if self._llm_injected:  # an injected model: the caller owns its concurrency
-            from contextlib import nullcontext
+    def generate(self, runnable: Any, inputs: dict[str, Any]) -> Iterator[str]:
+        lock: AbstractContextManager[Any] = self._lock()
+        return stream_tokens(runnable, inputs, llm=self.llm, lock=lock, settings=self.settings)
 
-            return nullcontext()
-        return llm_lock(self.settings)
-
-    # -- stages ---------------------------------------------------------------------------
-
-    def _generate_text(self, runnable: Runnable, inputs: dict[str, Any]) -> Iterator[str]:
-        """Stream model tokens, stopping at the generation timeout."""
-        with self._lock():
-            # The deadline starts once the model is ours, not while queued behind others.
-            deadline = time.perf_counter() + self.settings.llm.timeout_s
-            stream = iter(runnable.stream(inputs))
-            finished = False
-            try:
-                while True:
-                    try:
-                        token = next(stream)
-                    except StopIteration:
-                        finished = True
-                        return
-                    except LLMError:
-                        raise
-                    except Exception as exc:  # provider errors: connection refused, HTTP 5xx, …
-                        where = self.settings.llm.base_url or self.settings.llm.backend
-                        raise LLMError(f"the language model ({where}) failed: {exc}") from exc
-                    yield token
-                    if time.perf_counter() > deadline:
-                        raise LLMTimeoutError(
-                            f"the model did not finish within {self.settings.llm.timeout_s:.0f} s "
-                            "(RAG_LLM__TIMEOUT_S)"
-                        )
-            finally:
-                if not finished:
-                    # A generation stopped early (timeout, error, a caller that went away) is
-                    # closed here, still under the lock: left to the garbage collector, its
-                    # clean-up would run in whichever thread holds the model next, and
-                    # llama.cpp aborts (GGML_ASSERT) on two threads in one context.
-                    close = getattr(stream, "close", None)
-                    if callable(close):
-                        close()
-                    reset = getattr(getattr(self._llm, "client", None), "reset", None)
-                    if callable(reset):
-                        reset()  # no stale prompt prefix is reused by the next generation
+    # -- the steps, in order ----------------------------------------------------------------
 
     def condense(self, question: str, history: History) -> str:
         """Rewrite a follow-up into a standalone question (unchanged when there is no history)."""
         if not history:
             return question
         chain = condense_prompt | self.llm | StrOutputParser()
-        text = "".join(
-            self._generate_text(chain, {"history": format_history(history), "question": question})
-        )
-        rewritten = " ".join(text.strip().strip('"').split())
-        rewritten = rewritten.removeprefix("Standalone question:").strip()
+        inputs = {"history": format_history(history), "question": question}
+        text = "".join(self.generate(chain, inputs)).strip()
+        rewritten = " ".join(text.strip('"').split()).removeprefix("Standalone question:").strip()
         # A small model sometimes answers instead of rewriting: fall back to the question.
-        if not rewritten or len(rewritten) > max(300, 4 * len(question)) or "\n" in text.strip():
+        if not rewritten or len(rewritten) > max(300, 4 * len(question)) or "\n" in text:
             return question
         return rewritten
 
     def retrieve(self, query: str) -> list[Passage]:
         return self.retriever.search(query, k=self.settings.retrieval.k)
 
-    def context_passages(self, passages: Sequence[Passage]) -> list[Passage]:
-        """The passages put in the prompt: the best few, to keep the prompt short."""
-        return list(passages[: self.settings.llm.max_context_passages])
-
-    def verify(
-        self, raw: str, passages: Sequence[Passage], question: str
-    ) -> tuple[list[GroundedClaim], list[tuple[GroundedClaim, float]]]:
-        """The statements of ``raw`` that are accepted, each with its source sentence, and
-        each statement the answer gate judged with its score (empty when no gate is used).
-
-        The shipped verifier (``CascadeVerifier``) judges whether a sentence states the
-        statement; whether that sentence answers the question is the fitted answer gate's
-        decision (``rag.verification.answer_gate``). Other verifiers decide both themselves.
-        """
-        distinctive = getattr(self.retriever, "distinctive_terms", None)
-        wanted = distinctive(question) if distinctive is not None else None
-        verifier = self.verifier
-        if isinstance(verifier, CascadeVerifier) and self.settings.verification.answer_gate:
-            gate = self.answer_gate
-            support = CascadeVerifier(
-                verifier.llm, check_support=verifier.check_support, check_answers=False
-            )
-            claims = ground_claims(
-                parse_claims(raw), passages, question, support, self._similarity()
-            )
-            scored = []
-            for c in claims:
-                feats = signals(
-                    question=question,
-                    statement=c.statement,
-                    sentence=c.quote,
-                    paragraph=c.passage.text,
-                    p_answers=verifier.llm.answer_score(c.quote, question),
-                    p_answers_paragraph=verifier.llm.answer_score(c.passage.text, question),
-                    rank=next(i for i, p in enumerate(passages) if p is c.passage) + 1,
-                    similarity=c.passage.similarity or 0.0,
-                    distinctive=wanted,
-                )
-                scored.append((c, gate.score(feats)))
-            return [c for c, x in scored if x >= gate.threshold], scored
-        claims = ground_claims(parse_claims(raw), passages, question, verifier, self._similarity())
-        if not self.settings.verification.evidence_must_match_question or wanted is None:
-            return claims, []
-        # A cited paragraph must share a distinctive term with the question (a word found in
-        # at most half of the indexed chunks): a cheap guard before the answer check.
-        return [c for c in claims if wanted & set(content_terms(c.passage.text))], []
-
-    def _similarity(self) -> Any:
-        """Cosine similarity of a statement to candidate sentences by the retriever's embedder
-        (None when the retriever has none, e.g. a test fake). One per ``verify`` call: a
-        sentence is embedded once however many statements are ranked against it."""
-        embedder = getattr(self.retriever, "embedder", None)
-        if embedder is None:
-            return None
-
-        unit: dict[str, Any] = {}  # text -> unit vector: each sentence embedded once per answer
-
-        def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
-            new = [t for t in dict.fromkeys([statement, *sentences]) if t not in unit]
-            for text, v in zip(new, embedder.embed_documents(new) if new else [], strict=True):
-                vector = np.asarray(v, dtype=float)
-                unit[text] = vector / (np.linalg.norm(vector) + 1e-12)
-            return [float(unit[s] @ unit[statement]) for s in sentences]
-
-        return similarity
-
-    def _release_checks(self) -> None:
-        """Give the model's context back to the generator after a round of checks (the model's
-        P(yes) scorer restores what the last answer left, so the next answer re-reads only the
-        part of its prompt that differs)."""
-        llm = getattr(self._verifier, "llm", self._verifier)
-        release = getattr(getattr(llm, "scorer", None), "release", None)
-        if callable(release):
-            release()
-
-    def uncovered_parts(self, claims: Sequence[GroundedClaim], question: str) -> list[str]:
-        """The parts of a multi-part question that no accepted statement answers."""
-        parts = question_parts(question)
-        if len(parts) < 2:
-            return []
-        return [
-            part
-            for part in parts
-            if not any(
-                self.verifier.verify(c.statement, c.quote, part).answers is not False
-                for c in claims
-            )
-        ]
-
-    # -- answer assembly ------------------------------------------------------------------
-
-    def _abstain(
-        self,
-        question: str,
-        standalone: str,
-        passages: Sequence[Passage],
-        timings: Timings,
-        reason: str,
-        raw: str = "",
-        *,
-        stage: Stage,
-        closest: GroundedClaim | None = None,
-        gate_score: float | None = None,
-    ) -> Answer:
-        """Nothing shown as an answer. With ``closest`` (a sentence that states what the model
-        wrote, which the answer gate did not confirm answers the question), that sentence is
-        shown verbatim as evidence: the ``unconfirmed`` outcome."""
-        floor = self.settings.retrieval.min_relevance
-        see_also = tuple(p for p in passages[:2] if (p.similarity or 0.0) >= floor)
-        evidence: tuple[Citation, ...] = ()
-        text = ABSTENTION_TEXT
-        if closest is not None:
-            plain = replace(closest, shown=closest.quote, as_written=False, span=None)
-            shown, evidence = self._compose([plain])
-            text = f"{UNCONFIRMED_TEXT} {shown}"
-        return Answer(
-            text=text,
-            abstained=True,
-            passages=tuple(passages),
-            standalone_question=standalone,
-            question=question,
-            timings=timings,
-            raw_output=raw,
-            see_also=see_also,
-            reason=reason,
-            evidence=evidence,
-            outcome="unconfirmed" if evidence else "abstained",
-            stage=stage,
-            gate_score=gate_score,
-            gate_threshold=self.answer_gate.threshold if gate_score is not None else None,
+    def excerpts(self, question: str, passages: Sequence[Passage]) -> list[Excerpt]:
+        """What the model reads: the sentences most likely to answer, under the token budget."""
+        return select(
+            question,
+            passages[: self.settings.llm.max_context_passages],
+            embedder=self.retriever.embedder,
+            count_tokens=self.count_tokens,
+            budget=self.settings.llm.context_tokens,
         )
 
-    @staticmethod
-    def _compose(
-        claims: Sequence[GroundedClaim], uncovered: Sequence[str] = ()
-    ) -> tuple[str, tuple[Citation, ...]]:
-        """The answer text: per statement the short answer, then the sentence (as written when
-        it adds nothing to the source, else the source sentence in quotes) and its marker;
-        then the parts of the question the source does not answer."""
-        markers: dict[str, int] = {}
-        citations: list[Citation] = []
-        sentences: list[str] = []
-        for c in claims:
-            key = c.passage.paragraph_id or f"{c.passage.source}#{c.passage.paragraph}"
-            if key not in markers:
-                markers[key] = len(markers) + 1
-            m = markers[key]
-            citations.append(
-                Citation(
-                    marker=m,
-                    source=c.passage.source,
-                    paragraph=c.passage.paragraph,
-                    section=c.passage.section,
-                    text=c.passage.text,
-                    quote=c.quote,
-                    quote_start=c.start,
-                    quote_end=c.end,
-                    answer_start=c.span[0] if c.span else -1,
-                    answer_end=c.span[1] if c.span else -1,
-                    page=c.passage.page,
-                )
-            )
-            s = c.shown.strip()
-            s = s if c.as_written else f"“{s}”"
-            end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
-            lead = c.lead.strip()
-            if c.as_written and len(lead) >= 0.8 * len(c.shown.strip(" .")):
-                lead = ""  # the statement is itself the short answer: say it once
-            sentences.append(f"{lead} — {s}{end} [{m}]" if lead else f"{s}{end} [{m}]")
-        for part in uncovered:
-            sentences.append(f"The source does not say: {part}")
-        return " ".join(sentences), tuple(citations)
+    def read(
+        self, question: str, excerpts: Sequence[Excerpt]
+    ) -> Generator[AnswerEvent, None, tuple[str, str, int, float | None]]:
+        """Draft events while the model writes; returns (output, failure, prompt tokens, clock
+        at the first token). A timeout keeps what was written: complete statements can still
+        be checked."""
+        inputs = {"context": format_context([e.text for e in excerpts]), "question": question}
+        prompt = answer_prompt.format_messages(**inputs)
+        tokens = self.generate(answer_prompt | self.llm | StrOutputParser(), inputs)
+        parts: list[str] = []
+        failure, first = "", None
+        try:
+            for token in tokens:
+                first = first or time.perf_counter()
+                parts.append(token)
+                yield AnswerEvent("draft", token)
+                if "\n" in token and left_the_format("".join(parts)):
+                    break  # nothing after this line is read: stop generating
+        except LLMTimeoutError as exc:
+            logger.warning("generation failed: %s", exc)
+            failure = str(exc)
+        finally:
+            tokens.close()  # a generation stopped early is released here, in this thread
+        n_prompt = sum(self.count_tokens(str(m.content)) for m in prompt)
+        return "".join(parts), failure, n_prompt, first
 
     # -- public ---------------------------------------------------------------------------
 
     def stream(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
-        """Progress events, then one ``final`` event with the verified ``Answer``."""
+        """Progress events, then one ``final`` event with the checked ``Answer``."""
         t0 = time.perf_counter()
         question = validate_query(question, max_chars=self.settings.retrieval.max_query_chars)
         hist = validate_history(history)
-        t_condense = 0.0
-        standalone = question
         if hist:
             yield AnswerEvent("status", "Rewriting the follow-up as a standalone question…")
-            standalone = self.condense(question, hist)
-            t_condense = time.perf_counter() - t0
+        standalone = self.condense(question, hist)
+        t_condense = time.perf_counter() - t0
         yield AnswerEvent("status", "Searching the sources…", standalone_question=standalone)
-        t1 = time.perf_counter()
         passages = self.retrieve(standalone)
-        t_retrieval = time.perf_counter() - t1
+        t_retrieval = time.perf_counter() - t0 - t_condense
         yield AnswerEvent(
             "passages",
             f"Found {len(passages)} paragraphs.",
             passages=tuple(passages),
             standalone_question=standalone,
         )
-        score = relevance(passages)
-        if score < self.settings.retrieval.min_relevance:
-            timings = Timings(
-                condense=t_condense, retrieval=t_retrieval, total=time.perf_counter() - t0
-            )
+        common = dict(question=question, standalone=standalone, passages=passages)
+        floor = self.settings.retrieval.min_relevance
+        if (score := relevance(passages)) < floor:
+            timings = Timings(t_condense, t_retrieval, total=time.perf_counter() - t0)
             yield AnswerEvent(
                 "final",
-                answer=self._abstain(
-                    question,
-                    standalone,
-                    passages,
-                    timings,
-                    f"low relevance ({score:.2f})",
+                answer=abstained(
+                    **common,
+                    timings=timings,
+                    reason=f"low relevance ({score:.2f})",
                     stage="retrieval",
+                    min_relevance=floor,
                 ),
             )
             return
-        context = self.context_passages(passages)
+        excerpts = self.excerpts(standalone, passages)
         yield AnswerEvent("status", "Reading the paragraphs…")
-        chain = answer_prompt | self.llm | StrOutputParser()
-        inputs = {"context": format_context(context), "question": standalone}
         t2 = time.perf_counter()
-        first: float | None = None
-        parts: list[str] = []
-        failure = ""
-        tokens = self._generate_text(chain, inputs)
-        try:
-            for token in tokens:
-                if first is None:
-                    first = time.perf_counter() - t0
-                parts.append(token)
-                yield AnswerEvent("draft", token)
-                if "\n" in token and left_the_format("".join(parts)):
-                    break  # nothing after this line is read: stop generating
-        except LLMTimeoutError as exc:
-            # Keep what was generated: complete Quote/Answer pairs can still be verified.
-            logger.warning("generation failed: %s", exc)
-            failure = str(exc)
-        finally:
-            tokens.close()  # a generation stopped early is released here, in this thread
-        raw = "".join(parts)
-        t_gen = time.perf_counter() - t2
+        raw, failure, prompt_tokens, first = yield from self.read(standalone, excerpts)
+        t_generation = time.perf_counter() - t2
         yield AnswerEvent("status", "Checking every statement against the sources…")
-        t3 = time.perf_counter()
-        claims, scored = self.verify(raw, context, standalone) if raw.strip() else ([], [])
-        if failure:
-            # The last statement may be cut off mid-sentence: show the supporting sentences instead.
-            claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
-        uncovered = self.uncovered_parts(claims, standalone) if claims else []
-        self._release_checks()
-        t_verify = time.perf_counter() - t3
+        context = [e.passage for e in excerpts]
+        no_output = Checked([], [], [], None)
+        checked = self.checker.check(raw, context, standalone) if raw.strip() else no_output
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,
-            first_token=first,
-            generation=t_gen,
+            first_token=first - t0 if first is not None else None,
+            generation=t_generation,
             total=time.perf_counter() - t0,
-            verification=t_verify,
+            verification=time.perf_counter() - t2 - t_generation,
+            prompt_tokens=prompt_tokens,
         )
-        if not claims:
-            stage: Stage = "reading"
-            closest, best = None, None
-            if failure:
-                reason, stage = failure, "timeout"
-            elif "NOT FOUND" in raw.upper():
-                reason = "the model found no answer in the passages"
-            elif scored:
-                closest, best = max(scored, key=lambda cs: cs[1])
-                reason = (
-                    f"the answer gate scored the best statement {best:.2f} "
-                    f"< threshold {self.answer_gate.threshold:.2f}"
-                )
-                stage = "gate"
-            else:
-                reason = "no sentence of the passages states what the model wrote"
-            yield AnswerEvent(
-                "final",
-                answer=self._abstain(
-                    question,
-                    standalone,
-                    passages,
-                    timings,
-                    reason,
-                    raw,
-                    stage=stage,
-                    closest=closest,
-                    gate_score=best,
-                ),
-            )
-            return
-        text, citations = self._compose(claims, uncovered)
-        yield AnswerEvent(
-            "final",
-            answer=Answer(
-                text=text,
-                abstained=False,
-                citations=citations,
-                passages=tuple(passages),
-                standalone_question=standalone,
-                question=question,
-                timings=timings,
-                raw_output=raw,
-                gate_score=max((x for _, x in scored), default=None),
-                gate_threshold=self.answer_gate.threshold if scored else None,
-            ),
-        )
+        answer = final_answer(checked, raw, failure, timings=timings, min_relevance=floor, **common)
+        yield AnswerEvent("final", answer=answer)
 
     def invoke(self, question: str, history: History | None = None) -> Answer:
-        """The verified answer (runs ``stream`` to the end)."""
-        final: Answer | None = None
-        for event in self.stream(question, history):
-            if event.kind == "final":
-                final = event.answer
-        assert final is not None
-        return final
+        """The checked answer (runs ``stream`` to the end)."""
+        final = [e.answer for e in self.stream(question, history) if e.kind == "final"]
+        assert final and final[-1] is not None
+        return final[-1]
 
 
 _CHAINS: dict[str, AnswerChain] = {}
+_CHAINS_LOCK = threading.Lock()
+
+
+def _plain(value: Any) -> Any:
+    """Settings as plain values, secrets revealed (two keys must not share a cached chain)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def get_chain(settings: Settings | None = None) -> AnswerChain:
     """A cached chain for these settings (models load on first use)."""
     s = settings or Settings()
-    key = s.model_dump_json()
-    if key not in _CHAINS:
-        _CHAINS[key] = AnswerChain(settings=s)
-    return _CHAINS[key]
+    key = json.dumps(_plain(s.model_dump()), sort_keys=True, default=str)
+    with _CHAINS_LOCK:
+        if key not in _CHAINS:
+            _CHAINS[key] = AnswerChain(settings=s)
+        return _CHAINS[key]
 
 
 def ask(question: str, history: History | None = None, settings: Settings | None = None) -> Answer:
-    """Answer ``question`` from the corpus, with verified paragraph citations, or abstain.
+    """Answer ``question`` from the corpus, with checked paragraph citations, or abstain.
 
     Example:
         >>> from rag import ask

@@ -11,13 +11,16 @@ import importlib.util
 import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
-from rag.errors import LLMError, ModelNotAvailableError
+from rag.errors import LLMError, LLMTimeoutError, ModelNotAvailableError
 from rag.extras import require_extra
 from rag.settings import Settings
 
@@ -75,6 +78,7 @@ def packaged_model_path(settings: Settings | None = None) -> Path:
 
 
 _LLMS: dict[str, BaseChatModel] = {}
+_CLIENTS: dict[str, Any] = {}  # the in-process llama.cpp models (llama_cpp.Llama), to close
 _LLM_LOCKS: dict[str, threading.Lock] = {}
 _FACTORY_LOCK = threading.Lock()
 
@@ -87,14 +91,13 @@ def close_models() -> None:
     gone and prints a ``TypeError`` traceback at the end of every command.
     """
     with _FACTORY_LOCK:
-        for key, model in _LLMS.items():
-            close = getattr(getattr(model, "client", None), "close", None)
+        for key, client in _CLIENTS.items():
             lock = _LLM_LOCKS.get(key)
             # Never free a model a (daemon) thread is still generating with.
-            if not callable(close) or lock is None or not lock.acquire(timeout=1):
+            if lock is None or not lock.acquire(timeout=1):
                 continue
             try:
-                close()
+                client.close()
             except Exception:  # best effort at exit
                 logger.debug("closing llama.cpp model failed", exc_info=True)
             finally:
@@ -102,7 +105,9 @@ def close_models() -> None:
 
 
 def _key(settings: Settings) -> str:
-    return settings.llm.model_dump_json(exclude={"timeout_s", "max_context_passages"})
+    return settings.llm.model_dump_json(
+        exclude={"timeout_s", "max_context_passages", "context_tokens"}
+    )
 
 
 def _ensure_build_runs(path: Path, settings: Settings) -> None:
@@ -170,6 +175,7 @@ def get_llm(settings: Settings | None = None) -> BaseChatModel:
                 )
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise ModelNotAvailableError(f"cannot load GGUF {str(path)!r}: {exc}") from exc
+            _CLIENTS[key] = model.client
             # No llama.cpp prompt cache (LlamaRAMCache): each state it keeps holds a copy of the
             # logits buffer (n_batch x vocabulary floats, ~311 MB for Qwen) that its capacity does
             # not count, so the process grew by ~0.3 GB per answer. llama.cpp still reuses the
@@ -185,3 +191,54 @@ def llm_lock(settings: Settings) -> AbstractContextManager[Any]:
         return nullcontext()
     get_llm(settings)
     return _LLM_LOCKS[_key(settings)]
+
+
+def stream_tokens(
+    runnable: Runnable,
+    inputs: dict[str, Any],
+    *,
+    llm: BaseChatModel,
+    lock: AbstractContextManager[Any],
+    settings: Settings,
+) -> Iterator[str]:
+    """Stream ``runnable``'s tokens while holding ``lock``, raising ``LLMTimeoutError`` past
+    ``llm.timeout_s`` (counted once the model is ours, not while queued behind others) and
+    ``LLMError`` naming the backend for provider errors (connection refused, HTTP 5xx…).
+
+    A generation stopped early (timeout, error, a caller that went away) is closed here, still
+    under the lock: left to the garbage collector, its clean-up would run in whichever thread
+    holds the model next, and llama.cpp aborts (GGML_ASSERT) on two threads in one context.
+    """
+    with lock:
+        deadline = time.perf_counter() + settings.llm.timeout_s
+        stream = runnable.stream(inputs)
+        finished = False
+        try:
+            while True:
+                try:
+                    token = next(stream)
+                except StopIteration:
+                    finished = True
+                    return
+                except LLMError:
+                    raise
+                except Exception as exc:
+                    where = settings.llm.base_url or settings.llm.backend
+                    raise LLMError(f"the language model ({where}) failed: {exc}") from exc
+                yield token
+                if time.perf_counter() > deadline:
+                    raise LLMTimeoutError(
+                        f"the model did not finish within {settings.llm.timeout_s:.0f} s "
+                        "(RAG_LLM__TIMEOUT_S)"
+                    )
+        finally:
+            if not finished:
+                stream.close()
+                _reset(llm)  # no stale prompt prefix is reused by the next generation
+
+
+def _reset(llm: BaseChatModel) -> None:
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    if isinstance(llm, ChatLlamaCpp):
+        llm.client.reset()

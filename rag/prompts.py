@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 from langchain_core.prompts import ChatPromptTemplate
 
-from rag.types import Passage
-
 NOT_FOUND = "NOT FOUND"
 
 ANSWER_SYSTEM = """You answer questions using ONLY the numbered paragraphs the user gives you.
@@ -73,11 +71,9 @@ def _escape_tags(text: str) -> str:
     return text.replace("<P", "<\u200bP").replace("</P", "<\u200b/P")
 
 
-def format_context(passages: Sequence[Passage]) -> str:
-    """Paragraphs fenced as <P1>…</P1>, numbered in retrieval order."""
-    return "\n\n".join(
-        f"<P{i}>\n{_escape_tags(p.text)}\n</P{i}>" for i, p in enumerate(passages, start=1)
-    )
+def format_context(texts: Sequence[str]) -> str:
+    """Paragraph texts (or excerpts) fenced as <P1>…</P1>, numbered in retrieval order."""
+    return "\n\n".join(f"<P{i}>\n{_escape_tags(t)}\n</P{i}>" for i, t in enumerate(texts, start=1))
 
 
 def format_history(

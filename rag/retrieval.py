@@ -22,7 +22,10 @@ from rag.types import Passage
 
 @runtime_checkable
 class Retriever(Protocol):
-    """Anything that turns a query into ranked, citable paragraphs."""
+    """Anything that turns a query into ranked, citable paragraphs, with the embedder it
+    ranks by (the answer chain ranks sentences with it too)."""
+
+    embedder: Embedder
 
     def search(
         self, query: str, *, k: int | None = None, sources: Sequence[str] | None = None

@@ -122,9 +122,15 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(320, ge=16, description="Most tokens generated per answer.")
     timeout_s: float = Field(90.0, gt=0, description="Generation timeout in seconds.")
     max_context_passages: int = Field(
-        3,
+        5,
         ge=1,
-        description="Paragraphs put in the prompt (the best-ranked).",
+        description="Paragraphs (the best-ranked) whose sentences the model may read.",
+    )
+    context_tokens: int = Field(
+        300,
+        ge=20,
+        description="Tokens of retrieved sentences the model reads per answer (rag.selection: "
+        "the sentences most likely to answer, the best one always).",
     )
 
 

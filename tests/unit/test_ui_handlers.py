@@ -431,7 +431,7 @@ def test_default_chain_always_takes_the_llm_lock(
             yield "a"
             yield "b"
 
-    assert list(chain._generate_text(Runnable(), {})) == ["a", "b"]
+    assert list(chain.generate(Runnable(), {})) == ["a", "b"]
     assert entered == [1] and not lock.locked()
     # a request that waited for the lock longer than the timeout still generates
     chain.settings = settings.model_copy(
@@ -440,7 +440,7 @@ def test_default_chain_always_takes_the_llm_lock(
     lock.acquire()
     t = threading.Timer(0.5, lock.release)
     t.start()
-    assert list(chain._generate_text(Runnable(), {})) == ["a", "b"]
+    assert list(chain.generate(Runnable(), {})) == ["a", "b"]
     t.join()
 
 

@@ -1,0 +1,157 @@
+"""What the model reads: the sentences of the retrieved paragraphs most likely to answer, under
+a token budget, instead of five whole paragraphs.
+
+Each sentence is scored by a logistic regression fitted on SQuAD 2.0 development questions
+(``selection.json``, rebuilt by ``bench/context_selection.py fit``) over four signals: the
+embedder's cosine between question and sentence, the share of the question's content words in
+the sentence, the paragraph's retrieval rank and its similarity to the question. The best
+sentences are taken until the budget is spent; a sentence that opens with a pronoun comes with
+the sentence before it. Each paragraph keeps its chosen sentences in document order, with "…"
+where sentences were left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.sentences import sentence_spans
+from rag.text import content_terms, words
+from rag.types import Passage
+
+SELECTOR_FILE = Path(__file__).with_name("selection.json")
+FEATURES = ("cosine", "question_words", "inv_rank", "paragraph_similarity")
+_PRONOUNS = frozenset("he she they it his her their its him them this these".split())
+
+CountTokens = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """The part of ``passage`` the model reads: its chosen sentences (``text``)."""
+
+    passage: Passage
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    passage: int  # index into the passages
+    start: int
+    end: int
+    features: dict[str, float]
+
+
+def refers_back(sentence: str) -> bool:
+    """True when one of the first four words is a pronoun (he, it, they, this…)."""
+    return any(w.lower() in _PRONOUNS for w in words(sentence)[:4])
+
+
+def _unit(vectors: Any) -> np.ndarray:
+    m = np.atleast_2d(np.asarray(vectors, dtype=float))
+    return m / (np.linalg.norm(m, axis=1, keepdims=True) + 1e-12)
+
+
+def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Sentence]:
+    """Every sentence of ``passages`` with its selection signals."""
+    spans = [(i, s, e) for i, p in enumerate(passages) for s, e in sentence_spans(p.text)]
+    if not spans:
+        return []
+    texts = [passages[i].text[s:e] for i, s, e in spans]
+    q = _unit(embedder.embed_query(question))[0]
+    cos = _unit(embedder.embed_documents(texts)) @ q
+    asked = set(content_terms(question))
+    out = []
+    for (i, s, e), text, c in zip(spans, texts, cos, strict=True):
+        shared = len(asked & set(content_terms(text))) / max(1, len(asked))
+        feats = {
+            "cosine": float(c),
+            "question_words": shared,
+            "inv_rank": 1.0 / (i + 1),
+            "paragraph_similarity": float(passages[i].similarity or 0.0),
+        }
+        out.append(Sentence(i, s, e, feats))
+    return out
+
+
+@dataclass(frozen=True)
+class Selector:
+    """The fitted sentence scorer (a logistic regression's linear part)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+
+    def score(self, feats: dict[str, float]) -> float:
+        x = (np.array([feats[f] for f in self.features]) - self.mean) / self.scale
+        return float(x @ np.array(self.coef))
+
+    @classmethod
+    def from_file(cls, path: Path = SELECTOR_FILE) -> Selector:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]))
+
+
+@functools.lru_cache(maxsize=1)
+def load_selector() -> Selector:
+    return Selector.from_file()
+
+
+def select(
+    question: str,
+    passages: Sequence[Passage],
+    *,
+    embedder: Any,
+    count_tokens: CountTokens,
+    budget: int,
+    selector: Selector | None = None,
+) -> list[Excerpt]:
+    """The excerpts the model reads, in retrieval order (paragraphs with nothing chosen are
+    left out). The best sentence is always taken, whatever its length."""
+    found = sentences(question, passages, embedder)
+    if not found:
+        return []
+    selector = selector or load_selector()
+    order = sorted(range(len(found)), key=lambda n: -selector.score(found[n].features))
+    chosen: set[int] = set()
+    spent = 0
+    for n in order:
+        take = {n}
+        prev = n - 1
+        text = passages[found[n].passage].text
+        if (
+            prev >= 0
+            and found[prev].passage == found[n].passage
+            and refers_back(text[found[n].start : found[n].end])
+        ):
+            take.add(prev)
+        new = take - chosen
+        cost = sum(count_tokens(text[found[m].start : found[m].end]) for m in new)
+        if chosen and spent + cost > budget:
+            continue
+        chosen |= new
+        spent += cost
+    excerpts = []
+    for i, p in enumerate(passages):
+        mine = sorted(m for m in chosen if found[m].passage == i)
+        if not mine:
+            continue
+        parts: list[str] = []
+        for a, b in zip([None, *mine], mine, strict=False):
+            if parts and (a is None or b != a + 1):
+                parts.append("…")
+            parts.append(p.text[found[b].start : found[b].end])
+        own = [m for m in range(len(found)) if found[m].passage == i]
+        if mine[0] != own[0]:
+            parts.insert(0, "…")
+        if mine[-1] != own[-1]:
+            parts.append("…")
+        excerpts.append(Excerpt(p, " ".join(parts)))
+    return excerpts
