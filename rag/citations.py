@@ -36,7 +36,6 @@ _QUOTE_LINE = re.compile(
 _ANSWER_LINE = re.compile(rf"^\s*(?:[-*]\s*)?answer\s*(?:{_CITED})?\s*:\s*(.*)$", re.IGNORECASE)
 _QUOTE_CHARS = "\"'“”‘’«»`"
 _INLINE_MARKER = re.compile(rf"\s*{_CITED}", re.IGNORECASE)  # stripped from statements
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"])|\n+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,8 @@ def parse_claims(output: str) -> list[Claim]:
     if not claims:
         # The model ignored the format and answered in prose: each sentence becomes a claim
         # with no quote; grounding then looks for a source sentence that states it.
-        for sentence in _SENTENCE_SPLIT.split(output.strip()):
+        lines = [line for line in output.strip().split("\n") if line.strip()]
+        for sentence in (line[a:b] for line in lines for a, b in sentence_spans(line)):
             label = _ANSWER_LINE.match(sentence)  # an "Answer:" line with no quote
             if label:
                 sentence = label.group(2)
