@@ -11,11 +11,12 @@ only; the ``final`` event carries the checked ``Answer``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -58,9 +59,7 @@ class AnswerChain:
     """Grounded question answering with checked paragraph citations.
 
     Example:
-        >>> chain = AnswerChain(settings=Settings())
-        >>> ans = chain.invoke("Which institution is Dr. Tenzin Wangchuk affiliated with?")
-        >>> ans.text, [(c.source, c.paragraph) for c in ans.citations]
+        >>> AnswerChain(settings=Settings()).invoke("Where was the Joint Communiqué signed?")
     """
 
     def __init__(
@@ -79,7 +78,6 @@ class AnswerChain:
         self._lock = nullcontext if llm is not None else lambda: llm_lock(self.settings)
         self._verifier, self._gate = verifier, answer_gate
         self._checker: Checker | None = None
-        self._count: Any = None
 
     @property
     def retriever(self) -> Retriever:
@@ -96,20 +94,14 @@ class AnswerChain:
     @property
     def checker(self) -> Checker:
         if self._checker is None:
-            self._checker = checker_for(
-                self.settings,
-                llm=self.llm,
-                retriever=self.retriever,
-                verifier=self._verifier,
-                gate=self._gate,
-            )
+            kw = dict(llm=self.llm, retriever=self.retriever, verifier=self._verifier)
+            self._checker = checker_for(self.settings, gate=self._gate, **kw)  # type: ignore[arg-type]
         return self._checker
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens the model reads for ``text`` (its own tokenizer, or tiktoken for a server)."""
-        if self._count is None:
-            self._count = token_counter(self.llm, self.settings.llm.model)
-        return int(self._count(text))
+    @functools.cached_property
+    def count_tokens(self) -> Callable[[str], int]:
+        """Tokens the model reads for a text (its own tokenizer, or tiktoken for a server)."""
+        return token_counter(self.llm, self.settings.llm.model)
 
     def generate(self, runnable: Any, inputs: dict[str, Any]) -> Iterator[str]:
         lock: AbstractContextManager[Any] = self._lock()
