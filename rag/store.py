@@ -368,6 +368,7 @@ class ChromaStore:
             check_index_dir(self.settings.index_dir)
         if self._client is None and self._folder_missing():
             return None
+        self.check_files()
         try:
             with chroma_errors(self.settings):
                 return self.client.get_collection(self.name, embedding_function=None)
@@ -377,9 +378,19 @@ class ChromaStore:
     def exists(self) -> bool:
         return self._get() is not None
 
+    def check_files(self) -> None:
+        """Refuse a local index whose vector (HNSW) files differ from what the last ingest
+        recorded, before Chroma reads them: Chroma itself would crash or rank from damaged
+        vectors (``rag.chroma_files``)."""
+        if not self.settings.chroma_server:
+            from rag.chroma_files import check
+
+            check(self.settings)
+
     def collection(self, *, create: bool = False, embedding_model: str | None = None) -> Any:
         """The collection; with ``create`` it is made if missing. Checks the embedding model."""
         if create:
+            self.check_files()
             with chroma_errors(self.settings):
                 col = self.client.get_or_create_collection(
                     self.name,
