@@ -257,6 +257,29 @@ def forget_client(settings: Settings) -> None:
     _forget_chroma_systems()
 
 
+def close_clients(under: Path | None = None) -> int:
+    """Close the cached clients of local indexes (every one, or those of index folders under
+    ``under``), which releases their files (SQLite connections, HNSW segments); the next use of
+    such an index opens a fresh client. Clients and collections already handed out for them stop
+    working, so only a caller that knows nothing uses them any more calls this (the test suite,
+    after each test, for the indexes in its temporary folder). Returns how many were closed."""
+    root = under.resolve() if under is not None else None
+    with _CLIENTS_LOCK:
+        keys = [
+            key
+            for key in _CLIENTS
+            if key.startswith("path:")
+            and (root is None or Path(key.removeprefix("path:")).is_relative_to(root))
+        ]
+        clients = [_CLIENTS.pop(key) for key in keys]
+    for client in clients:
+        try:
+            client.close()
+        except Exception as exc:  # noqa: BLE001 - a client that cannot close is dropped anyway
+            logger.debug("closing a Chroma client failed: %s", exc)
+    return len(clients)
+
+
 def _forget_chroma_systems() -> None:
     """Drop Chroma's per-path systems cache (clients already made keep theirs)."""
     from chromadb.api.client import SharedSystemClient

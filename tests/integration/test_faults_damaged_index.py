@@ -304,9 +304,7 @@ def test_an_undamaged_copy_answers(big: Env, fake_llm: None) -> None:
 
 
 @pytest.mark.parametrize("damage", VECTOR_DAMAGES)
-def test_rag_ask_and_status_on_damaged_vector_files(
-    big: Env, fake_llm: None, damage: str
-) -> None:
+def test_rag_ask_and_status_on_damaged_vector_files(big: Env, fake_llm: None, damage: str) -> None:
     s = vector_damaged(big, damage)
     name = damage.split()[0]
     ask = _cli(s, "ask", QUESTION)
