@@ -25,8 +25,8 @@ for its answer, alternating two ways: a streaming client that closes the connect
 first content chunk (``disconnect``), and a ``/v1/answer`` client whose own deadline
 (``--interrupt-after``, default 2 s) passes before the answer (``deadline``). Their records
 count as interrupted, not as errors; the other clients' answers must still be correct, and the
-server must still be up at the end. (A server-side deadline: ``RAG_API__REQUEST_TIMEOUT_S``,
-which answers 504.)
+server must still be up at the end. With ``--interrupt``, a 504 (the server's own deadline,
+``RAG_API__REQUEST_TIMEOUT_S``, passed; its job is cancelled) counts as interrupted too.
 
 ``--soak-minutes M`` replaces the waves: one question at a time, one every
 ``--soak-interval`` seconds (REST and streaming in turn, the seed questions in turn), with the
@@ -193,7 +193,11 @@ def one_client(
             time.sleep(float(out.get("retry_after") or 5))
         rec["latency_s"] = round(time.perf_counter() - t0, 3)
         rec["status"] = out["status"]
-        if out["status"] == 200:
+        if interrupt and out["status"] == 504:
+            # the server's own deadline (RAG_API__REQUEST_TIMEOUT_S) passed: interrupted too
+            rec["interrupted"], rec["correct"], rec["cross_talk"] = True, False, False
+            rec["error"] = None
+        elif out["status"] == 200:
             rec["answer"] = out["answer"]
             rec["abstained"] = out["abstained"]
             rec["correct"], rec["cross_talk"] = judge(out["answer"], out["abstained"], q)
@@ -338,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         "interrupted": {
             kind: sum(1 for r in results if r["kind"] == kind and r.get("interrupted"))
             for kind in ("disconnect", "deadline")
+        }
+        | {
+            "server_deadline_504": sum(
+                1 for r in results if r.get("interrupted") and r["status"] == 504
+            )
         },
         "cross_talk": sum(1 for r in results if r["cross_talk"]),
         "server_exit_code": server_exit,
