@@ -8,14 +8,15 @@ Chroma, or a dense ranking silently read from wrong vectors (bench/RESULTS.md se
 So each ingest records, in the published manifest (``CURRENT``), the vector segment's id, the
 log position Chroma last wrote to those files (its ``max_seq_id``) and each file's
 ``[size, CRC-32]``; every open of the collection (``rag status``, ``ask``, ``search``,
-``ingest``, the UI, the API) compares them before Chroma touches the files, unless Chroma was
-written since: an ingest marks the index (``MARKER``) before its first write and clears the
-mark when it has published, so while an ingest runs, and after one that stopped half way (killed,
-disk full: Chroma may have rewritten the files without moving its ``max_seq_id``), the files
-are not checked until the next complete ingest records them again; nor when ``max_seq_id``
-moved since the publish. Any other difference is damage. A file is hashed once
-per process while its size, mtime and inode stay the same (bench/RESULTS.md section 14 has the
-cost on a 100,000-chunk index).
+``ingest``, the UI, the API) compares them before Chroma touches the files. Not compared:
+a segment Chroma has not flushed yet (no ``max_seq_id``: it reads the vectors from its log, and
+its placeholder files change at will); the files after ``max_seq_id`` moved since the publish;
+and the files while an ingest writes or after one stopped half way (killed, disk full): an
+ingest marks the index (``MARKER``) before its first write and clears the mark once it has
+published, since a flush it started may have rewritten the files before Chroma recorded its
+position. The next complete ingest records them again. Any other difference is damage.
+A file is hashed once per process while its size, mtime and inode stay the same
+(bench/RESULTS.md section 14 has the cost on a 100,000-chunk index).
 """
 
 from __future__ import annotations
