@@ -21,12 +21,14 @@ at its peak (sampled every 0.5 s) and after each round; the load average at star
     .venv/bin/python bench/api_load.py --soak-minutes 30 --soak-interval 25  # soak
 
 With ``--interrupt N`` every Nth client (from client 1) is interrupted instead of waiting
-for its answer, alternating two ways: a streaming client that closes the connection after the
-first content chunk (``disconnect``), and a ``/v1/answer`` client whose own deadline
-(``--interrupt-after``, default 2 s) passes before the answer (``deadline``). Their records
-count as interrupted, not as errors; the other clients' answers must still be correct, and the
-server must still be up at the end. With ``--interrupt``, a 504 (the server's own deadline,
-``RAG_API__REQUEST_TIMEOUT_S``, passed; its job is cancelled) counts as interrupted too.
+for its answer, alternating two ways: a streaming client that closes the connection at the
+first line it receives ``--interrupt-after`` seconds (default 2) or more after its request,
+a progress comment while its answer is being made (``disconnect``), and a ``/v1/answer``
+client whose own deadline (``--interrupt-after``) passes before the answer (``deadline``).
+Their records count as interrupted, not as errors; the other clients' answers must still be
+correct, and the server must still be up at the end. With ``--interrupt``, a 504 (the
+server's own deadline, ``RAG_API__REQUEST_TIMEOUT_S``, passed; its job is cancelled) counts as
+interrupted too.
 
 ``--soak-minutes M`` replaces the waves: one question at a time, one every
 ``--soak-interval`` seconds (REST and streaming in turn, the seed questions in turn), with the
@@ -112,15 +114,19 @@ def ask_openai_stream(url: str, token: str, question: str, timeout: float) -> di
         return {"status": exc.status_code, "error": str(exc)[:300]}
 
 
-def interrupt_stream(url: str, token: str, question: str, timeout: float) -> dict[str, Any]:
-    """Open a streamed chat completion and close the connection after its first content chunk
-    (a client that goes away mid-answer)."""
+def interrupt_stream(
+    url: str, token: str, question: str, timeout: float, after_s: float = 0.0
+) -> dict[str, Any]:
+    """Open a streamed chat completion and close the connection at the first line that arrives
+    ``after_s`` seconds or more after the request (a progress comment while the answer is
+    being made, or the role chunk with ``after_s`` 0): a client that goes away mid-stream."""
     body = {
         "model": "groundedchat",
         "messages": [{"role": "user", "content": question}],
         "stream": True,
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    t0 = time.monotonic()
     with httpx.stream(
         "POST", f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout
     ) as r:
@@ -128,9 +134,10 @@ def interrupt_stream(url: str, token: str, question: str, timeout: float) -> dic
             r.read()
             return {"status": r.status_code, "error": r.text[:300]}
         for line in r.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
-                break  # leaving the block closes the connection
-    return {"status": "disconnected"}
+            if line.strip() and time.monotonic() - t0 >= after_s:
+                # leaving the block closes the connection
+                return {"status": "disconnected", "last_line": line[:120]}
+    return {"status": 200, "error": None}
 
 
 def interrupt_deadline(
@@ -171,11 +178,12 @@ def one_client(
         t0 = time.perf_counter()
         if kind in ("disconnect", "deadline"):
             if kind == "disconnect":
-                out = interrupt_stream(url, token, question, timeout)
+                out = interrupt_stream(url, token, question, timeout, interrupt_after)
             else:
                 out = interrupt_deadline(url, headers, question, interrupt_after)
             rec["latency_s"] = round(time.perf_counter() - t0, 3)
             rec["status"] = out["status"]
+            rec["last_line"] = out.get("last_line")
             rec["interrupted"] = out["status"] in ("disconnected", "deadline")
             # an interrupted request has no answer to judge; one that finished anyway is fine
             rec["correct"], rec["cross_talk"] = False, False
@@ -226,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help=f"JSON report (default {OUT}, or {SOAK_OUT})")
     ap.add_argument("--interrupt", type=int, default=0, help="interrupt every Nth client")
     ap.add_argument(
-        "--interrupt-after", type=float, default=2.0, help="the deadline clients' limit, s"
+        "--interrupt-after", type=float, default=2.0, help="interrupted clients leave after, s"
     )
     ap.add_argument("--soak-minutes", type=float, default=0, help="soak instead of waves")
     ap.add_argument("--soak-interval", type=float, default=25, help="soak: s between questions")
