@@ -20,8 +20,10 @@ app that is already running instead (add ``--pid`` to get its RSS).
 With ``--interrupt N`` every Nth session (from session 1) gives up on its question instead of
 waiting, alternating two ways: it cancels its job and closes its client as soon as the first
 partial answer has streamed (``disconnect``), or after ``--interrupt-after`` seconds
-(default 3) whatever it got (``deadline``). Those count as interrupted, not as errors; the
-other sessions' answers must still be correct and the app must still answer afterwards.
+(default 3) whatever it got (``deadline``); a cancel request that times out on a busy server
+is recorded (``cancel_error``), the client closes all the same. Those count as interrupted,
+not as errors; the other sessions' answers must still be correct and the app must still
+answer afterwards.
 
 Writes bench/out/ui_load.json.
 """
@@ -102,9 +104,12 @@ def one_session(
                     break
                 time.sleep(0.05)
             rec["finished_first"] = job.done()
-            job.cancel()
-            client.close()
             rec["latency_s"] = round(time.perf_counter() - t0, 3)
+            try:  # asks the server to drop the job (an HTTP call that may time out when busy)
+                job.cancel()
+            except Exception as exc:  # noqa: BLE001 - the client goes away all the same
+                rec["cancel_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            client.close()
             rec["interrupted"], rec["correct"], rec["error"] = True, False, None
             results.append(rec)
             return
@@ -265,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             for how in ("disconnect", "deadline")
         },
         "answers_after_interrupts": answers_after,
+        "cancel_errors": sum(1 for r in results if r.get("cancel_error")),
         "throughput_answers_per_min": round(60 * len(lat) / wall, 2) if wall else None,
         "server_exit_code": server_exit,
         "rss_mb": {
