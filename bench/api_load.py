@@ -17,6 +17,23 @@ at its peak (sampled every 0.5 s) and after each round; the load average at star
     .venv/bin/python bench/api_load.py                          # 20 clients x 2 requests
     RAG_API__CONCURRENCY=2 RAG_API__QUEUE_SIZE=4 .venv/bin/python bench/api_load.py  # 429s
     .venv/bin/python bench/api_load.py --url http://127.0.0.1:7861 --pid 1234 --token T
+    .venv/bin/python bench/api_load.py --clients 8 --rounds 2 --interrupt 3   # interrupted
+    .venv/bin/python bench/api_load.py --soak-minutes 30 --soak-interval 25  # soak
+
+With ``--interrupt N`` every Nth client (from client 1) is interrupted instead of waiting
+for its answer, alternating two ways: a streaming client that closes the connection at the
+first line it receives ``--interrupt-after`` seconds (default 2) or more after its request,
+a progress comment while its answer is being made (``disconnect``), and a ``/v1/answer``
+client whose own deadline (``--interrupt-after``) passes before the answer (``deadline``).
+Their records count as interrupted, not as errors; the other clients' answers must still be
+correct, and the server must still be up at the end. With ``--interrupt``, a 504 (the
+server's own deadline, ``RAG_API__REQUEST_TIMEOUT_S``, passed; its job is cancelled) counts as
+interrupted too.
+
+``--soak-minutes M`` replaces the waves: one question at a time, one every
+``--soak-interval`` seconds (REST and streaming in turn, the seed questions in turn), with the
+server's RSS sampled every ``--rss-every`` seconds (default 60); the report says whether the
+RSS stayed within 10 % of its first sample (bench/out/api_soak.json).
 
 Writes bench/out/api_load.json (and bench/out/api_server.log when it started the server).
 """
@@ -39,6 +56,7 @@ import load_driver as driver
 import psutil
 
 OUT = driver.ROOT / "bench" / "out" / "api_load.json"
+SOAK_OUT = driver.ROOT / "bench" / "out" / "api_soak.json"
 SERVER_LOG = driver.ROOT / "bench" / "out" / "api_server.log"
 
 # (question, expected substring of the answer, or None: the right answer is an abstention)
@@ -96,6 +114,45 @@ def ask_openai_stream(url: str, token: str, question: str, timeout: float) -> di
         return {"status": exc.status_code, "error": str(exc)[:300]}
 
 
+def interrupt_stream(
+    url: str, token: str, question: str, timeout: float, after_s: float = 0.0
+) -> dict[str, Any]:
+    """Open a streamed chat completion and close the connection at the first line that arrives
+    ``after_s`` seconds or more after the request (a progress comment while the answer is
+    being made, or the role chunk with ``after_s`` 0): a client that goes away mid-stream."""
+    body = {
+        "model": "groundedchat",
+        "messages": [{"role": "user", "content": question}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    t0 = time.monotonic()
+    with httpx.stream(
+        "POST", f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout
+    ) as r:
+        if r.status_code != 200:
+            r.read()
+            return {"status": r.status_code, "error": r.text[:300]}
+        for line in r.iter_lines():
+            if line.strip() and time.monotonic() - t0 >= after_s:
+                # leaving the block closes the connection
+                return {"status": "disconnected", "last_line": line[:120]}
+    return {"status": 200, "error": None}
+
+
+def interrupt_deadline(
+    url: str, headers: dict[str, str], question: str, after_s: float
+) -> dict[str, Any]:
+    """A ``/v1/answer`` request whose client gives up after ``after_s`` seconds."""
+    try:
+        r = httpx.post(
+            f"{url}/v1/answer", json={"question": question}, headers=headers, timeout=after_s
+        )
+    except httpx.TimeoutException:
+        return {"status": "deadline"}
+    return {"status": r.status_code, "error": None if r.status_code == 200 else r.text[:300]}
+
+
 def one_client(
     url: str,
     token: str,
@@ -105,16 +162,34 @@ def one_client(
     results: list[dict[str, Any]],
     retries: int,
     timeout: float,
+    interrupt: int = 0,
+    interrupt_after: float = 2.0,
 ) -> None:
     q = (i + rnd) % len(SEEDS)
     question = SEEDS[q][0]
     kind = "rest" if i % 2 == 0 else "openai-stream"
+    if interrupt and i % interrupt == 1 % interrupt:
+        kind = "disconnect" if (i // interrupt + rnd) % 2 == 0 else "deadline"
     rec: dict[str, Any] = {"client": i, "round": rnd + 1, "kind": kind, "question": question}
     rec["throttled"] = 0
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         barrier.wait(timeout=120)
         t0 = time.perf_counter()
+        if kind in ("disconnect", "deadline"):
+            if kind == "disconnect":
+                out = interrupt_stream(url, token, question, timeout, interrupt_after)
+            else:
+                out = interrupt_deadline(url, headers, question, interrupt_after)
+            rec["latency_s"] = round(time.perf_counter() - t0, 3)
+            rec["status"] = out["status"]
+            rec["last_line"] = out.get("last_line")
+            rec["interrupted"] = out["status"] in ("disconnected", "deadline")
+            # an interrupted request has no answer to judge; one that finished anyway is fine
+            rec["correct"], rec["cross_talk"] = False, False
+            rec["error"] = None if rec["interrupted"] or out["status"] == 200 else out["error"]
+            results.append(rec)
+            return
         for _ in range(retries + 1):
             if kind == "rest":
                 out = ask_rest(url, headers, question, timeout)
@@ -126,7 +201,11 @@ def one_client(
             time.sleep(float(out.get("retry_after") or 5))
         rec["latency_s"] = round(time.perf_counter() - t0, 3)
         rec["status"] = out["status"]
-        if out["status"] == 200:
+        if interrupt and out["status"] == 504:
+            # the server's own deadline (RAG_API__REQUEST_TIMEOUT_S) passed: interrupted too
+            rec["interrupted"], rec["correct"], rec["cross_talk"] = True, False, False
+            rec["error"] = None
+        elif out["status"] == 200:
             rec["answer"] = out["answer"]
             rec["abstained"] = out["abstained"]
             rec["correct"], rec["cross_talk"] = judge(out["answer"], out["abstained"], q)
@@ -152,8 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token", default=os.environ.get("RAG_API__TOKEN", ""), help="bearer token")
     ap.add_argument("--retries", type=int, default=3, help="retries after a 429 (default 3)")
     ap.add_argument("--timeout", type=float, default=900, help="per-request limit, seconds")
-    ap.add_argument("--out", type=Path, default=OUT, help=f"JSON report (default {OUT})")
+    ap.add_argument("--out", type=Path, help=f"JSON report (default {OUT}, or {SOAK_OUT})")
+    ap.add_argument("--interrupt", type=int, default=0, help="interrupt every Nth client")
+    ap.add_argument(
+        "--interrupt-after", type=float, default=2.0, help="interrupted clients leave after, s"
+    )
+    ap.add_argument("--soak-minutes", type=float, default=0, help="soak instead of waves")
+    ap.add_argument("--soak-interval", type=float, default=25, help="soak: s between questions")
+    ap.add_argument("--rss-every", type=float, default=60, help="soak: s between RSS samples")
     args = ap.parse_args(argv)
+    args.out = args.out or (SOAK_OUT if args.soak_minutes else OUT)
 
     load_start = os.getloadavg()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -191,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up answer (loads the models): {warmup_s:.1f} s")
         rss_warm = driver.rss_mb(pid)
         status = httpx.get(f"{url}/v1/status", headers=headers, timeout=30).json()
+        if args.soak_minutes:
+            return soak(args, url, pid, proc, headers, started, load_start, rss_start, rss_warm)
 
         results: list[dict[str, Any]] = []
         rss_rounds: list[float | None] = []
@@ -201,7 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                 def client(
                     i: int, barrier: threading.Barrier, out: list[Any], rnd: int = rnd
                 ) -> None:
-                    one_client(url, args.token, i, rnd, barrier, out, args.retries, args.timeout)
+                    one_client(
+                        url,
+                        args.token,
+                        i,
+                        rnd,
+                        barrier,
+                        out,
+                        args.retries,
+                        args.timeout,
+                        args.interrupt,
+                        args.interrupt_after,
+                    )
 
                 mine = driver.run_wave(args.clients, client)
                 results.extend(mine)
@@ -215,12 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         peak_mb = round(peak.peak / driver.MIB, 1) if pid else 0.0
         wall = time.perf_counter() - t0
         server_exit = None if proc is None else proc.poll()
+        alive_after = _alive(url, headers)
     finally:
         driver.stop_server(proc, 30)
     load_end = os.getloadavg()
 
     results.sort(key=lambda r: (r["round"], r["client"]))
-    ok = [r for r in results if not r["error"]]
+    ok = [r for r in results if not r["error"] and not r.get("interrupted")]
+    ok = [r for r in ok if r["kind"] in ("rest", "openai-stream")]
     lat = [r["latency_s"] for r in ok]
     n = len(results)
     report = {
@@ -244,8 +346,19 @@ def main(argv: list[str] | None = None) -> int:
         "errors": sum(1 for r in results if r["error"]),
         "responses_429": sum(r["throttled"] for r in results),
         "correct": sum(1 for r in results if r["correct"]),
+        "answered": len(ok),
+        "interrupted": {
+            kind: sum(1 for r in results if r["kind"] == kind and r.get("interrupted"))
+            for kind in ("disconnect", "deadline")
+        }
+        | {
+            "server_deadline_504": sum(
+                1 for r in results if r.get("interrupted") and r["status"] == 504
+            )
+        },
         "cross_talk": sum(1 for r in results if r["cross_talk"]),
         "server_exit_code": server_exit,
+        "server_up_after": alive_after,
         "rss_mb": {"start": rss_start, "warm": rss_warm, "peak": peak_mb, "after_each": rss_rounds},
         "loadavg": {
             "start": [round(x, 2) for x in load_start],
@@ -276,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     ls, rs = report["latency_s"], report["rss_mb"]
     print(
         f"{args.clients} clients x {args.rounds}: errors {report['errors']}, "
-        f"429s {report['responses_429']}, correct {report['correct']}/{n}, "
-        f"cross-talk {report['cross_talk']}, wall {wall:.1f} s"
+        f"429s {report['responses_429']}, correct {report['correct']}/{len(ok)} answered "
+        f"({n} requests, interrupted {report['interrupted']}), "
+        f"cross-talk {report['cross_talk']}, server up after: {alive_after}, wall {wall:.1f} s"
     )
     print(f"latency p50 {ls['p50']} s, p95 {ls['p95']} s, max {ls['max']} s")
     print(
@@ -286,7 +400,122 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"load average: start {report['loadavg']['start']}, end {report['loadavg']['end']}")
     print(f"wrote {args.out}")
-    return 0 if report["errors"] == 0 and report["cross_talk"] == 0 else 1
+    return 0 if report["errors"] == 0 and report["cross_talk"] == 0 and alive_after else 1
+
+
+def _alive(url: str, headers: dict[str, str]) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", headers=headers, timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def soak(
+    args: argparse.Namespace,
+    url: str,
+    pid: int | None,
+    proc: Any,
+    headers: dict[str, str],
+    started: str,
+    load_start: tuple[float, float, float],
+    rss_start: float | None,
+    rss_warm: float | None,
+) -> int:
+    """One question every ``args.soak_interval`` s for ``args.soak_minutes``, RSS sampled."""
+    t0 = time.monotonic()
+    end = t0 + args.soak_minutes * 60
+    samples: list[tuple[float, float | None]] = [(0.0, driver.rss_mb(pid))]
+    next_rss = t0 + args.rss_every
+    results: list[dict[str, Any]] = []
+    n = 0
+    while time.monotonic() < end:
+        q = n % len(SEEDS)
+        kind = "rest" if n % 2 == 0 else "openai-stream"
+        t = time.monotonic()
+        try:
+            if kind == "rest":
+                out = ask_rest(url, headers, SEEDS[q][0], args.timeout)
+            else:
+                out = ask_openai_stream(url, args.token or "none", SEEDS[q][0], args.timeout)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            out = {"status": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        rec: dict[str, Any] = {
+            "n": n,
+            "at_s": round(t - t0, 1),
+            "kind": kind,
+            "latency_s": round(time.monotonic() - t, 2),
+            "status": out["status"],
+        }
+        if out["status"] == 200:
+            rec["correct"], rec["cross_talk"] = judge(out["answer"], out["abstained"], q)
+            rec["error"] = None
+        else:
+            rec["correct"], rec["cross_talk"] = False, False
+            rec["error"] = out.get("error") or f"HTTP {out['status']}"
+        results.append(rec)
+        print(
+            f"{rec['at_s']:>7.0f} s #{n} {kind:<13} {rec['latency_s']:>5.1f} s "
+            f"{'ok' if rec['correct'] else 'WRONG ' + str(rec['error'] or '')[:80]}",
+            flush=True,
+        )
+        n += 1
+        while True:  # sample RSS on schedule while waiting for the next question
+            now = time.monotonic()
+            if now >= next_rss:
+                samples.append((round(now - t0, 1), driver.rss_mb(pid)))
+                print(f"{now - t0:>7.0f} s server RSS {samples[-1][1]} MiB", flush=True)
+                next_rss += args.rss_every
+            wait = min(t + args.soak_interval, next_rss, end) - now
+            if wait <= 0 or now >= end:
+                break
+            time.sleep(wait)
+            if time.monotonic() >= t + args.soak_interval:
+                break
+    samples.append((round(time.monotonic() - t0, 1), driver.rss_mb(pid)))
+    server_exit = None if proc is None else proc.poll()
+    alive = _alive(url, headers)
+    driver.stop_server(proc, 30)
+    rss = [v for _, v in samples if v is not None]
+    first = rss[0] if rss else None
+    spread = round(100 * max(abs(v - first) for v in rss) / first, 1) if rss and first else None
+    lat = [r["latency_s"] for r in results if not r["error"]]
+    report = {
+        "command": "python bench/api_load.py " + " ".join(sys.argv[1:]),
+        "date": started,
+        "minutes": args.soak_minutes,
+        "interval_s": args.soak_interval,
+        "requests": len(results),
+        "errors": sum(1 for r in results if r["error"]),
+        "correct": sum(1 for r in results if r["correct"]),
+        "cross_talk": sum(1 for r in results if r["cross_talk"]),
+        "latency_s": driver.latency_summary(lat),
+        "server_exit_code": server_exit,
+        "server_up_after": alive,
+        "rss_mb": {"start": rss_start, "warm": rss_warm, "samples": samples},
+        "rss_max_deviation_pct": spread,
+        "rss_flat_within_10pct": spread is not None and spread <= 10,
+        "loadavg": {
+            "start": [round(x, 2) for x in load_start],
+            "end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(
+        f"soak {args.soak_minutes} min: {len(results)} requests, errors {report['errors']}, "
+        f"correct {report['correct']}, cross-talk {report['cross_talk']}, server up: {alive}; "
+        f"RSS MiB first {first}, min {min(rss) if rss else None}, max {max(rss) if rss else None}, "
+        f"max deviation {spread} % (flat within 10 %: {report['rss_flat_within_10pct']})"
+    )
+    print(f"wrote {args.out}")
+    return 0 if report["errors"] == 0 and alive and report["rss_flat_within_10pct"] else 1
 
 
 if __name__ == "__main__":

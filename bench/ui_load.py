@@ -15,6 +15,15 @@ app that is already running instead (add ``--pid`` to get its RSS).
     .venv/bin/python bench/ui_load.py                  # 10 sessions
     .venv/bin/python bench/ui_load.py --sessions 20 --rounds 2   # the soak of issue 8
     .venv/bin/python bench/ui_load.py --url http://127.0.0.1:7860/ --pid 12345
+    .venv/bin/python bench/ui_load.py --sessions 6 --rounds 2 --interrupt 3   # interrupted
+
+With ``--interrupt N`` every Nth session (from session 1) gives up on its question instead of
+waiting, alternating two ways: it cancels its job and closes its client as soon as the first
+partial answer has streamed (``disconnect``), or after ``--interrupt-after`` seconds
+(default 3) whatever it got (``deadline``); a cancel request that times out on a busy server
+is recorded (``cancel_error``), the client closes all the same. Those count as interrupted,
+not as errors; the other sessions' answers must still be correct and the app must still
+answer afterwards.
 
 Writes bench/out/ui_load.json.
 """
@@ -74,16 +83,36 @@ def one_session(
     alive: Any = None,
     timeout_s: float = 1800,
     q: int | None = None,
+    interrupt: str | None = None,
+    interrupt_after: float = 3.0,
 ) -> None:
     from gradio_client import Client
 
     question, expected = SEEDS[(i if q is None else q) % len(SEEDS)]
     rec: dict[str, Any] = {"session": i, "question": question, "expected": expected}
+    rec["kind"] = interrupt or "answer"
     try:
         client = Client(url, auth=auth, verbose=False)
         start.wait(timeout=120)
         t0 = time.perf_counter()
         job = client.submit(question, api_name="/ask")
+        if interrupt:
+            while not job.done() and time.perf_counter() - t0 < timeout_s:
+                if interrupt == "disconnect" and job.outputs():
+                    break  # the first partial answer is here: go away mid-stream
+                if interrupt == "deadline" and time.perf_counter() - t0 >= interrupt_after:
+                    break
+                time.sleep(0.05)
+            rec["finished_first"] = job.done()
+            rec["latency_s"] = round(time.perf_counter() - t0, 3)
+            try:  # asks the server to drop the job (an HTTP call that may time out when busy)
+                job.cancel()
+            except Exception as exc:  # noqa: BLE001 - the client goes away all the same
+                rec["cancel_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            client.close()
+            rec["interrupted"], rec["correct"], rec["error"] = True, False, None
+            results.append(rec)
+            return
         while not job.done():
             if alive is not None and not alive():
                 raise RuntimeError("the server process died")
@@ -126,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="per-session limit, seconds")
     ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up question")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON report (default {OUT})")
+    ap.add_argument("--interrupt", type=int, default=0, help="interrupt every Nth session")
+    ap.add_argument(
+        "--interrupt-after", type=float, default=3.0, help="the deadline sessions' limit, s"
+    )
     args = ap.parse_args(argv)
 
     password = args.password or os.environ.get("RAG_UI__PASSWORD")
@@ -178,7 +211,21 @@ def main(argv: list[str] | None = None) -> int:
                     i: int, barrier: threading.Barrier, out: list[Any], wave: int = wave
                 ) -> None:
                     # session i asks question i + wave: each wave, each session a new question
-                    one_session(url, i, auth, barrier, out, alive, args.timeout, i + wave)
+                    how = None
+                    if args.interrupt and i % args.interrupt == 1 % args.interrupt:
+                        how = "disconnect" if (i // args.interrupt + wave) % 2 == 0 else "deadline"
+                    one_session(
+                        url,
+                        i,
+                        auth,
+                        barrier,
+                        out,
+                        alive,
+                        args.timeout,
+                        i + wave,
+                        how,
+                        args.interrupt_after,
+                    )
 
                 mine = driver.run_wave(args.sessions, session)
                 for r in mine:
@@ -194,14 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         rss_after = driver.rss_mb(pid)
         server_exit = None if proc is None else proc.poll()
+        # the app still answers after the interrupted sessions
+        after: list[dict[str, Any]] = []
+        one_session(url, 0, auth, threading.Barrier(1), after, alive, args.timeout, 0)
+        answers_after = bool(after and after[0]["correct"])
     finally:
         driver.stop_server(proc, 20)
 
     results.sort(key=lambda r: (r["wave"], r["session"]))
-    lat = [r["latency_s"] for r in results if r.get("latency_s") is not None and not r["error"]]
+    answered = [r for r in results if not r.get("interrupted")]
+    lat = [r["latency_s"] for r in answered if r.get("latency_s") is not None and not r["error"]]
     errors = sum(1 for r in results if r["error"])
     correct = sum(1 for r in results if r["correct"])
-    n = len(results)
+    n = len(answered)
     report = {
         "sessions": args.sessions,
         "rounds": args.rounds,
@@ -213,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         "errors": errors,
         "correct": correct,
         "correct_rate": round(correct / n, 3) if n else None,
+        "interrupted": {
+            how: sum(1 for r in results if r.get("interrupted") and r["kind"] == how)
+            for how in ("disconnect", "deadline")
+        },
+        "answers_after_interrupts": answers_after,
+        "cancel_errors": sum(1 for r in results if r.get("cancel_error")),
         "throughput_answers_per_min": round(60 * len(lat) / wall, 2) if wall else None,
         "server_exit_code": server_exit,
         "rss_mb": {
@@ -233,14 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lat_s = f"{r['latency_s']:.1f}" if r.get("latency_s") is not None else "-"
         shown = r["error"] or (r.get("answer") or "")
+        shown = f"(interrupted: {r['kind']})" if r.get("interrupted") else shown
         print(
-            f"{r['wave']:>4} {r['session']:>3}  {lat_s:>9}  {'yes' if r['correct'] else 'NO':>3}  "
+            f"{r['wave']:>4} {r['session']:>3}  {lat_s:>9}  "
+            f"{'yes' if r['correct'] else '-' if r.get('interrupted') else 'NO':>3}  "
             f"{r['question'][:45]} -> {shown[:70]}"
         )
     print()
     print(
         f"sessions {args.sessions} x {args.rounds} waves   wall {wall:.1f} s   "
-        f"errors {errors}   correct {correct}/{n}"
+        f"errors {errors}   correct {correct}/{n} answered   interrupted "
+        f"{report['interrupted']}   server exit {server_exit}   answers after: {answers_after}"
     )
     ls = report["latency_s"]
     print(f"latency  p50 {ls['p50']} s   p95 {ls['p95']} s   max {ls['max']} s")
@@ -251,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     root = driver.ROOT
     print(f"wrote {args.out.relative_to(root) if args.out.is_relative_to(root) else args.out}")
-    return 0 if errors == 0 else 1
+    return 0 if errors == 0 and answers_after and correct == n else 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag import chunk_store
+from rag import chroma_files, chunk_store
 from rag.chunking import TokenChunker
 from rag.embedding import Embedder, get_embedder
 from rag.errors import CorpusError, IndexBusyError
@@ -144,6 +144,7 @@ def ingest(
     try:
         if reset:
             _check_space(settings, chunks, {})  # before the old index is dropped
+            _begin_writes(settings)
             store.reset()
         store.collection(create=True, embedding_model=embedder.model_name)
         existing = store.existing()
@@ -161,6 +162,7 @@ def ingest(
         report.chunks_resumed = sum(1 for c in chunks if c.id in existing and c.id not in before)
         if not reset:
             _check_space(settings, chunks, existing)
+        _begin_writes(settings)
         _apply(report, chunks, existing, store, embedder, settings, progress)
         # A file that could not be read keeps its chunks, texts included, from the last index.
         old = published[0] if published is not None else None
@@ -184,6 +186,10 @@ def ingest(
             ids, texts, metas, para_texts = in_order(ids, texts, metas, para_texts)
             had = published[1].get("collection_id") if published is not None else None
             stale = stale or had != info["collection_id"]
+        elif (files := chroma_files.record(settings)) is not None:
+            # Chroma's vector files as this ingest leaves them, checked at each open
+            info[chroma_files.KEY] = files
+            stale = stale or published[1].get(chroma_files.KEY) != files  # type: ignore[index]
         if stale:
             t_kw = time.perf_counter()
             index = chunk_store.ChunkStore.build(
@@ -196,11 +202,23 @@ def ingest(
                     raise disk_full_error(str(root), exc.strerror or str(exc)) from exc
                 raise
             report.keyword_seconds = time.perf_counter() - t_kw
+        chroma_files.end_writes(settings)
     finally:
         lock.release()
     report.documents, report.paragraphs, report.chunks = n_docs, n_paras, len(chunks)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _begin_writes(settings: Settings) -> None:
+    try:
+        chroma_files.begin_writes(settings)
+    except OSError as exc:
+        if no_space(exc):
+            raise disk_full_error(
+                str(chunk_store.chunk_store_dir(settings)), exc.strerror or ""
+            ) from exc
+        raise
 
 
 def _check_space(

@@ -257,6 +257,29 @@ def forget_client(settings: Settings) -> None:
     _forget_chroma_systems()
 
 
+def close_clients(under: Path | None = None) -> int:
+    """Close the cached clients of local indexes (every one, or those of index folders under
+    ``under``), which releases their files (SQLite connections, HNSW segments); the next use of
+    such an index opens a fresh client. Clients and collections already handed out for them stop
+    working, so only a caller that knows nothing uses them any more calls this (the test suite,
+    after each test, for the indexes in its temporary folder). Returns how many were closed."""
+    root = under.resolve() if under is not None else None
+    with _CLIENTS_LOCK:
+        keys = [
+            key
+            for key in _CLIENTS
+            if key.startswith("path:")
+            and (root is None or Path(key.removeprefix("path:")).is_relative_to(root))
+        ]
+        clients = [_CLIENTS.pop(key) for key in keys]
+    for client in clients:
+        try:
+            client.close()
+        except Exception as exc:  # noqa: BLE001 - a client that cannot close is dropped anyway
+            logger.debug("closing a Chroma client failed: %s", exc)
+    return len(clients)
+
+
 def _forget_chroma_systems() -> None:
     """Drop Chroma's per-path systems cache (clients already made keep theirs)."""
     from chromadb.api.client import SharedSystemClient
@@ -368,6 +391,7 @@ class ChromaStore:
             check_index_dir(self.settings.index_dir)
         if self._client is None and self._folder_missing():
             return None
+        self.check_files()
         try:
             with chroma_errors(self.settings):
                 return self.client.get_collection(self.name, embedding_function=None)
@@ -377,9 +401,19 @@ class ChromaStore:
     def exists(self) -> bool:
         return self._get() is not None
 
+    def check_files(self) -> None:
+        """Refuse a local index whose vector (HNSW) files differ from what the last ingest
+        recorded, before Chroma reads them: Chroma itself would crash or rank from damaged
+        vectors (``rag.chroma_files``)."""
+        if not self.settings.chroma_server:
+            from rag.chroma_files import check
+
+            check(self.settings)
+
     def collection(self, *, create: bool = False, embedding_model: str | None = None) -> Any:
         """The collection; with ``create`` it is made if missing. Checks the embedding model."""
         if create:
+            self.check_files()
             with chroma_errors(self.settings):
                 col = self.client.get_or_create_collection(
                     self.name,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag import chunk_store
+from rag import chroma_files, chunk_store
 from rag.chunk_store import chunk_store_dir, read_manifest
 from rag.embedding import index_model_name
 from rag.errors import DiskFullError
@@ -119,7 +119,13 @@ class Index:
     def check_nothing_published(self) -> None:
         root = chunk_store_dir(self.settings)
         assert read_manifest(root) == self.manifest  # CURRENT still names the old files
-        leftovers = [p.name for p in root.iterdir() if p.name.startswith(".")]
+        # the mark of an ingest that wrote to Chroma and did not publish may stay (Chroma's
+        # files are then not checked against the published record until the next ingest)
+        leftovers = [
+            p.name
+            for p in root.iterdir()
+            if p.name.startswith(".") and p.name != chroma_files.MARKER
+        ]
         assert leftovers == [], leftovers
         assert sorted(p.name for p in root.iterdir() if p.name.startswith("v")) == [
             self.manifest["version"]
@@ -153,6 +159,7 @@ def _after_space_is_freed(index: Index, filler: Path) -> None:
     assert index.search() == index.hits
     report = ingest(index.settings, embedder=fake_embedder())
     assert report.documents == 2
+    assert not (chunk_store_dir(index.settings) / chroma_files.MARKER).exists()
     r = HybridRetriever(settings=index.settings, embedder=fake_embedder())
     assert r.search("Halvorsen Lighthouse Survey", k=1)[0].text == NEW_FACT
     assert index.search()[0] == index.hits[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from chromadb.errors import InternalError, NotFoundError
 
-from rag import chunk_store
+from rag import chroma_files, chunk_store
 from rag.chunk_store import chunk_store_dir, read_manifest
 from rag.errors import DiskFullError, IndexDamagedError
 from rag.ingest import ingest
@@ -76,7 +76,13 @@ def test_a_chunk_index_that_cannot_be_written_leaves_the_last_one_current(
     with pytest.raises(DiskFullError, match=FULL + "the last complete index is kept$"):
         ingest(tmp_settings, embedder=fake_embedder)
     assert read_manifest(root) == before
-    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", before["version"]]
+    # nothing half-written; the mark of an ingest that wrote to Chroma without publishing
+    # stays until the next complete ingest (rag.chroma_files)
+    assert sorted(p.name for p in root.iterdir()) == [
+        chroma_files.MARKER,
+        "CURRENT",
+        before["version"],
+    ]
 
 
 def test_a_reset_without_room_keeps_the_old_index(
