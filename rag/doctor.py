@@ -92,11 +92,12 @@ def check_embedder(settings: Settings) -> Check:
 
 
 # What one answer on the default path reads and writes, in the packaged model's tokens: the
-# answer prompt (instructions and three paragraphs; p50 639 on the fixed suite), the new part of
-# the yes/no checks (~250), and the statement it writes (p50 22). Measured on the 87 fixed-suite
-# questions with the model's tokenizer (2026-12-03); the prompt's cached prefix is not subtracted,
-# so this is an upper estimate for a conversation and right for a question on new paragraphs.
-ANSWER_PROMPT_TOKENS = 639 + 250
+# answer prompt (instructions and the chosen sentences: ``Timings.prompt_tokens``, p50 600 on the
+# fixed suite; 639 when it read three whole paragraphs), the new part of the yes/no checks
+# (~250), and the statement it writes (p50 22). Measured on the 87 fixed-suite questions with the
+# model's tokenizer (`evals run`, 2026-12-03); the prompt's cached prefix (~256 tokens of
+# instructions) is not subtracted, so this is an upper estimate.
+ANSWER_PROMPT_TOKENS = 600 + 250
 ANSWER_GENERATED_TOKENS = 22
 
 
