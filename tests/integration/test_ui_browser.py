@@ -141,3 +141,24 @@ def test_unanswerable_question_shows_the_abstention(page: Any) -> None:
     assert box.is_visible()
     assert box.inner_text().strip().endswith("The source does not say.")
     assert answer.locator("a.rag-cite").count() == 0
+
+
+def test_the_paragraphs_found_are_shown_before_the_answer(page: Any) -> None:
+    # The user sees which paragraphs are being read while the model reads them (the time it
+    # takes is a benchmark: bench/answers.py "first visible progress"), never a blank wait.
+    before = page.locator(".rag-answer").count()
+    box = page.locator("#rag-input textarea")
+    box.fill("Where was the Joint Communiqué between Bhutan and Qatar signed?")
+    box.press("Enter")
+    found = page.locator(".rag-progress-detail", has_text="Found")
+    found.wait_for(state="visible", timeout=ANSWER_TIMEOUT_MS)
+    detail = found.inner_text()
+    answers_then = page.locator(".rag-answer").count()
+    assert answers_then == before, "the answer came before the paragraphs it read"
+    assert "bhutan-qatar.md" in detail and "¶" in detail, detail
+    page.wait_for_function(
+        "n => document.querySelectorAll('.rag-answer').length > n",
+        arg=before,
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    assert page.locator(".rag-progress").count() == 0
