@@ -11,7 +11,10 @@ _INSTRUCTION = re.compile(
     r"|\b(?:system|assistant)\s*(?:prompt)?\s*:"
     r"|\b(?:reply|respond|answer|output)\s+(?:only\s+)?(?:with|in)\s+(?:the\s+)?(?:single\s+)?(?:word|json|exactly)\b"  # noqa: E501
     r"|\byou\s+(?:are|must|should)\s+(?:now\s+)?(?:an?\s+)?(?:ai|assistant|language model|chatbot)\b"  # noqa: E501
-    r"|\b(?:print|reveal|show)\s+(?:your|the)\s+(?:system\s+)?prompt\b",
+    r"|\b(?:print|reveal|show)\s+(?:your|the)\s+(?:system\s+)?prompt\b"
+    # a rule for the assistant's answers, or about this product's own answer protocol
+    r"|\b(?:answers?|repl(?:y|ies)|responses?)\b[^.]{0,60}\bmust\s+(?:be\s+exactly|say)\b"
+    r"|\bnever\s+(?:write|say|answer|reply)\s+[\"'“]?not\s+found\b",
     re.IGNORECASE,
 )
 

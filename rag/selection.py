@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.injection import looks_like_instruction
 from rag.sentences import sentence_spans
 from rag.text import content_terms, words
 from rag.types import Passage
@@ -60,7 +61,12 @@ def _unit(vectors: Any) -> np.ndarray:
 
 def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Sentence]:
     """Every sentence of ``passages`` with its selection signals."""
-    spans = [(i, s, e) for i, p in enumerate(passages) for s, e in sentence_spans(p.text)]
+    spans = [
+        (i, s, e)
+        for i, p in enumerate(passages)
+        for s, e in sentence_spans(p.text)
+        if not looks_like_instruction(p.text[s:e])  # never read: text that addresses the model
+    ]
     if not spans:
         return []
     texts = [passages[i].text[s:e] for i, s, e in spans]
