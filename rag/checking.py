@@ -26,11 +26,10 @@ from rag.text import content_terms
 from rag.types import Passage
 from rag.verification import (
     CascadeVerifier,
-    LexicalVerifier,
     LLMVerifier,
     Verifier,
     YesNoScorer,
-    load_thresholds,
+    build_verifier,
     scorer_for,
 )
 from rag.verification.answer_gate import AnswerGate, load_answer_gate, signals
@@ -164,17 +163,9 @@ def checker_for(
     v = settings.verification
     if verifier is None:
         scorer = None if v.verifier == "lexical" else scorer_for(llm, settings)
-        if scorer is None:
-            if v.verifier != "lexical":
-                logger.warning("the model gives no log-probabilities: lexical checks only")
-            verifier = LexicalVerifier()
-        else:
-            checks = LLMVerifier(scorer, load_thresholds())
-            verifier = (
-                checks
-                if v.verifier == "llm"
-                else CascadeVerifier(checks, check_support=v.model_support_check)
-            )
+        if scorer is None and v.verifier != "lexical":
+            logger.warning("the model gives no log-probabilities: lexical checks only")
+        verifier = build_verifier(v.verifier, scorer, settings)
     checks = verifier.llm if isinstance(verifier, CascadeVerifier) else None
     model_checks = checks or (verifier if isinstance(verifier, LLMVerifier) else None)
     return Checker(

@@ -29,6 +29,7 @@ __all__ = [
     "YesNoScorer",
     "adds_nothing",
     "answer_span",
+    "build_verifier",
     "get_verifier",
     "lexical_decision",
     "load_thresholds",
@@ -66,9 +67,14 @@ def get_verifier(name: str = "default", settings: Settings | None = None) -> Ver
     scorer = scorer_for(get_llm(settings), settings)
     if scorer is None:
         raise ValueError(f"the {settings.llm.backend} model gives no log-probabilities")
+    return build_verifier(name, scorer, settings)
+
+
+def build_verifier(name: str, scorer: YesNoScorer | None, settings: Settings) -> Verifier:
+    """The verifier ``name`` over ``scorer`` (words only when there is no scorer)."""
+    if name == "lexical" or scorer is None:
+        return LexicalVerifier()
     llm = LLMVerifier(scorer, load_thresholds())
-    return (
-        llm
-        if name == "llm"
-        else CascadeVerifier(llm, check_support=settings.verification.model_support_check)
-    )
+    if name == "llm":
+        return llm
+    return CascadeVerifier(llm, check_support=settings.verification.model_support_check)
