@@ -149,17 +149,29 @@ def _api_error(resp: Any) -> str:
     return message
 
 
+def api_for(s: Settings) -> TestClient:
+    chain = chain_for(s)
+    return TestClient(create_app(s, chain=chain, retriever=chain.retriever))
+
+
+def _api_errors(api: TestClient) -> list[str]:
+    """The error messages of a search, an answer and the status: each a 503, one clean line."""
+    return [
+        _api_error(resp)
+        for resp in (
+            api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
+            api.post("/v1/answer", json={"question": QUESTION}),
+            api.get("/v1/status"),
+        )
+    ]
+
+
 @pytest.mark.parametrize("damage", REFUSED)
 def test_the_api_on_a_damaged_index_answers_503_naming_the_damage(env: Env, damage: str) -> None:
     s = damaged(env, damage)
-    chain = chain_for(s)
-    api = TestClient(create_app(s, chain=chain, retriever=chain.retriever))
-    for resp in (
-        api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
-        api.post("/v1/answer", json={"question": QUESTION}),
-        api.get("/v1/status"),
-    ):
-        assert re.search(DAMAGED, _api_error(resp))
+    api = api_for(s)
+    for message in _api_errors(api):
+        assert re.search(DAMAGED, message)
     assert api.get("/healthz").status_code == 200
 
 
@@ -316,14 +328,9 @@ def test_rag_ask_and_status_on_damaged_vector_files(big: Env, fake_llm: None, da
 @pytest.mark.parametrize("damage", VECTOR_DAMAGES)
 def test_the_api_and_the_ui_on_damaged_vector_files(big: Env, damage: str) -> None:
     s = vector_damaged(big, damage)
-    chain = chain_for(s)
-    api = TestClient(create_app(s, chain=chain, retriever=chain.retriever))
-    for resp in (
-        api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
-        api.post("/v1/answer", json={"question": QUESTION}),
-        api.get("/v1/status"),
-    ):
-        assert "Chroma's vector file" in _api_error(resp)
+    api = api_for(s)
+    for message in _api_errors(api):
+        assert "Chroma's vector file" in message
     assert api.get("/healthz").status_code == 200
     ctl = ChatController(s, chain_for(s))
     *_, (chat, _history, _box, answer_json) = list(ctl.respond(QUESTION, [], []))
