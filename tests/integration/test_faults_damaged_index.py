@@ -32,7 +32,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import Chunk
 from rag_cli.app import app as cli_app
-from tests.fakes import fake_verifier
+from tests.fakes import clear_rag_env, fake_verifier, use_fake_embedder
 from tests.unit.test_index_errors import DAMAGE, SEED, Env, fake_embedder
 from tests.unit.test_index_errors import env as env  # the fixture: a good index, copied per case
 from ui.app import ChatController
@@ -249,9 +249,7 @@ def big_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         encoding="utf-8",
     )
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("RAG_"):
-                mp.delenv(name)
+        clear_rag_env(mp)
         good = Settings(corpus_dir=corpus, db_dir=tmp / "good", data_dir=tmp / "data")
         ingest(good, embedder=fake_embedder(good))
     return good
@@ -260,12 +258,9 @@ def big_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture
 def big(big_index: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """Like ``env``, over the big index: copies of it are damaged."""
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
     return Env(tmp_path, big_index.corpus_dir, big_index)
 
 

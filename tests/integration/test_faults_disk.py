@@ -14,7 +14,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from typer.testing import CliRunner
 
 from rag import chroma_files, chunk_store
 from rag.chunk_store import chunk_store_dir, read_manifest
-from rag.embedding import index_model_name
 from rag.errors import DiskFullError
 from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
@@ -32,7 +30,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.uploads import add_documents
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder
+from tests.fakes import clear_rag_env, fake_embedder, use_fake_embedder
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -43,10 +41,6 @@ DISK_MB = 32  # the 1,500-paragraph upload needs about 14 MiB
 QUERY = "Kathmandu Policy Forum"
 NEW_FACT = "The Halvorsen Lighthouse Survey counted 412 nesting gulls in 2021."
 FULL = r"^the disk holding the index in .+ is full \(.+\): free space there and try again; "
-
-
-def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
 @pytest.fixture(params=["tmpfs", "ext4 loop"])
@@ -135,11 +129,8 @@ class Index:
 @pytest.fixture
 def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
     """A complete index of one document on the small disk (the corpus is elsewhere)."""
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    clear_rag_env(monkeypatch)
+    use_fake_embedder(monkeypatch)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SEED, corpus / SEED.name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.chunk_store import chunk_store_dir
-from rag.embedding import index_model_name
 from rag.errors import (
     ChromaServerUnreachableError,
     IndexBusyError,
@@ -37,15 +35,11 @@ from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.status import index_status
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder
+from tests.fakes import clear_rag_env, fake_embedder, use_fake_embedder
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "corpus" / "bhutan-qatar.md"
-
-
-def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
 @dataclass
@@ -68,12 +62,9 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SEED, corpus / SEED.name)
