@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from langchain_core.embeddings import Embeddings
 
 from rag.embedding import index_model_name
+from rag.ingest import ingest
 from rag.settings import Settings
 from rag.text import content_terms
+
+SEED = Path(__file__).resolve().parents[1] / "corpus" / "bhutan-qatar.md"
 
 
 class HashingEmbedder(Embeddings):
@@ -89,3 +94,13 @@ def clear_rag_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("RAG_"):
             monkeypatch.delenv(name)
+
+
+def seed_index(tmp: Path, db: Path) -> Settings:
+    """The seed document alone (in ``tmp/corpus``), indexed in ``db`` with ``fake_embedder``."""
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    s = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp / "data")
+    ingest(s, embedder=fake_embedder(s))
+    return s

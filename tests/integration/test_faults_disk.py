@@ -30,13 +30,12 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.uploads import add_documents
 from rag_cli.app import app
-from tests.fakes import clear_rag_env, fake_embedder, use_fake_embedder
+from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "corpus" / "bhutan-qatar.md"
 DISK_MB = 32  # the 1,500-paragraph upload needs about 14 MiB
 QUERY = "Kathmandu Policy Forum"
 NEW_FACT = "The Halvorsen Lighthouse Survey counted 412 nesting gulls in 2021."
@@ -131,11 +130,7 @@ def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
     """A complete index of one document on the small disk (the corpus is elsewhere)."""
     clear_rag_env(monkeypatch)
     use_fake_embedder(monkeypatch)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
-    s = Settings(corpus_dir=corpus, db_dir=disk / "db", data_dir=tmp_path / "data")
-    ingest(s, embedder=fake_embedder(s))
+    s = seed_index(tmp_path, disk / "db")
     idx = Index(s, {}, [], big_document(tmp_path / "upload" / "survey.md"))
     idx.manifest = read_manifest(chunk_store_dir(s)) or {}
     idx.hits = idx.search()

@@ -101,16 +101,9 @@ def test_openai_backend_reports_unreachable_server(real_settings: Settings) -> N
     """A wrong endpoint is a clear failure (abstention with the error), not a hang."""
     from rag.chain import AnswerChain
 
-    settings = real_settings.model_copy(
-        update={
-            "llm": LLMSettings(
-                backend="openai",
-                base_url=f"http://127.0.0.1:{free_port()}/v1",
-                model="x",
-                timeout_s=10,
-            )
-        }
-    )
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+    llm = LLMSettings(backend="openai", base_url=nobody, model="x", timeout_s=10)
+    settings = real_settings.model_copy(update={"llm": llm})
     t0 = time.monotonic()
     try:
         answer = AnswerChain(settings=settings).invoke(QUESTION)

@@ -30,12 +30,12 @@ from rag.errors import (
     IndexNotFoundError,
     RagError,
 )
-from rag.ingest import index_lock, ingest
+from rag.ingest import index_lock
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.status import index_status
 from rag_cli.app import app
-from tests.fakes import clear_rag_env, fake_embedder, use_fake_embedder
+from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,12 +65,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     use_fake_embedder(monkeypatch)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
-    good = Settings(corpus_dir=corpus, db_dir=tmp_path / "good", data_dir=tmp_path / "data")
-    ingest(good, embedder=fake_embedder(good))
-    yield Env(tmp_path, corpus, good)
+    good = seed_index(tmp_path, tmp_path / "good")
+    yield Env(tmp_path, good.corpus_dir, good)
 
 
 def _zero(path: Path) -> None:
