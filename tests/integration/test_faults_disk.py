@@ -35,7 +35,6 @@ from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
 DISK_MB = 32  # the 1,500-paragraph upload needs about 14 MiB
 QUERY = "Kathmandu Policy Forum"
 NEW_FACT = "The Halvorsen Lighthouse Survey counted 412 nesting gulls in 2021."
