@@ -127,12 +127,9 @@ def render_markdown(
         lines += _section("Malformed question lines (skipped)", *errors)
     stages = report.get("abstentions_by_stage") or {}
     if stages:
-        lines += _section(
-            "Abstentions by stage",
-            "| stage | answerable (false abstentions) | unanswerable |",
-            "|---|---:|---:|",
-            *(f"| {st} | {v['answerable']} | {v['unanswerable']} |" for st, v in stages.items()),
-        )
+        rows = [f"| {st} | {v['answerable']} | {v['unanswerable']} |" for st, v in stages.items()]
+        header = "| stage | answerable (false abstentions) | unanswerable |"
+        lines += _section("Abstentions by stage", header, "|---|---:|---:|", *rows)
     cats = report.get("categories") or {}
     if cats:
         lines += _section(
