@@ -74,6 +74,15 @@ ANSWER_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def answer_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """The documented responses of a route that answers in JSON, or in server-sent events
+    with ``stream: true`` (``description`` says what the 200 carries either way)."""
+    return {
+        **ANSWER_ERRORS,
+        200: {"description": description, "content": {"text/event-stream": {}}},
+    }
+
+
 async def _api_error(request: Request, exc: ApiError) -> Any:
     return error_response(exc.status, exc.message, exc.headers)
 

@@ -68,6 +68,20 @@ SEEDS: list[tuple[str, str | None]] = [
 ]
 
 
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
 def judge(answer: str, abstained: bool, q: int) -> tuple[bool, bool]:
     """(correct, cross_talk) of one answer to seed question ``q``."""
     expected = SEEDS[q][1]
@@ -364,16 +378,10 @@ def main(argv: list[str] | None = None) -> int:
             "start": [round(x, 2) for x in load_start],
             "end": [round(x, 2) for x in load_end],
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": _machine(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _write_report(args.out, report)
 
     print()
     print(f"{'rnd':>3} {'#':>3} {'kind':<13} {'s':>6} {'429':>3} {'ok':>3}  question -> answer")
@@ -498,16 +506,10 @@ def soak(
             "start": [round(x, 2) for x in load_start],
             "end": [round(x, 2) for x in os.getloadavg()],
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": _machine(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _write_report(args.out, report)
     print(
         f"soak {args.soak_minutes} min: {len(results)} requests, errors {report['errors']}, "
         f"correct {report['correct']}, cross-talk {report['cross_talk']}, server up: {alive}; "

@@ -149,7 +149,7 @@ def bench_chroma(n_queries: int, tmp: Path) -> dict[str, Any]:
 def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
     from rag.chain import AnswerChain
     from rag.ingest import ingest
-    from rag.llm import packaged_model_path
+    from rag.llm import llama_server_command, packaged_model_path
     from rag.settings import LLMSettings, Settings
 
     local = Settings(
@@ -162,23 +162,7 @@ def bench_llm(n_questions: int, tmp: Path, threads: int) -> dict[str, Any]:
     ingest(local)
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(packaged_model_path(local)),
-            "--model_alias",
-            "qwen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--n_threads",
-            str(threads),
-        ],
+        llama_server_command(packaged_model_path(local), port, alias="qwen", threads=threads),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +90,21 @@ def _judges(self_judge: bool, settings: Any, url: str | None, model: str | None)
     return judges
 
 
+def _report(result: RunResult) -> None:
+    """Print the run's summary; exit 1 if a gate failed."""
+    _print_summary(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _print_gates(failed: Iterable[str], written: str, passed: bool) -> None:
+    """The failed gates (on stderr), where the reports are, then the verdict."""
+    for message in failed:
+        err.print(f"[bold red]GATE FAILED[/] {escape(message)}")
+    out.print(written)
+    out.print("[bold green]All gates passed.[/]" if passed else "[bold red]Gates failed.[/]")
+
+
 def _print_summary(result: RunResult) -> None:
     rep = result.report
     from evals.report import fmt_ci
@@ -116,14 +132,9 @@ def _print_summary(result: RunResult) -> None:
             f"Time {res['seconds_total']} s ({res['seconds_answering']} s answering, ratio "
             f"{res['overhead_ratio']}); peak memory {res['peak_rss_mb']} MB"
         )
-    for g in result.gates:
-        if not g.passed:
-            err.print(f"[bold red]GATE FAILED[/] {escape(g.message)}")
-    out.print(
-        f"Reports in {escape(str(result.out_dir))}: "
-        "report.md, report.json, predictions.jsonl, *.png"
-    )
-    out.print("[bold green]All gates passed.[/]" if result.passed else "[bold red]Gates failed.[/]")
+    where = escape(str(result.out_dir))
+    written = f"Reports in {where}: report.md, report.json, predictions.jsonl, *.png"
+    _print_gates((g.message for g in result.gates if not g.passed), written, result.passed)
 
 
 def _run(
@@ -235,9 +246,7 @@ def run(
         judge_model=judge_model,
         progress=progress,
     )
-    _print_summary(result)
-    if not result.passed:
-        raise typer.Exit(1)
+    _report(result)
 
 
 @app.command("baseline")
@@ -296,9 +305,7 @@ def judge(
             result = judge_run(out_dir, j, questions=qs, limit=limit, progress=progress)
     except RagError as exc:
         raise _fail(str(exc)) from None
-    _print_summary(result)
-    if not result.passed:
-        raise typer.Exit(1)
+    _report(result)
 
 
 @app.command()
@@ -444,9 +451,7 @@ def squad(
         judge_model=judge_model,
         progress=progress,
     )
-    _print_summary(result)
-    if not result.passed:
-        raise typer.Exit(1)
+    _report(result)
 
 
 @app.command()
@@ -545,13 +550,9 @@ def faithfulness(
         v = m["value"]
         table.add_row(name, "n/a" if v is None else f"{v:.3f}", fmt_ci(m), str(m["n"]))
     out.print(table)
-    for g in report["gates"]:
-        if not g["passed"]:
-            err.print(f"[bold red]GATE FAILED[/] {escape(g['message'])}")
-    out.print(f"Written {out_dir / 'faithfulness.md'} and faithfulness.json")
-    out.print(
-        "[bold green]All gates passed.[/]" if report["passed"] else "[bold red]Gates failed.[/]"
-    )
+    failed = (g["message"] for g in report["gates"] if not g["passed"])
+    written = f"Written {out_dir / 'faithfulness.md'} and faithfulness.json"
+    _print_gates(failed, written, report["passed"])
     if not report["passed"]:
         raise typer.Exit(1)
 

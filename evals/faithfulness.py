@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,26 +33,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_SET = Path(__file__).resolve().parent / "faithfulness.jsonl"
 JUDGE_VERIFIER = "evals-judge"
 
-Kind = Literal[
+# The statement says what the evidence does not:
+UnfaithfulKind = Literal[
     "negation",
     "role_swap",
     "wrong_entity",
     "substituted_relation",
     "changed_number",
     "merged_facts",
-    "irrelevant",
-    "paraphrase",
-    "verbatim",
 ]
-UNFAITHFUL_KINDS = (
-    "negation",
-    "role_swap",
-    "wrong_entity",
-    "substituted_relation",
-    "changed_number",
-    "merged_facts",
-)
-KINDS = (*UNFAITHFUL_KINDS, "irrelevant", "paraphrase", "verbatim")
+Kind = Literal[UnfaithfulKind, "irrelevant", "paraphrase", "verbatim"]
+UNFAITHFUL_KINDS: tuple[str, ...] = get_args(UnfaithfulKind)
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 class FaithfulnessError(Exception):

@@ -59,6 +59,11 @@ def _cell(text: str, limit: int = 300) -> str:
     return t.replace("|", "\\|")
 
 
+def _section(title: str, *lines: str) -> list[str]:
+    """A level-2 section of the Markdown report: a blank line, the heading, a blank line."""
+    return ["", f"## {title}", "", *lines]
+
+
 def render_markdown(
     report: dict[str, Any], questions: dict[str, Any], predictions: dict[str, Any]
 ) -> str:
@@ -95,14 +100,12 @@ def render_markdown(
     passed = report.get("passed", True)
     lines.append("")
     lines.append(f"**Gate: {'PASSED' if passed else 'FAILED'}**")
-    lines.append("")
-    lines.append("## Metrics")
-    lines.append("")
-    lines.append(
+    lines += _section(
+        "Metrics",
         "| metric | value | 95 % interval | n | judge | independent | baseline | threshold "
-        "| meaning |"
+        "| meaning |",
+        "|---|---:|---|---:|---|---|---:|---|---|",
     )
-    lines.append("|---|---:|---|---:|---|---|---:|---|---|")
     base = report.get("baseline") or {}
     thr = report.get("thresholds") or {}
     for name, mm in report.get("metrics", {}).items():
@@ -118,33 +121,22 @@ def render_markdown(
         )
     failed = [g for g in gates if not g["passed"]]
     if failed:
-        lines.append("")
-        lines.append("## Failed gates")
-        lines.append("")
-        for g in failed:
-            lines.append(f"- {g['message']}")
+        lines += _section("Failed gates", *(f"- {g['message']}" for g in failed))
     if report.get("question_errors"):
-        lines.append("")
-        lines.append("## Malformed question lines (skipped)")
-        lines.append("")
-        for e in report["question_errors"]:
-            lines.append(f"- {e}")
+        errors = (f"- {e}" for e in report["question_errors"])
+        lines += _section("Malformed question lines (skipped)", *errors)
     stages = report.get("abstentions_by_stage") or {}
     if stages:
-        lines.append("")
-        lines.append("## Abstentions by stage")
-        lines.append("")
-        lines.append("| stage | answerable (false abstentions) | unanswerable |")
-        lines.append("|---|---:|---:|")
-        for st, v in stages.items():
-            lines.append(f"| {st} | {v['answerable']} | {v['unanswerable']} |")
+        rows = [f"| {st} | {v['answerable']} | {v['unanswerable']} |" for st, v in stages.items()]
+        header = "| stage | answerable (false abstentions) | unanswerable |"
+        lines += _section("Abstentions by stage", header, "|---|---:|---:|", *rows)
     cats = report.get("categories") or {}
     if cats:
-        lines.append("")
-        lines.append("## By category")
-        lines.append("")
-        lines.append("| category | n | correct | 95 % interval (Wilson) | abstained | errors |")
-        lines.append("|---|---:|---:|---|---:|---:|")
+        lines += _section(
+            "By category",
+            "| category | n | correct | 95 % interval (Wilson) | abstained | errors |",
+            "|---|---:|---:|---|---:|---:|",
+        )
         for c, v in cats.items():
             ci = v.get("ci") or []
             lines.append(

@@ -55,6 +55,47 @@ def validate_history(history: History | None) -> list[dict[str, str]]:
     return out
 
 
+class Stopwatch:
+    """Seconds since the question arrived, and for each step (a lap) since the last one."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        return seconds
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+    def since_start(self, clock: float | None) -> float | None:
+        return clock - self.start if clock is not None else None
+
+
+def drafts(tokens: Iterator[str]) -> Generator[AnswerEvent, None, tuple[str, str, float | None]]:
+    """A ``draft`` event per token; returns (output, failure, clock at the first token).
+
+    Stops generating at the first line that leaves the answer format (nothing after it is
+    read). A timeout keeps what was written. The generation is released here, in this thread.
+    """
+    parts: list[str] = []
+    failure, first = "", None
+    try:
+        for token in tokens:
+            first = first or time.perf_counter()
+            parts.append(token)
+            yield AnswerEvent("draft", token)
+            if "\n" in token and left_the_format("".join(parts)):
+                break
+    except LLMTimeoutError as exc:
+        logger.warning("generation failed: %s", exc)
+        failure = str(exc)
+    finally:
+        tokens.close()  # type: ignore[attr-defined]
+    return "".join(parts), failure, first
+
+
 class AnswerChain:
     """Grounded question answering with checked paragraph citations.
 
@@ -144,37 +185,24 @@ class AnswerChain:
         inputs = {"context": format_context([e.text for e in excerpts]), "question": question}
         prompt = answer_prompt.format_messages(**inputs)
         tokens = self.generate(answer_prompt | self.llm | StrOutputParser(), inputs)
-        parts: list[str] = []
-        failure, first = "", None
-        try:
-            for token in tokens:
-                first = first or time.perf_counter()
-                parts.append(token)
-                yield AnswerEvent("draft", token)
-                if "\n" in token and left_the_format("".join(parts)):
-                    break  # nothing after this line is read: stop generating
-        except LLMTimeoutError as exc:
-            logger.warning("generation failed: %s", exc)
-            failure = str(exc)
-        finally:
-            tokens.close()  # a generation stopped early is released here, in this thread
+        output, failure, first = yield from drafts(tokens)
         n_prompt = sum(self.count_tokens(str(m.content)) for m in prompt)
-        return "".join(parts), failure, n_prompt, first
+        return output, failure, n_prompt, first
 
     # -- public ---------------------------------------------------------------------------
 
     def stream(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
         """Progress events, then one ``final`` event with the checked ``Answer``."""
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         question = validate_query(question, max_chars=self.settings.retrieval.max_query_chars)
         hist = validate_history(history)
         if hist:
             yield AnswerEvent("status", "Rewriting the follow-up as a standalone question…")
         standalone = self.condense(question, hist)
-        t_condense = time.perf_counter() - t0
+        t_condense = clock.lap()
         yield AnswerEvent("status", "Searching the sources…", standalone_question=standalone)
         passages = self.retrieve(standalone)
-        t_retrieval = time.perf_counter() - t0 - t_condense
+        t_retrieval = clock.lap()
         yield AnswerEvent(
             "passages",
             f"Found {len(passages)} paragraphs.",
@@ -184,23 +212,18 @@ class AnswerChain:
         common = dict(question=question, standalone=standalone, passages=passages)
         floor = self.settings.retrieval.min_relevance
         if (score := relevance(passages)) < floor:
-            timings = Timings(t_condense, t_retrieval, total=time.perf_counter() - t0)
-            yield AnswerEvent(
-                "final",
-                answer=abstained(
-                    **common,
-                    timings=timings,
-                    reason=f"low relevance ({score:.2f})",
-                    stage="retrieval",
-                    min_relevance=floor,
-                ),
+            timings = Timings(t_condense, t_retrieval, total=clock.total())
+            reason = f"low relevance ({score:.2f})"
+            answer = abstained(
+                **common, timings=timings, reason=reason, stage="retrieval", min_relevance=floor
             )
+            yield AnswerEvent("final", answer=answer)
             return
         excerpts = self.excerpts(standalone, passages)
         yield AnswerEvent("status", "Reading the paragraphs…")
-        t2 = time.perf_counter()
+        clock.lap()  # selecting the excerpts counts in the total only
         raw, failure, prompt_tokens, first = yield from self.read(standalone, excerpts)
-        t_generation = time.perf_counter() - t2
+        t_generation = clock.lap()
         yield AnswerEvent("status", "Checking every statement against the sources…")
         context = [e.passage for e in excerpts]
         no_output = Checked([], [], [], None)
@@ -208,10 +231,10 @@ class AnswerChain:
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,
-            first_token=first - t0 if first is not None else None,
+            first_token=clock.since_start(first),
             generation=t_generation,
-            total=time.perf_counter() - t0,
-            verification=time.perf_counter() - t2 - t_generation,
+            total=clock.total(),
+            verification=clock.lap(),
             prompt_tokens=prompt_tokens,
         )
         answer = final_answer(checked, raw, failure, timings=timings, min_relevance=floor, **common)

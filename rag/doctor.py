@@ -112,7 +112,7 @@ def check_llm(settings: Settings) -> Check:
 
         t0 = time.perf_counter()
         reply = get_llm(settings).invoke("Reply with the word OK.")
-        text = str(getattr(reply, "content", reply)).strip()[:40]
+        text = str(reply.content).strip()[:40]
         seconds = time.perf_counter() - t0
         return Check(
             "llm",

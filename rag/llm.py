@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +103,33 @@ def close_models() -> None:
                 logger.debug("closing llama.cpp model failed", exc_info=True)
             finally:
                 lock.release()
+
+
+def llama_server_command(model: Path, port: int, *, alias: str, threads: int) -> list[str]:
+    """The command that serves a GGUF over the OpenAI API on 127.0.0.1 (``llama_cpp.server``,
+    the ``[server]`` extra): what ``RAG_LLM__BACKEND=openai`` talks to as model ``alias``.
+
+    Example:
+        >>> cmd = llama_server_command(packaged_model_path(), 8080, alias="qwen", threads=2)
+        >>> server = subprocess.Popen(cmd)
+    """
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        str(threads),
+    ]
 
 
 def _key(settings: Settings) -> str:

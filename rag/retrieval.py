@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -215,19 +215,21 @@ class HybridRetriever:
                 c = cands[pid] = _Candidate(row)
             return c
 
-        rank = 0
-        for chunk, sim in dense:
-            c = candidate(chunk)
-            if c is not None and c.dense_rank is None:
-                rank += 1
-                c.dense_rank = rank
-                c.similarity = sim
-        rank = 0
-        for chunk, _score in keyword:
-            c = candidate(chunk)
-            if c is not None and c.bm25_rank is None:
-                rank += 1
-                c.bm25_rank = rank
+        def best_chunks(
+            hits: Sequence[tuple[StoredChunk, float]],
+        ) -> Iterator[tuple[_Candidate, float]]:
+            """Each paragraph once, at its best chunk in ``hits`` (best first), with its score."""
+            seen: set[int] = set()
+            for chunk, score in hits:
+                c = candidate(chunk)
+                if c is not None and id(c) not in seen:
+                    seen.add(id(c))
+                    yield c, score
+
+        for rank, (c, sim) in enumerate(best_chunks(dense), start=1):
+            c.dense_rank, c.similarity = rank, sim
+        for rank, (c, _score) in enumerate(best_chunks(keyword), start=1):
+            c.bm25_rank = rank
         for c in cands.values():
             c.score = sum(1.0 / (rrf_k + r) for r in (c.dense_rank, c.bm25_rank) if r is not None)
         ranked = sorted(

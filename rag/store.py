@@ -506,17 +506,11 @@ class ChromaStore:
                 col.delete(ids=ids[i : i + 5000])
 
     def query(
-        self,
-        embedding: list[float],
-        n: int,
-        sources: list[str] | None = None,
-        *,
-        col: Any = None,
-        total: int | None = None,
+        self, embedding: list[float], n: int, sources: list[str] | None = None
     ) -> list[tuple[StoredChunk, float]]:
         """Nearest chunks with their cosine similarity; each chunk carries its id and
-        ``CHROMA_FIELDS`` only (``col``/``total`` save round trips)."""
-        return self._query(embedding, n, sources, col, total, ["metadatas", "distances"])
+        ``CHROMA_FIELDS`` only. (Searches use ``query_ids``.)"""
+        return self._query(embedding, n, sources, None, None, ["metadatas", "distances"])
 
     def query_ids(
         self,

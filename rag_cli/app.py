@@ -4,7 +4,8 @@ Expected errors print one line and exit non-zero."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,6 +38,14 @@ DbOpt = Annotated[
 ]
 
 T = TypeVar("T")
+
+
+@contextmanager
+def _command() -> Iterator[None]:
+    """What every command runs in: quiet libraries, and expected errors as one line."""
+    quiet_libraries()
+    with _errors():
+        yield
 
 
 def _with_progress(fn: Callable[[Callable[[int, int], None]], T], label: str) -> T:
@@ -100,8 +109,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Index the corpus folder (only what changed is embedded)."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.errors import EmbeddingModelMismatchError, IndexFormatError
         from rag.ingest import ingest as run_ingest
 
@@ -133,8 +141,7 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show what is indexed and with which embedding model."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.status import index_status
 
         st = index_status(settings_from(corpus, db))
@@ -161,8 +168,7 @@ def status(
 @app.command()
 def doctor(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
     """Check every component for real (one line each, with a measured figure)."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.doctor import run_checks
 
         failed = 0
@@ -186,8 +192,7 @@ def search(
     db: DbOpt = None,
 ) -> None:
     """Hybrid (keyword + dense) search: the best paragraphs for QUERY."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.retrieval import retrieve
 
         settings = settings_from(corpus, db)
@@ -236,8 +241,7 @@ def ask(
     db: DbOpt = None,
 ) -> None:
     """Answer QUESTION from the corpus with verified citations (indexes first if needed)."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.chain import ask as run_ask
         from rag.ingest import ensure_index
         from rag.retrieval import validate_query
@@ -257,8 +261,7 @@ def ask(
 @app.command()
 def chat(corpus: CorpusOpt = None, db: DbOpt = None) -> None:
     """An interactive terminal chat that keeps the conversation history."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from rag.chain import get_chain
         from rag.ingest import ensure_index
 
@@ -319,8 +322,7 @@ def ui(
     host: HostOpt = None, port: UIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the chat UI (indexes the corpus first if needed) and print its URL."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from ui.app import launch  # first: a missing [ui] extra stops before any indexing
 
         launch(_server_settings("ui", host, port, corpus, db))
@@ -331,8 +333,7 @@ def serve(
     host: HostOpt = None, port: APIPortOpt = None, corpus: CorpusOpt = None, db: DbOpt = None
 ) -> None:
     """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
-    quiet_libraries()
-    with _errors():
+    with _command():
         from api.server import serve as run_server  # first: a missing [api] extra stops early
 
         run_server(_server_settings("api", host, port, corpus, db))

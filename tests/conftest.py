@@ -15,6 +15,7 @@ import pytest
 
 from rag.settings import Settings
 from tests.fakes import HashingEmbedder
+from tests.paths import settings_in
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
@@ -38,12 +39,7 @@ def tmp_settings(tmp_path: Path) -> Settings:
     """Settings pointing at a copy of the real corpus and an empty index in tmp_path."""
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
-    return Settings(
-        corpus_dir=corpus,
-        data_dir=tmp_path / "data",
-        db_dir=tmp_path / "db",
-        models_dir=ROOT / "data" / "models",
-    )
+    return settings_in(tmp_path, corpus)
 
 
 @pytest.fixture
@@ -57,11 +53,6 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     from rag.ingest import ingest
 
     base = tmp_path_factory.mktemp("real")
-    settings = Settings(
-        corpus_dir=CORPUS,
-        data_dir=base / "data",
-        db_dir=base / "db",
-        models_dir=ROOT / "data" / "models",
-    )
+    settings = settings_in(base, CORPUS)
     ingest(settings)
     yield settings

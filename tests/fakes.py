@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import shutil
+import sys
+from pathlib import Path
 
+import pytest
 from langchain_core.embeddings import Embeddings
 
+from rag.embedding import index_model_name
+from rag.ingest import ingest
+from rag.settings import Settings
 from rag.text import content_terms
+
+SEED = Path(__file__).resolve().parents[1] / "corpus" / "bhutan-qatar.md"
 
 
 class HashingEmbedder(Embeddings):
@@ -62,3 +72,35 @@ def fake_verifier(p_yes: float = 0.9, overrides: dict[str, float] | None = None)
 
     scorer = FixedScorer(p_yes, overrides)
     return CascadeVerifier(LLMVerifier(scorer, Thresholds(support=0.5, answer=0.5)))
+
+
+def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
+    """The fake under the name of the settings' embedding model (an index built with it
+    reads as built by that model)."""
+    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
+
+
+def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest and retrieval build ``fake_embedder``: the CLI, API and UI run without models."""
+    import rag.ingest  # noqa: F401  (``rag.ingest`` the attribute is the function: patch the modules)
+    import rag.retrieval  # noqa: F401
+
+    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
+    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+
+
+def clear_rag_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``RAG_*`` variable of the shell running the tests reaches the settings."""
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+
+
+def seed_index(tmp: Path, db: Path) -> Settings:
+    """The seed document alone (in ``tmp/corpus``), indexed in ``db`` with ``fake_embedder``."""
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    s = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp / "data")
+    ingest(s, embedder=fake_embedder(s))
+    return s

@@ -9,7 +9,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+RAG_CLI = (sys.executable, "-m", "rag_cli")
 
 
 def free_port() -> int:
@@ -28,6 +31,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def run_rag(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    cwd: Path | None = None,
+    cli: Sequence[str] = RAG_CLI,
+) -> subprocess.CompletedProcess[str]:
+    """``rag ARGS`` in a child process (``python -m rag_cli`` unless ``cli`` names the console
+    script), its output captured as text."""
+    return subprocess.run(
+        [*cli, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd
+    )
 
 
 def chroma_command() -> list[str]:

@@ -9,13 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import Services, services
-from api.errors import ANSWER_ERRORS, ERRORS, ApiError
-from api.schemas import (
-    AnswerRequest,
-    AnswerResponse,
-    RetrieveRequest,
-    RetrieveResponse,
-)
+from api.errors import ERRORS, ApiError, answer_responses
+from api.schemas import AnswerRequest, AnswerResponse, RetrieveRequest, RetrieveResponse
 from api.streaming import event_stream, final_answer, sse
 from rag.types import AnswerEvent
 
@@ -40,15 +35,11 @@ async def retrieve(body: RetrieveRequest, svc: Services = Depends(services)) -> 
 @router.post(
     "/v1/answer",
     response_model=AnswerResponse,
-    responses={
-        **ANSWER_ERRORS,
-        200: {
-            "description": "The verified answer (JSON), or with `stream: true` server-sent "
-            "events: `status`, `passages`, `draft` ({tokens}), then `final` (this JSON) "
-            "or `error` ({error})",
-            "content": {"text/event-stream": {}},
-        },
-    },
+    responses=answer_responses(
+        "The verified answer (JSON), or with `stream: true` server-sent "
+        "events: `status`, `passages`, `draft` ({tokens}), then `final` (this JSON) "
+        "or `error` ({error})"
+    ),
 )
 async def answer(
     body: AnswerRequest,

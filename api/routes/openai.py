@@ -11,13 +11,8 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import format_sse_event
 
 from api.deps import Services, services
-from api.errors import ANSWER_ERRORS, ERRORS, ApiError, one_line
-from api.schemas import (
-    MODEL_ID,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    ModelList,
-)
+from api.errors import ERRORS, ApiError, answer_responses, one_line
+from api.schemas import MODEL_ID, ChatCompletionRequest, ChatCompletionResponse, ModelList
 from api.streaming import event_stream, final_answer, sse
 from rag.types import Answer, AnswerEvent
 
@@ -36,15 +31,11 @@ async def models(svc: Services = Depends(services)) -> dict[str, Any]:  # noqa: 
 @router.post(
     "/v1/chat/completions",
     response_model=ChatCompletionResponse,
-    responses={
-        **ANSWER_ERRORS,
-        200: {
-            "description": "A chat completion, or with `stream: true` OpenAI chunks; "
-            "progress travels as SSE comments, the verified answer in one content chunk, "
-            "the citations in the last chunk",
-            "content": {"text/event-stream": {}},
-        },
-    },
+    responses=answer_responses(
+        "A chat completion, or with `stream: true` OpenAI chunks; "
+        "progress travels as SSE comments, the verified answer in one content chunk, "
+        "the citations in the last chunk"
+    ),
 )
 async def chat_completions(
     body: ChatCompletionRequest,

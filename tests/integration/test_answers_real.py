@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from rag.chain import ask
 from rag.settings import Settings
 from rag.types import ANSWER_FIELDS
 from rag_cli.app import app
+from tests.servers import run_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
@@ -91,19 +91,8 @@ def test_installed_rag_ask_exits_cleanly(real_settings: Settings) -> None:
         "RAG_MODELS_DIR": str(real_settings.models_dir),
         "RAG_DATA_DIR": str(real_settings.data_dir),
     }
-    r = subprocess.run(
-        [
-            str(exe),
-            "ask",
-            "When did Bhutan gain independence?",
-            "--db",
-            str(real_settings.index_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    question = "When did Bhutan gain independence?"
+    r = run_rag("ask", question, "--db", str(real_settings.index_dir), env=env, cli=[str(exe)])
     assert r.returncode == 0, r.stderr
     assert "1949" in r.stdout
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, run_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
@@ -289,14 +289,7 @@ def test_binds_loopback_only_and_logs_request_ids(server: Server) -> None:
 
 
 def test_a_second_server_on_the_same_port_fails_with_one_line(server: Server) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "rag_cli", "serve"],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_rag("serve", env=server.env, timeout=300, cwd=ROOT)
     assert r.returncode != 0
     errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert errors == [errors[0]] and f"cannot serve on 127.0.0.1:{server.port}" in errors[0]

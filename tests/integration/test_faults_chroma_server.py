@@ -8,11 +8,9 @@ fake embedder stands in for the embedding model.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +23,11 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from rag.chain import AnswerChain
-from rag.embedding import index_model_name
 from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag_cli.app import app as cli_app
-from tests.fakes import HashingEmbedder, fake_verifier
+from tests.fakes import clear_rag_env, fake_embedder, fake_verifier, use_fake_embedder
 from tests.servers import free_port, start_chroma, stop
 from ui.app import ChatController
 
@@ -48,10 +45,6 @@ def unreachable(url: str) -> str:
         rf"cannot reach the Chroma server at {re.escape(url)} \(RAG_CHROMA_URL\): start it, "
         "or correct RAG_CHROMA_URL"
     )
-
-
-def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
 @dataclass
@@ -80,12 +73,9 @@ class Server:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import Chunk
 from rag_cli.app import app as cli_app
-from tests.fakes import fake_verifier
+from tests.fakes import clear_rag_env, fake_verifier, use_fake_embedder
 from tests.unit.test_index_errors import DAMAGE, SEED, Env, fake_embedder
 from tests.unit.test_index_errors import env as env  # the fixture: a good index, copied per case
 from ui.app import ChatController
@@ -149,17 +149,29 @@ def _api_error(resp: Any) -> str:
     return message
 
 
+def api_for(s: Settings) -> TestClient:
+    chain = chain_for(s)
+    return TestClient(create_app(s, chain=chain, retriever=chain.retriever))
+
+
+def _api_errors(api: TestClient) -> list[str]:
+    """The error messages of a search, an answer and the status: each a 503, one clean line."""
+    return [
+        _api_error(resp)
+        for resp in (
+            api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
+            api.post("/v1/answer", json={"question": QUESTION}),
+            api.get("/v1/status"),
+        )
+    ]
+
+
 @pytest.mark.parametrize("damage", REFUSED)
 def test_the_api_on_a_damaged_index_answers_503_naming_the_damage(env: Env, damage: str) -> None:
     s = damaged(env, damage)
-    chain = chain_for(s)
-    api = TestClient(create_app(s, chain=chain, retriever=chain.retriever))
-    for resp in (
-        api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
-        api.post("/v1/answer", json={"question": QUESTION}),
-        api.get("/v1/status"),
-    ):
-        assert re.search(DAMAGED, _api_error(resp))
+    api = api_for(s)
+    for message in _api_errors(api):
+        assert re.search(DAMAGED, message)
     assert api.get("/healthz").status_code == 200
 
 
@@ -237,9 +249,7 @@ def big_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         encoding="utf-8",
     )
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("RAG_"):
-                mp.delenv(name)
+        clear_rag_env(mp)
         good = Settings(corpus_dir=corpus, db_dir=tmp / "good", data_dir=tmp / "data")
         ingest(good, embedder=fake_embedder(good))
     return good
@@ -248,12 +258,9 @@ def big_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture
 def big(big_index: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """Like ``env``, over the big index: copies of it are damaged."""
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
     return Env(tmp_path, big_index.corpus_dir, big_index)
 
 
@@ -316,14 +323,9 @@ def test_rag_ask_and_status_on_damaged_vector_files(big: Env, fake_llm: None, da
 @pytest.mark.parametrize("damage", VECTOR_DAMAGES)
 def test_the_api_and_the_ui_on_damaged_vector_files(big: Env, damage: str) -> None:
     s = vector_damaged(big, damage)
-    chain = chain_for(s)
-    api = TestClient(create_app(s, chain=chain, retriever=chain.retriever))
-    for resp in (
-        api.post("/v1/retrieve", json={"query": "Kathmandu Policy Forum"}),
-        api.post("/v1/answer", json={"question": QUESTION}),
-        api.get("/v1/status"),
-    ):
-        assert "Chroma's vector file" in _api_error(resp)
+    api = api_for(s)
+    for message in _api_errors(api):
+        assert "Chroma's vector file" in message
     assert api.get("/healthz").status_code == 200
     ctl = ChatController(s, chain_for(s))
     *_, (chat, _history, _box, answer_json) = list(ctl.respond(QUESTION, [], []))

@@ -14,7 +14,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from typer.testing import CliRunner
 
 from rag import chroma_files, chunk_store
 from rag.chunk_store import chunk_store_dir, read_manifest
-from rag.embedding import index_model_name
 from rag.errors import DiskFullError
 from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
@@ -32,21 +30,15 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.uploads import add_documents
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder
+from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "corpus" / "bhutan-qatar.md"
 DISK_MB = 32  # the 1,500-paragraph upload needs about 14 MiB
 QUERY = "Kathmandu Policy Forum"
 NEW_FACT = "The Halvorsen Lighthouse Survey counted 412 nesting gulls in 2021."
 FULL = r"^the disk holding the index in .+ is full \(.+\): free space there and try again; "
-
-
-def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
 @pytest.fixture(params=["tmpfs", "ext4 loop"])
@@ -135,16 +127,9 @@ class Index:
 @pytest.fixture
 def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
     """A complete index of one document on the small disk (the corpus is elsewhere)."""
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
-    s = Settings(corpus_dir=corpus, db_dir=disk / "db", data_dir=tmp_path / "data")
-    ingest(s, embedder=fake_embedder(s))
+    clear_rag_env(monkeypatch)
+    use_fake_embedder(monkeypatch)
+    s = seed_index(tmp_path, disk / "db")
     idx = Index(s, {}, [], big_document(tmp_path / "upload" / "survey.md"))
     idx.manifest = read_manifest(chunk_store_dir(s)) or {}
     idx.hits = idx.search()

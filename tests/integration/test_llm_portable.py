@@ -7,13 +7,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rag.llama import cpu
 from rag.settings import Settings
+from tests.servers import run_rag
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
@@ -61,22 +61,8 @@ def test_rag_doctor_reports_every_component_ok(real_settings: Settings) -> None:
         RAG_UI__PORT=str(_free_port()),
     )
     env.pop("RAG_CHROMA_URL", None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag_cli",
-            "doctor",
-            "--corpus",
-            str(real_settings.corpus_dir),
-            "--db",
-            str(real_settings.index_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    corpus, db = str(real_settings.corpus_dir), str(real_settings.index_dir)
+    proc = run_rag("doctor", "--corpus", corpus, "--db", db, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = {ln.split()[1]: ln for ln in proc.stdout.splitlines() if ln.startswith(("ok", "FAIL"))}
     assert set(lines) >= {"python", "cpu", "embedder", "llm", "index", "ui"}, proc.stdout
@@ -94,13 +80,7 @@ def test_rag_doctor_fails_with_a_missing_model_file(real_settings: Settings, tmp
         RAG_LLM__MODEL_PATH=str(tmp_path / "missing.gguf"),
         RAG_UI__PORT=str(_free_port()),
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "rag_cli", "doctor", "--db", str(real_settings.index_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = run_rag("doctor", "--db", str(real_settings.index_dir), env=env)
     assert proc.returncode != 0
     llm = [ln for ln in proc.stdout.splitlines() if ln.split()[1:2] == ["llm"]]
     assert llm and llm[0].startswith("FAIL"), proc.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -54,7 +53,7 @@ def llm_server(
     """A running ``llama_cpp.server`` on the packaged model; yields its ``/v1`` base URL."""
     import llama_cpp.server  # noqa: F401  (the [server] extra; never skipped)
 
-    from rag.llm import packaged_model_path
+    from rag.llm import llama_server_command, packaged_model_path
 
     root = Path(__file__).resolve().parents[2]
     model = packaged_model_path(Settings(models_dir=root / "data" / "models"))
@@ -62,23 +61,7 @@ def llm_server(
     log = tmp_path_factory.mktemp("llm-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--model_alias",
-                SERVED_MODEL,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "4096",
-                "--n_threads",
-                "2",
-            ],
+            llama_server_command(model, port, alias=SERVED_MODEL, threads=2),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -118,16 +101,9 @@ def test_openai_backend_reports_unreachable_server(real_settings: Settings) -> N
     """A wrong endpoint is a clear failure (abstention with the error), not a hang."""
     from rag.chain import AnswerChain
 
-    settings = real_settings.model_copy(
-        update={
-            "llm": LLMSettings(
-                backend="openai",
-                base_url=f"http://127.0.0.1:{free_port()}/v1",
-                model="x",
-                timeout_s=10,
-            )
-        }
-    )
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+    llm = LLMSettings(backend="openai", base_url=nobody, model="x", timeout_s=10)
+    settings = real_settings.model_copy(update={"llm": llm})
     t0 = time.monotonic()
     try:
         answer = AnswerChain(settings=settings).invoke(QUESTION)

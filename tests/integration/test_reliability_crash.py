@@ -24,6 +24,7 @@ from rag.embedding import index_model_name
 from rag.ingest import index_lock, ingest
 from rag.settings import Settings
 from tests.fakes import HashingEmbedder
+from tests.servers import run_rag
 
 pytestmark = pytest.mark.integration
 
@@ -180,15 +181,8 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
     (corpus / "bhutan-qatar.md").write_bytes((ROOT / "corpus" / "bhutan-qatar.md").read_bytes())
     settings = _settings(corpus, tmp_path)
     db = str(settings.index_dir)
-    cli = [sys.executable, "-m", "rag_cli"]
-    first = subprocess.run(
-        [*cli, "ingest", "--corpus", str(corpus), "--db", db],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
-        cwd=tmp_path,
-    )
+    paths = ("--corpus", str(corpus), "--db", db)
+    first = run_rag("ingest", *paths, env=_env(), timeout=300, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before, _ = _snapshot(settings)
     (corpus / "extra.txt").write_text("The Zorbian lighthouse keeper logged forty storms.\n")
@@ -197,14 +191,8 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
     with lock.acquire(timeout=5):
         # Another writer: a clear one-line "busy" error, quickly, index unchanged.
         t0 = time.monotonic()
-        busy = subprocess.run(
-            [*cli, "ingest", "--corpus", str(corpus), "--db", db],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_env(RAG_LOCK_TIMEOUT_S="1"),
-            cwd=tmp_path,
-        )
+        busy_env = _env(RAG_LOCK_TIMEOUT_S="1")
+        busy = run_rag("ingest", *paths, env=busy_env, timeout=120, cwd=tmp_path)
         elapsed = time.monotonic() - t0
         assert busy.returncode != 0
         err = [ln for ln in busy.stderr.splitlines() if ln.strip()]
@@ -213,25 +201,8 @@ def test_second_writer_gives_up_promptly_and_readers_do_not_hang(tmp_path: Path)
         assert elapsed < 60, elapsed
         # A reader while an ingest holds the writer lock: answers, does not wait for it.
         t0 = time.monotonic()
-        reader = subprocess.run(
-            [
-                *cli,
-                "search",
-                "Kathmandu Policy Forum",
-                "--json",
-                "-k",
-                "2",
-                "--corpus",
-                str(corpus),
-                "--db",
-                db,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_env(),
-            cwd=tmp_path,
-        )
+        search = ("search", "Kathmandu Policy Forum", "--json", "-k", "2", *paths)
+        reader = run_rag(*search, env=_env(), timeout=120, cwd=tmp_path)
         assert reader.returncode == 0, reader.stderr
         hits = json.loads(reader.stdout)
         assert (hits[0]["source"], hits[0]["paragraph"]) == ("bhutan-qatar.md", 3)

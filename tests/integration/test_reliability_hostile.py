@@ -17,8 +17,8 @@ from rag.chain import AnswerChain
 from rag.ingest import ingest
 from rag.loading import load_corpus
 from rag.paragraphs import split_paragraphs
-from rag.settings import Settings
 from rag.types import Answer
+from tests.paths import settings_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 
@@ -34,12 +34,7 @@ def hostile_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[AnswerChain
     shutil.copy(ROOT / "corpus" / "bhutan-qatar.md", corpus)
     for f in HOSTILE.iterdir():
         shutil.copy(f, corpus / f.name)
-    settings = Settings(
-        corpus_dir=corpus,
-        db_dir=base / "db",
-        data_dir=base / "data",
-        models_dir=ROOT / "data" / "models",
-    )
+    settings = settings_in(base, corpus)
     # Short answers only: bounds the time of each question on a loaded 2-core machine.
     settings.llm.max_tokens = 160
     report = ingest(settings)

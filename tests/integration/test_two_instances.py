@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import free_port, stop
+from tests.servers import free_port, run_rag, stop
 
 pytestmark = pytest.mark.integration
 
@@ -108,14 +108,7 @@ def instances(
 
 
 def _ingest(instance: Instance) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "rag_cli", "ingest"],
-        cwd=ROOT,
-        env=instance.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_rag("ingest", env=instance.env, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -23,6 +23,7 @@ from tests.integration.test_ui_browser import (
     chromium_path,  # noqa: F401  (fixture)
 )
 from tests.integration.test_ui_browser import _ask as ask_in_page
+from tests.paths import settings_in
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.llm]
@@ -49,12 +50,7 @@ def upload_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setti
     corpus = base / "corpus"
     corpus.mkdir()
     shutil.copy(SEED, corpus / SEED.name)
-    settings = Settings(
-        corpus_dir=corpus,
-        data_dir=base / "data",
-        db_dir=base / "db",
-        models_dir=ROOT / "data" / "models",
-    )
+    settings = settings_in(base, corpus)
     ingest(settings)
     settings = settings.model_copy(
         update={

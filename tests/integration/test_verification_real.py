@@ -50,9 +50,7 @@ def test_no_unfaithful_statement_is_shown_as_written(verdicts: dict[str, Verdict
 def test_faithful_paraphrases_are_accepted(verdicts: dict[str, Verdict]) -> None:
     faithful = [c for c in CASES if c["expected"] == "accept"]
     accepted = [c["id"] for c in faithful if verdicts[c["id"]].accept]
-    assert len(accepted) >= 0.8 * len(faithful), sorted(
-        {c["id"] for c in faithful} - set(accepted)
-    )
+    assert len(accepted) >= 0.8 * len(faithful), sorted({c["id"] for c in faithful} - set(accepted))
 
 
 def test_true_but_irrelevant_sentences_are_rejected(verdicts: dict[str, Verdict]) -> None:

@@ -8,16 +8,7 @@ from rag.citations import Claim, parse_claims
 from rag.grounding import candidate_sentences, ground_claims, question_parts
 from rag.types import Passage
 from rag.verification import CascadeVerifier, LexicalVerifier, LLMVerifier, Thresholds
-
-P1 = Passage("a.md", 1, "Intro", "Bhutan is a small kingdom. Its capital is Thimphu.", 0.1, "p1")
-P2 = Passage(
-    "a.md",
-    2,
-    "People",
-    "“Policy matters,” notes Dr. Jane Roe, a scholar at the Lumen Institute in Porto.",
-    0.1,
-    "p2",
-)
+from tests.unit.test_citations import P1, P2
 
 
 class Yes:

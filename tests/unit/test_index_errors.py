@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.chunk_store import chunk_store_dir
-from rag.embedding import index_model_name
 from rag.errors import (
     ChromaServerUnreachableError,
     IndexBusyError,
@@ -32,20 +30,16 @@ from rag.errors import (
     IndexNotFoundError,
     RagError,
 )
-from rag.ingest import index_lock, ingest
+from rag.ingest import index_lock
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.status import index_status
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder
+from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "corpus" / "bhutan-qatar.md"
-
-
-def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-    return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
 
 
 @dataclass
@@ -68,18 +62,11 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    for name in list(os.environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
-    good = Settings(corpus_dir=corpus, db_dir=tmp_path / "good", data_dir=tmp_path / "data")
-    ingest(good, embedder=fake_embedder(good))
-    yield Env(tmp_path, corpus, good)
+    use_fake_embedder(monkeypatch)
+    good = seed_index(tmp_path, tmp_path / "good")
+    yield Env(tmp_path, good.corpus_dir, good)
 
 
 def _zero(path: Path) -> None:

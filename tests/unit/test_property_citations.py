@@ -96,7 +96,9 @@ def test_words_not_in_any_passage_are_not_located(texts: list[str], foreign: lis
 
 @FAST
 @given(case=passages_and_quote())
-def test_quotes_shorter_than_four_words_are_never_located(case: tuple[list[Passage], int, str]) -> None:
+def test_quotes_shorter_than_four_words_are_never_located(
+    case: tuple[list[Passage], int, str],
+) -> None:
     passages, idx, quote = case
     short = " ".join(_fold(quote).split()[: MIN_QUOTE_WORDS - 1])  # "a's" folds to two words
     assert locate_quote(short, passages) is None

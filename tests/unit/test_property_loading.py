@@ -78,7 +78,8 @@ def test_load_text_on_arbitrary_bytes_reads_or_refuses_cleanly(data: bytes, mark
 para_text = (
     st.text(
         alphabet=st.characters(
-            categories=["L", "N", "P", "Zs", "S"], exclude_characters="#\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+            categories=["L", "N", "P", "Zs", "S"],
+            exclude_characters="#\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
         ),
         min_size=1,
         max_size=40,
@@ -133,6 +134,6 @@ def test_whitespace_only_edits_keep_ids(paras: list[str], spaces: str) -> None:
 @pytest.mark.parametrize("text", ["", "\n\n\n", " \t ", "#", "# \n\n#\n"])
 def test_degenerate_markdown_gives_no_paragraphs(text: str) -> None:
     _, blocks = load_text(text.encode(), markdown=True)
-    assert not [b for b in blocks if b.kind == "paragraph" and not b.text.startswith("#")] or text.strip(
-        "#\n \t"
-    )
+    assert not [
+        b for b in blocks if b.kind == "paragraph" and not b.text.startswith("#")
+    ] or text.strip("#\n \t")

@@ -23,11 +23,10 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
 from rag.chunk_store import ChunkStore
-from rag.embedding import index_model_name
 from rag.loading import load_document
 from rag.paragraphs import split_paragraphs
 from rag.settings import Settings
-from tests.fakes import HashingEmbedder
+from tests.fakes import clear_rag_env, fake_embedder, use_fake_embedder
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real_docs"
 CORPUS = DATA / "corpus"
@@ -201,24 +200,18 @@ def test_docx_headings_lists_and_tables() -> None:
 
 @pytest.fixture
 def real_docs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(__import__("os").environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAG_RETRIEVAL__MIN_RELEVANCE", "0.05")  # the lexical fake scores low
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
     settings = Settings(corpus_dir=corpus, db_dir=tmp_path / "db", data_dir=tmp_path / "data")
 
-    def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-        return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
-
     answer = (
         "Answer [P1]: The committee estimated the cost of the Brannock wetland at one point "
         "four million euros."
     )
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
     monkeypatch.setattr(
         sys.modules["rag.chain"],
         "get_llm",

@@ -28,7 +28,7 @@ from rag.ingest import ingest
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder
+from tests.fakes import HashingEmbedder, clear_rag_env, fake_embedder, use_fake_embedder
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "corpus" / "bhutan-qatar.md"
@@ -68,9 +68,7 @@ class RecordingLLM(FakeListChatModel):
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     """A seeded corpus and index in tmp_path; the CLI's model factories return fakes."""
-    for name in list(__import__("os").environ):
-        if name.startswith("RAG_"):
-            monkeypatch.delenv(name)
+    clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     # The lexical fake embedder scores lower than MiniLM: relax the relevance floor.
     monkeypatch.setenv("RAG_RETRIEVAL__MIN_RELEVANCE", "0.05")
@@ -80,15 +78,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     db = tmp_path / "db"
     settings = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp_path / "data")
 
-    def fake_embedder(s: Settings | None = None) -> HashingEmbedder:
-        return HashingEmbedder(model_name=index_model_name((s or Settings()).embedding))
-
     calls: list[str] = []
     llm = RecordingLLM(responses=["NOT FOUND"])
     llm.calls = calls
-    # ``rag.ingest`` the attribute is the function; patch the modules themselves.
-    monkeypatch.setattr(sys.modules["rag.ingest"], "get_embedder", fake_embedder)
-    monkeypatch.setattr(sys.modules["rag.retrieval"], "get_embedder", fake_embedder)
+    use_fake_embedder(monkeypatch)
     monkeypatch.setattr(sys.modules["rag.chain"], "get_llm", lambda s=None: llm)
     monkeypatch.setattr(sys.modules["rag.chain"], "llm_lock", lambda s: nullcontext())
     ingest(settings, embedder=fake_embedder(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from rag.selection import FEATURES, SELECTOR_FILE, Selector, load_selector, select
+from rag.selection import FEATURES, SELECTOR_FILE, Excerpt, Selector, load_selector, select
 from rag.types import Passage
 from tests.fakes import HashingEmbedder
 
@@ -31,13 +31,13 @@ OTHER = passage(
 )
 
 
+def _select(question: str, passages: list[Passage], *, budget: int) -> list[Excerpt]:
+    return select(question, passages, embedder=HashingEmbedder(), count_tokens=words, budget=budget)
+
+
 def test_the_sentence_that_answers_is_read_and_the_budget_holds() -> None:
-    excerpts = select(
-        "How much did the Kestrel Bay ferry project cost?",
-        [FERRY, OTHER],
-        embedder=HashingEmbedder(),
-        count_tokens=words,
-        budget=12,
+    excerpts = _select(
+        "How much did the Kestrel Bay ferry project cost?", [FERRY, OTHER], budget=12
     )
     read = " ".join(e.text for e in excerpts)
     assert "cost 38 million euros" in read
@@ -46,25 +46,15 @@ def test_the_sentence_that_answers_is_read_and_the_budget_holds() -> None:
 
 
 def test_a_pronoun_sentence_comes_with_the_sentence_before_it() -> None:
-    excerpts = select(
-        "When was it finished in 2019?",
-        [FERRY],
-        embedder=HashingEmbedder(),
-        count_tokens=words,
-        budget=20,
-    )
+    excerpts = _select("When was it finished in 2019?", [FERRY], budget=20)
     text = excerpts[0].text
     assert "It was finished in 2019." in text
     assert "The Kestrel Bay ferry project cost 38 million euros. It was finished" in text
 
 
 def test_excerpts_keep_document_order_and_mark_what_was_left_out() -> None:
-    excerpts = select(
-        "Who chairs the town council, and when does it meet?",
-        [OTHER, FERRY],
-        embedder=HashingEmbedder(),
-        count_tokens=words,
-        budget=14,
+    excerpts = _select(
+        "Who chairs the town council, and when does it meet?", [OTHER, FERRY], budget=14
     )
     first = excerpts[0]
     assert first.passage is OTHER
@@ -74,13 +64,7 @@ def test_excerpts_keep_document_order_and_mark_what_was_left_out() -> None:
 
 
 def test_the_best_sentence_is_read_even_when_it_alone_exceeds_the_budget() -> None:
-    excerpts = select(
-        "How much did the ferry project cost?",
-        [FERRY],
-        embedder=HashingEmbedder(),
-        count_tokens=words,
-        budget=1,
-    )
+    excerpts = _select("How much did the ferry project cost?", [FERRY], budget=1)
     only = "… The Kestrel Bay ferry project cost 38 million euros. …"
     assert [e.text for e in excerpts] == [only]
 

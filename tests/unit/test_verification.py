@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evals.faithfulness import UNFAITHFUL_KINDS
 from rag.verification import (
     CascadeVerifier,
     LexicalVerifier,
@@ -29,14 +30,7 @@ CASES = [
 ]
 # Kinds whose statement says something the evidence does not (the "irrelevant" kind is true
 # but does not answer; its rejection is the answer check's job).
-UNFAITHFUL = {
-    "negation",
-    "role_swap",
-    "wrong_entity",
-    "substituted_relation",
-    "changed_number",
-    "merged_facts",
-}
+UNFAITHFUL = set(UNFAITHFUL_KINDS)
 
 
 def test_the_adversarial_set_is_the_one_the_issue_asks_for() -> None:
