@@ -2,7 +2,8 @@
 articles: does a statement the model wrote, located in a source sentence, answer the question?
 
     .venv/bin/python bench/answer_gate.py collect --per-article 40   # the real chain, recorded
-    .venv/bin/python bench/answer_gate.py fit --max-false-answer 0.10
+    .venv/bin/python bench/answer_gate.py rescore    # after a change of the answer check only
+    .venv/bin/python bench/answer_gate.py fit --features logit_answers inv_rank
 
 ``collect`` indexes the articles, and for each sampled question runs the real retriever and
 the packaged model's answer (the shipped prompt), grounds each statement in its source
@@ -59,17 +60,13 @@ def gold_in(shown: str, answers: list[str]) -> bool:
     return any(normalise(a) and normalise(a) in s for a in answers)
 
 
-def collect(per_article: int, seed: int) -> None:
-    from langchain_core.output_parsers import StrOutputParser
-
-    from rag.chain import AnswerChain
+def _settings() -> Any:
+    """The 9 development articles, indexed in bench/out (the shipped settings otherwise)."""
     from rag.ingest import ingest
-    from rag.prompts import answer_prompt, format_context
     from rag.settings import Settings
 
     work = OUT / "answer-gate-squad"
-    arts = select_articles(load_squad(default_squad_path()), DEFAULT_ARTICLES)
-    write_corpus(arts, work / "corpus")
+    write_corpus(_articles(), work / "corpus")
     settings = Settings(
         corpus_dir=work / "corpus",
         data_dir=work / "data",
@@ -78,6 +75,26 @@ def collect(per_article: int, seed: int) -> None:
     )
     settings.llm = settings.llm.model_copy(update={"timeout_s": 600.0})
     print(ingest(settings).summary(), flush=True)
+    return settings
+
+
+def _articles() -> list[dict[str, Any]]:
+    return select_articles(load_squad(default_squad_path()), DEFAULT_ARTICLES)
+
+
+def _chain(settings: Any) -> Any:
+    from rag.chain import AnswerChain
+
+    return AnswerChain(settings=settings)
+
+
+def collect(per_article: int, seed: int) -> None:
+    from langchain_core.output_parsers import StrOutputParser
+
+    from rag.prompts import answer_prompt, format_context
+
+    settings = _settings()
+    arts = _articles()
     rng = random.Random(seed)
     every = all_questions(arts)
     picked = []
@@ -96,7 +113,7 @@ def collect(per_article: int, seed: int) -> None:
     done = set()
     if SIGNALS.exists():
         done = {json.loads(line)["id"] for line in SIGNALS.read_text().splitlines() if line}
-    chain = AnswerChain(settings=settings)
+    chain = _chain(settings)
     t0 = time.perf_counter()
     todo = [g for g in picked if g.question.id not in done]
     with SIGNALS.open("a", encoding="utf-8") as out:
@@ -139,6 +156,45 @@ def collect(per_article: int, seed: int) -> None:
                 print(f"{n}/{len(todo)} questions, {rate:.1f} s each", flush=True)
 
 
+def rescore() -> None:
+    """Recompute the answer check (``logit_answers``) of every recorded sentence with the shipped
+    check, read in its section as the chain reads it, and drop recorded signals ``signals`` no
+    longer computes; the model's reading is not re-run."""
+    from rag.checking import section_of
+    from rag.retrieval import get_retriever
+    from rag.verification.answer_gate import _logit, signals
+
+    settings = _settings()
+    chain_checks = _chain(settings).checker.checks
+    assert chain_checks is not None, "the shipped configuration has the model's answer check"
+    retriever = get_retriever(settings)
+    probe = signals(
+        question="q",
+        statement="s",
+        sentence="s",
+        paragraph="s",
+        p_answers=0.5,
+        rank=1,
+        similarity=0.0,
+        distinctive=None,
+    )
+    records = _load()
+    for n, r in enumerate(records, start=1):
+        for it in r["items"]:
+            # The recorded sentence's paragraph, found again in the index.
+            hits = retriever.search(it["sentence"], k=5)
+            passage = next((p for p in hits if it["sentence"] in p.text), None)
+            if passage is None:
+                raise SystemExit(f"{r['id']}: the recorded sentence is not in the index")
+            p = chain_checks.answer_score(it["sentence"], r["question"], section_of(passage))
+            it["signals"] = {k: v for k, v in it["signals"].items() if k in probe}
+            it["signals"]["logit_answers"] = _logit(p)
+        if n % 20 == 0:
+            print(f"{n}/{len(records)} questions rescored", flush=True)
+    SIGNALS.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    print(f"wrote {SIGNALS}")
+
+
 def _load() -> list[dict[str, Any]]:
     return [json.loads(line) for line in SIGNALS.read_text().splitlines() if line]
 
@@ -157,7 +213,9 @@ def _question_outcomes(records: list[dict[str, Any]], scores: list[list[float]],
     return false_answer, gold, answered
 
 
-def fit(max_false_answer: float | None, out: Path | None = None) -> None:
+def fit(
+    max_false_answer: float | None, out: Path | None = None, features: list[str] | None = None
+) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
@@ -169,6 +227,11 @@ def fit(max_false_answer: float | None, out: Path | None = None) -> None:
     names = sorted(records[0]["items"][0]["signals"]) if records[0]["items"] else None
     if names is None:
         names = sorted(next(r for r in records if r["items"])["items"][0]["signals"])
+    if features:
+        unknown = set(features) - set(names)
+        if unknown:
+            raise SystemExit(f"unknown signals: {sorted(unknown)}; recorded: {names}")
+        names = sorted(features)
     X, y, art, qi = [], [], [], []
     for n, r in enumerate(records):
         for it in r["items"]:
@@ -270,7 +333,8 @@ def fit(max_false_answer: float | None, out: Path | None = None) -> None:
                 "threshold": chosen["threshold"],
                 "fitted_on": "bench/data/answer_gate_signals.jsonl (SQuAD 2.0 dev, 9 articles)",
                 "command": "bench/answer_gate.py fit"
-                + ("" if max_false_answer is None else f" --max-false-answer {max_false_answer}"),
+                + ("" if max_false_answer is None else f" --max-false-answer {max_false_answer}")
+                + (" --features " + " ".join(names) if features else ""),
                 "measured": summary,
                 "curve": curve,
             },
@@ -288,6 +352,7 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("--per-article", type=int, default=40)
     c.add_argument("--seed", type=int, default=0)
+    sub.add_parser("rescore")
     f = sub.add_parser("fit")
     f.add_argument(
         "--max-false-answer",
@@ -297,11 +362,16 @@ def main() -> None:
         "(default: the most accurate threshold)",
     )
     f.add_argument("--out", type=Path, default=None, help="default: the shipped gate file")
+    f.add_argument(
+        "--features", nargs="+", default=None, help="the signals to fit on (default: all recorded)"
+    )
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args.per_article, args.seed)
+    elif args.cmd == "rescore":
+        rescore()
     else:
-        fit(args.max_false_answer, args.out)
+        fit(args.max_false_answer, args.out, args.features)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -101,8 +102,7 @@ class Checker:
                     statement=c.statement,
                     sentence=c.quote,
                     paragraph=c.passage.text,
-                    p_answers=self.checks.answer_score(c.quote, question),
-                    p_answers_paragraph=self.checks.answer_score(c.passage.text, question),
+                    p_answers=self.checks.answer_score(c.quote, question, section_of(c.passage)),
                     rank=next(i for i, p in enumerate(passages) if p is c.passage) + 1,
                     similarity=c.passage.similarity or 0.0,
                     distinctive=wanted,
@@ -148,6 +148,12 @@ class Checker:
                 for c in claims
             )
         ]
+
+
+def section_of(passage: Passage) -> str:
+    """Where a sentence stands, for the answer check: its heading path (which begins with the
+    document's title), else the document's file name in words."""
+    return passage.section or Path(passage.source).stem.replace("-", " ").replace("_", " ")
 
 
 def checker_for(

@@ -1,12 +1,12 @@
 """The answer gate: does a sentence that states the model's statement answer the question?
 
-One logistic regression over several signals, replacing one threshold on one score: the
-model's yes/no answer check on the sentence and on its whole paragraph, words and names of
-the question found in the sentence and paragraph, whether the statement's new words (those
-not in the question) are the source's and of the kind asked for (a date for "when", a number
-for "how many"), the retriever's rank and similarity. Fitted on labelled SQuAD development
+A logistic regression over signals of the sentence: ``signals`` computes the candidates (the
+model's yes/no answer check on the sentence read with its section, words and names of the
+question found in the sentence and paragraph, whether the statement's new words are the
+source's and of the kind asked for, the retriever's rank and similarity); the fitted file
+names the ones the gate uses, chosen out of fold. Fitted on labelled SQuAD development
 questions by ``bench/answer_gate.py`` and kept in ``answer_gate.json`` with the threshold
-chosen there for a stated false-answer rate; nothing here is set by hand.
+chosen there; nothing here is set by hand.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def signals(
     sentence: str,
     paragraph: str,
     p_answers: float,
-    p_answers_paragraph: float,
     rank: int,
     similarity: float,
     distinctive: set[str] | None,
@@ -92,7 +91,6 @@ def signals(
     q_names = _names(question)
     return {
         "logit_answers": _logit(p_answers),
-        "logit_answers_paragraph": _logit(p_answers_paragraph),
         "lexically_supported": float(d.supported is True),
         "no_question_word": float(d.answers is False),
         "q_words_in_sentence": _share(q_terms, sent_terms),

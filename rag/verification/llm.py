@@ -25,8 +25,8 @@ class LLMVerifier:
             statement = PHRASE_STATEMENT.format(question=question.strip(), statement=statement)
         return self.scorer.p_yes(support_messages(statement, evidence))
 
-    def answer_score(self, evidence: str, question: str) -> float:
-        return self.scorer.p_yes(answer_messages(evidence, question))
+    def answer_score(self, evidence: str, question: str, section: str = "") -> float:
+        return self.scorer.p_yes(answer_messages(evidence, question, section))
 
     def verify(self, statement: str, evidence: str, question: str | None = None) -> Verdict:
         s = self.support_score(statement, evidence, question)

@@ -58,6 +58,9 @@ def support_messages(statement: str, evidence: str) -> list[dict[str, str]]:
     return _verify_messages(SUPPORT_USER.format(evidence=evidence, statement=statement))
 
 
-def answer_messages(evidence: str, question: str) -> list[dict[str, str]]:
-    """Chat messages asking whether ``evidence`` answers ``question``."""
-    return _verify_messages(ANSWER_USER.format(evidence=evidence, question=question))
+def answer_messages(evidence: str, question: str, section: str = "") -> list[dict[str, str]]:
+    """Chat messages asking whether ``evidence`` answers ``question``. ``section`` names where
+    the sentence stands (its document and heading): a sentence such as "The project cost 38
+    million euros." answers a question about one named project only in its document."""
+    last = ANSWER_USER.format(evidence=evidence, question=question)
+    return _verify_messages(f"Section: {section}\n{last}" if section else last)
