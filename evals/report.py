@@ -18,7 +18,7 @@ def write_report(
     questions: dict[str, Any],
     predictions: dict[str, Any],
 ) -> None:
-    """Write report.json, report.md, metrics.png and latency.png into ``out_dir``.
+    """Write report.json, report.md, metrics.png, latency.png and gate_curve.png into ``out_dir``.
 
     ``questions``: id -> question dict; ``predictions``: id -> predictions.jsonl row.
     """
@@ -130,6 +130,18 @@ def render_markdown(
         rows = [f"| {st} | {v['answerable']} | {v['unanswerable']} |" for st, v in stages.items()]
         header = "| stage | answerable (false abstentions) | unanswerable |"
         lines += _section("Abstentions by stage", header, "|---|---:|---:|", *rows)
+    curve = report.get("gate_curve") or []
+    if curve:
+        step = max(1, len(curve) // 10)
+        rows = [
+            f"| {c['threshold']:.3f} | {c['answerable_answered']:.2f} | "
+            f"{c['unanswerable_answered']:.2f} |"
+            for c in [*curve[::step], curve[-1]]
+        ]
+        header = "| threshold | answerable answered | unanswerable answered |"
+        lines += _section(
+            "The answer gate's threshold (gate_curve.png)", header, "|---:|---:|---:|", *rows
+        )
     cats = report.get("categories") or {}
     if cats:
         lines += _section(
@@ -209,7 +221,8 @@ PLOT_METRICS = (
 
 
 def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """metrics.png (each metric against the baseline) and latency.png (histogram)."""
+    """metrics.png (each metric against the baseline), latency.png (histogram) and, when the
+    answer gate judged any question, gate_curve.png (share answered against the threshold)."""
     require_extra("evals", "matplotlib")
     import matplotlib
 
@@ -280,4 +293,39 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
+
+    curve = report.get("gate_curve") or []
+    if curve:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        fa = [c["unanswerable_answered"] for c in curve]
+        ans = [c["answerable_answered"] for c in curve]
+        ax.plot(fa, ans, marker=".", color="#3b6ea8", drawstyle="steps-post")
+        shipped = next(
+            (
+                s.get("gate_threshold")
+                for s in report.get("questions", [])
+                if s.get("gate_threshold")
+            ),
+            None,
+        )
+        if shipped is not None:
+            at = min(curve, key=lambda c: abs(c["threshold"] - shipped))
+            ax.plot(at["unanswerable_answered"], at["answerable_answered"], "o", color="k")
+            ax.annotate(
+                f"threshold {shipped:.2f}",
+                (at["unanswerable_answered"], at["answerable_answered"]),
+                textcoords="offset points",
+                xytext=(8, -12),
+                fontsize=8,
+            )
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("unanswerable questions answered (false-answer rate)")
+        ax.set_ylabel("answerable questions answered")
+        ax.set_title(f"{report.get('suite', 'fixed')}: the answer gate's threshold", fontsize=10)
+        fig.tight_layout()
+        p = out_dir / "gate_curve.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
     return paths

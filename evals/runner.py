@@ -26,6 +26,7 @@ from evals.scoring import (
     by_category,
     by_stage,
     error_record,
+    gate_curve,
     prediction_record,
     score_question,
 )
@@ -93,6 +94,7 @@ def build(
         "metrics": metrics,
         "categories": by_category(scores),
         "abstentions_by_stage": by_stage(scores),
+        "gate_curve": gate_curve(scores),
         "thresholds": thresholds,
         "baseline": baseline.get("metrics") or {},
         "gates": [g.to_dict() for g in gates],

@@ -369,6 +369,8 @@ def score_question(
             statements.append(row)
     s["statements"] = statements
     s["stage"] = pred.get("stage", "") if abstained else ""
+    s["gate_score"] = pred.get("gate_score") if outcome != "error" else None
+    s["gate_threshold"] = pred.get("gate_threshold")
     if q.answerable and pred.get("shown") == "unconfirmed":
         evidence = " ".join(c.get("quote", "") for c in pred.get("evidence", []))
         s["gold_in_evidence"] = bool(m.answer_contains(evidence, q.answers, q.all_answers))
@@ -459,6 +461,30 @@ def by_category(scores: Rows) -> dict[str, dict[str, Any]]:
             "errors": sum(1 for s in ss if s.get("outcome") == "error"),
         }
     return out
+
+
+def gate_curve(scores: Rows) -> list[dict[str, float]]:
+    """What the answer gate's threshold trades: for each threshold (each gate score seen, and
+    above the highest), the share of answerable and of unanswerable questions that would be
+    answered. A question the gate never judged (stopped at retrieval or reading, or an error)
+    is answered at no threshold. Empty when no question reached the gate."""
+    rows = [(s["answerable"], s.get("gate_score")) for s in scores if s.get("outcome") != "error"]
+    seen = sorted({g for _, g in rows if g is not None})
+    n_ans = sum(1 for a, _ in rows if a)
+    n_un = len(rows) - n_ans
+    if not seen or not n_ans or not n_un:
+        return []
+    curve = []
+    for t in [*seen, seen[-1] + 1e-9]:
+        passed = [a for a, g in rows if g is not None and g >= t]
+        curve.append(
+            {
+                "threshold": round(t, 6),
+                "answerable_answered": sum(passed) / n_ans,
+                "unanswerable_answered": (len(passed) - sum(passed)) / n_un,
+            }
+        )
+    return curve
 
 
 def by_stage(scores: Rows) -> dict[str, dict[str, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -556,3 +557,37 @@ def test_score_predictions_reproduces_the_run_from_saved_predictions(tmp_path: P
     for name in ("retrieval_recall_at_1", "retrieval_mrr", "answer_contains"):
         assert again.report["metrics"][name]["value"] == res.report["metrics"][name]["value"], name
     assert again.report["metrics"]["abstention_recall"]["value"] == 1.0  # u2 left out
+
+
+class GatedChain(FakeChain):
+    """FakeChain's answers with the answer gate's scores: a1 0.8 (answered), a2 0.3 (refused by
+    the gate), u1 never reached the gate, u2 0.6 (answered); the threshold is 0.5."""
+
+    SCORES = {"Where": 0.8, "What reserves": 0.3, "Capital": 0.6}
+
+    def invoke(self, question: str, history: Any = None) -> Answer:
+        a = super().invoke(question, history)
+        score = next((v for k, v in self.SCORES.items() if question.startswith(k)), None)
+        return replace(a, gate_score=score, gate_threshold=0.5 if score is not None else None)
+
+
+def test_the_report_shows_what_each_gate_threshold_would_answer(tmp_path: Path) -> None:
+    res = run_suite(
+        QUESTIONS,
+        Settings(),
+        tmp_path / "out",
+        chain=GatedChain(),
+        index=False,
+        progress=False,
+        thresholds_path=None,
+        baseline_path=None,
+    )
+    points = [
+        (c["threshold"], c["answerable_answered"], c["unanswerable_answered"])
+        for c in res.report["gate_curve"]
+    ]
+    # Counted by hand: 2 answerable (a1 0.8, a2 0.3), 2 unanswerable (u1 no score, u2 0.6).
+    assert points[:3] == [(0.3, 1.0, 0.5), (0.6, 0.5, 0.5), (0.8, 0.5, 0.0)]
+    assert points[3][1:] == (0.0, 0.0)  # above every score nothing is answered
+    assert (tmp_path / "out" / "gate_curve.png").is_file()
+    assert "| 0.600 | 0.50 | 0.50 |" in (tmp_path / "out" / "report.md").read_text()
