@@ -74,7 +74,8 @@ def candidate_sentences(
     first: those holding every name and number the statement adds to the question, then by
     meaning (``similarity``, the embedder's cosine, when given), then by shared words. A
     sentence that opens with a pronoun (he, it…), or whose names the statement needs sit in
-    the sentence before, comes with that sentence."""
+    the sentence before, comes with that sentence. A bare answer ("India") means what the
+    question asks, so its meaning is compared as the question followed by that answer."""
     want = _keys(statement)
     q = _keys(question)
     names = {t.key for t in tokenize(statement) if t.name}
@@ -101,8 +102,9 @@ def candidate_sentences(
                 overlap = len(want & keys) / max(1, len(want))
             feasible = facts <= keys
             found.append((feasible, overlap, len(q & keys) / max(1, len(q)), i == prefer, i, s, e))
+    meaning = f"{question.strip()} {statement}" if question and is_phrase(statement) else statement
     sims = (
-        similarity(statement, [passages[i].text[s:e] for *_, i, s, e in found])
+        similarity(meaning, [passages[i].text[s:e] for *_, i, s, e in found])
         if similarity is not None and len(found) > 1
         else [0.0] * len(found)
     )

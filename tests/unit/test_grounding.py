@@ -169,3 +169,20 @@ def test_candidates_are_ranked_by_meaning_when_a_similarity_is_given() -> None:
         statement, [P3], q, similarity=lambda st, ss: [1 - x for x in similarity(st, ss)]
     )
     assert P3.text[flipped[0][1] : flipped[0][2]] == "Trade with India grew."
+
+
+def test_a_bare_answer_is_compared_by_meaning_with_its_question() -> None:
+    """ "India" alone says nothing about defence: with the question it does, so the sentence
+    about defence is tried first, not another sentence that merely names India."""
+    seen: list[str] = []
+
+    def similarity(text: str, sentences: Sequence[str]) -> list[float]:
+        seen.append(text)
+        return [0.9 if "security" in s else 0.1 for s in sentences]
+
+    q = "Which country does Bhutan rely on for defence?"
+    first = candidate_sentences("India", [P3], q, similarity=similarity)[0]
+    assert seen == [f"{q} India"]
+    assert "security" in P3.text[first[1] : first[2]]
+    candidate_sentences("Bhutan relies on India for its defence.", [P3], q, similarity=similarity)
+    assert seen[-1] == "Bhutan relies on India for its defence."  # a sentence is its own meaning
