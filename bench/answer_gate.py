@@ -162,22 +162,12 @@ def rescore() -> None:
     longer computes; the model's reading is not re-run."""
     from rag.checking import section_of
     from rag.retrieval import get_retriever
-    from rag.verification.answer_gate import _logit, signals
+    from rag.verification.answer_gate import SIGNALS, _logit
 
     settings = _settings()
     chain_checks = _chain(settings).checker.checks
     assert chain_checks is not None, "the shipped configuration has the model's answer check"
     retriever = get_retriever(settings)
-    probe = signals(
-        question="q",
-        statement="s",
-        sentence="s",
-        paragraph="s",
-        p_answers=0.5,
-        rank=1,
-        similarity=0.0,
-        distinctive=None,
-    )
     records = _load()
     for n, r in enumerate(records, start=1):
         for it in r["items"]:
@@ -187,7 +177,7 @@ def rescore() -> None:
             if passage is None:
                 raise SystemExit(f"{r['id']}: the recorded sentence is not in the index")
             p = chain_checks.answer_score(it["sentence"], r["question"], section_of(passage))
-            it["signals"] = {k: v for k, v in it["signals"].items() if k in probe}
+            it["signals"] = {k: v for k, v in it["signals"].items() if k in SIGNALS}
             it["signals"]["logit_answers"] = _logit(p)
         if n % 20 == 0:
             print(f"{n}/{len(records)} questions rescored", flush=True)

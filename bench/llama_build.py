@@ -33,8 +33,18 @@ def build_wheel(args: str, out: Path) -> tuple[Path, float]:
     env = dict(os.environ, CMAKE_ARGS=args, CMAKE_BUILD_PARALLEL_LEVEL="2")
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir", "-w",
-         str(out), "llama-cpp-python==0.3.36"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-cache-dir",
+            "-w",
+            str(out),
+            "llama-cpp-python==0.3.36",
+        ],
         check=True,
         env=env,
     )
@@ -76,8 +86,11 @@ def main() -> int:
                 return 1
             rates[label]["prompt"].append(res.prompt_tps)
             rates[label]["decode"].append(res.decode_tps)
-            print(f"round {r + 1} {label}: prompt {res.prompt_tps:.0f} tok/s "
-                  f"({res.prompt_tokens} tokens), decode {res.decode_tps:.1f} tok/s", flush=True)
+            print(
+                f"round {r + 1} {label}: prompt {res.prompt_tps:.0f} tok/s "
+                f"({res.prompt_tokens} tokens), decode {res.decode_tps:.1f} tok/s",
+                flush=True,
+            )
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in rates.items()}
     print(f"\n| build | build time | prompt tok/s (median of {args.rounds}) | decode tok/s |")
     print("|---|---|---|---|")
@@ -87,8 +100,16 @@ def main() -> int:
     if {"portable", "native"} <= med.keys():
         for m in ("prompt", "decode"):
             print(f"portable/native {m}: {med['portable'][m] / med['native'][m]:.3f}")
-    write_json("llama_build", {"machine": machine(), "build_s": build_s, "rates": rates,
-                               "median": med, "load": os.getloadavg()})
+    write_json(
+        "llama_build",
+        {
+            "machine": machine(),
+            "build_s": build_s,
+            "rates": rates,
+            "median": med,
+            "load": os.getloadavg(),
+        },
+    )
     return 0
 
 

@@ -23,6 +23,22 @@ from rag.text import content_terms, fold, words
 from rag.verification.lexical import lexical_decision
 
 GATE_FILE = Path(__file__).with_name("answer_gate.json")
+# What ``signals`` computes: the candidates a gate may be fitted on.
+SIGNALS = (
+    "logit_answers",
+    "lexically_supported",
+    "no_question_word",
+    "q_words_in_sentence",
+    "q_words_in_paragraph",
+    "q_names_in_sentence",
+    "q_names_in_paragraph",
+    "distinctive_in_paragraph",
+    "new_words_in_sentence",
+    "new_words",
+    "type_fit",
+    "inv_rank",
+    "similarity",
+)
 
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
 _TIME_WORDS = frozenset(

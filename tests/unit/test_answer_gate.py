@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.verification.answer_gate import GATE_FILE, load_answer_gate, signals
+from rag.verification.answer_gate import GATE_FILE, SIGNALS, load_answer_gate, signals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,8 @@ def test_the_shipped_gate_loads_with_its_measurements() -> None:
         similarity=0.5,
         distinctive=None,
     )
-    assert gate.names and set(gate.names) <= set(feats)  # the fitted subset of the signals
+    assert tuple(feats) == SIGNALS
+    assert gate.names and set(gate.names) <= set(SIGNALS)  # the fitted subset of the signals
     assert 0.0 < gate.threshold < 1.0
     measured = data["measured"]
     # A gate without its out-of-fold measurement is not shipped.
