@@ -91,13 +91,12 @@ def check_embedder(settings: Settings) -> Check:
     )
 
 
-# What one answer on the default path reads and writes, in the packaged model's tokens: the
-# answer prompt (instructions and the chosen sentences: ``Timings.prompt_tokens``, p50 600 on the
-# fixed suite; 639 when it read three whole paragraphs), the new part of the yes/no checks
-# (~250), and the statement it writes (p50 22). Measured on the 87 fixed-suite questions with the
-# model's tokenizer (`evals run`, 2026-12-03); the prompt's cached prefix (~256 tokens of
-# instructions) is not subtracted, so this is an upper estimate.
-ANSWER_PROMPT_TOKENS = 600 + 250
+# What one answer on the default path reads anew and writes, in the packaged model's tokens: the
+# answer prompt (``Timings.prompt_tokens``, p50 598 in `python bench/answers.py`) less its
+# ~256 tokens of instructions and worked example, which llama.cpp keeps from the previous
+# question; the new tokens of the yes/no checks (median 53 on the same 10 questions, counted
+# at llama.cpp's eval, 2026-12-03); and the statement it writes (p50 22).
+ANSWER_PROMPT_TOKENS = (598 - 256) + 53
 ANSWER_GENERATED_TOKENS = 22
 
 
