@@ -83,12 +83,12 @@ class YesJudge:
         return True
 
 
-def _run(tmp_path: Path, **kw: Any) -> Any:
+def _run(tmp_path: Path, chain: Any = None, **kw: Any) -> Any:
     return run_suite(
         QUESTIONS,
         Settings(),
         tmp_path / "out",
-        chain=FakeChain(),
+        chain=chain or FakeChain(),
         index=False,
         progress=False,
         thresholds_path=None,
@@ -572,16 +572,7 @@ class GatedChain(FakeChain):
 
 
 def test_the_report_shows_what_each_gate_threshold_would_answer(tmp_path: Path) -> None:
-    res = run_suite(
-        QUESTIONS,
-        Settings(),
-        tmp_path / "out",
-        chain=GatedChain(),
-        index=False,
-        progress=False,
-        thresholds_path=None,
-        baseline_path=None,
-    )
+    res = _run(tmp_path, chain=GatedChain())
     points = [
         (c["threshold"], c["answerable_answered"], c["unanswerable_answered"])
         for c in res.report["gate_curve"]
