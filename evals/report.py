@@ -309,7 +309,8 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
             None,
         )
         if shipped is not None:
-            at = min(curve, key=lambda c: abs(c["threshold"] - shipped))
+            # What the shipped gate answers: the first point at or above its threshold.
+            at = next((c for c in curve if c["threshold"] >= shipped - 1e-9), curve[-1])
             ax.plot(at["unanswerable_answered"], at["answerable_answered"], "o", color="k")
             ax.annotate(
                 f"threshold {shipped:.2f}",
