@@ -161,23 +161,22 @@ def rescore() -> None:
     check, read in its section as the chain reads it, and drop recorded signals ``signals`` no
     longer computes; the model's reading is not re-run."""
     from rag.checking import section_of
-    from rag.retrieval import get_retriever
-    from rag.verification.answer_gate import SIGNALS, _logit
+    from rag.verification.answer_gate import SIGNALS as COMPUTED
+    from rag.verification.answer_gate import _logit
 
-    settings = _settings()
-    chain_checks = _chain(settings).checker.checks
+    chain = _chain(_settings())
+    chain_checks = chain.checker.checks
     assert chain_checks is not None, "the shipped configuration has the model's answer check"
-    retriever = get_retriever(settings)
     records = _load()
     for n, r in enumerate(records, start=1):
         for it in r["items"]:
             # The recorded sentence's paragraph, found again in the index.
-            hits = retriever.search(it["sentence"], k=5)
+            hits = chain.retrieve(it["sentence"])
             passage = next((p for p in hits if it["sentence"] in p.text), None)
             if passage is None:
                 raise SystemExit(f"{r['id']}: the recorded sentence is not in the index")
             p = chain_checks.answer_score(it["sentence"], r["question"], section_of(passage))
-            it["signals"] = {k: v for k, v in it["signals"].items() if k in SIGNALS}
+            it["signals"] = {k: v for k, v in it["signals"].items() if k in COMPUTED}
             it["signals"]["logit_answers"] = _logit(p)
         if n % 20 == 0:
             print(f"{n}/{len(records)} questions rescored", flush=True)
