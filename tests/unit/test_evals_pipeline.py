@@ -23,22 +23,26 @@ from rag.types import ABSTENTION_TEXT, Answer, Citation, Passage, Timings
 PARA1 = "The signing of the Joint Communiqué in New York this month underscores a maneuver."
 PARA2 = "Qatar, benefiting from significant hydrocarbon reserves, invests in infrastructure."
 
+
+def fact(qid: str, question: str, answer: str, evidence: str) -> Question:
+    """An answerable question of category "fact": one answer, one evidence string."""
+    return Question(
+        id=qid,
+        question=question,
+        answerable=True,
+        answers=[answer],
+        evidence=[evidence],
+        category="fact",
+    )
+
+
 QUESTIONS = [
-    Question(
-        id="a1",
-        question="Where was it signed?",
-        answerable=True,
-        answers=["New York"],
-        evidence=["Joint Communiqué in New York"],
-        category="fact",
-    ),
-    Question(
-        id="a2",
-        question="What reserves does Qatar have?",
-        answerable=True,
-        answers=["hydrocarbon reserves"],
-        evidence=["significant hydrocarbon reserves"],
-        category="fact",
+    fact("a1", "Where was it signed?", "New York", "Joint Communiqué in New York"),
+    fact(
+        "a2",
+        "What reserves does Qatar have?",
+        "hydrocarbon reserves",
+        "significant hydrocarbon reserves",
     ),
     Question(
         id="u1",
