@@ -66,6 +66,17 @@ class FixedScorer:
         """Nothing to give back."""
 
 
+def affiliation_reply(paragraph: int, tail: str = "") -> str:
+    """A model's right reply to "Which institution is Dr. Tenzin Wangchuk affiliated with?":
+    the seed's sentence quoted from the prompt's paragraph ``P<paragraph>``, then the answer
+    (``tail`` after it)."""
+    return (
+        f'Quote [P{paragraph}]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics '
+        f'at the Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy '
+        f"Forum.{tail}"
+    )
+
+
 def fake_verifier(p_yes: float = 0.9, overrides: dict[str, float] | None = None):  # type: ignore[no-untyped-def]
     """The default cascade over a ``FixedScorer``."""
     from rag.verification import CascadeVerifier, LLMVerifier, Thresholds

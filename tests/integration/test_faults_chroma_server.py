@@ -27,7 +27,13 @@ from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag_cli.app import app as cli_app
-from tests.fakes import clear_rag_env, fake_embedder, fake_verifier, use_fake_embedder
+from tests.fakes import (
+    affiliation_reply,
+    clear_rag_env,
+    fake_embedder,
+    fake_verifier,
+    use_fake_embedder,
+)
 from tests.servers import free_port, start_chroma, stop
 from ui.app import ChatController
 
@@ -111,10 +117,7 @@ class App:
 
 def make_app(settings: Settings) -> App:
     retriever = HybridRetriever(settings=settings, embedder=fake_embedder())
-    answer = (
-        'Quote [P1]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics at the '
-        'Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy Forum.'
-    )
+    answer = affiliation_reply(1)
     chain = AnswerChain(
         settings=settings,
         retriever=retriever,

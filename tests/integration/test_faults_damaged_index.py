@@ -32,7 +32,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import Chunk
 from rag_cli.app import app as cli_app
-from tests.fakes import clear_rag_env, fake_verifier, use_fake_embedder
+from tests.fakes import affiliation_reply, clear_rag_env, fake_verifier, use_fake_embedder
 from tests.unit.test_index_errors import DAMAGE, SEED, Env, fake_embedder
 from tests.unit.test_index_errors import env as env  # the fixture: a good index, copied per case
 from ui.app import ChatController
@@ -41,10 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 QUESTION = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 DAMAGED = r"^the index in .* is damaged \(.+\); rebuild it with `rag ingest --reset`"
-ANSWER = (
-    'Quote [P1]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics at the '
-    'Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy Forum.'
-)
+ANSWER = affiliation_reply(1)
 
 
 #: every file of a published chunk-index version (checked against a real one below)

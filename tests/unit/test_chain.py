@@ -12,7 +12,7 @@ from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
 from rag.verification.answer_gate import AnswerGate
-from tests.fakes import HashingEmbedder, fake_verifier
+from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
 
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 
@@ -34,11 +34,7 @@ def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:
 def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
     retriever: HybridRetriever,
 ) -> None:
-    out = (
-        'Quote [P4]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics at the '
-        'Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy Forum.'
-    )
-    ans = chain_with(retriever, out).invoke(Q)
+    ans = chain_with(retriever, affiliation_reply(4)).invoke(Q)
     assert not ans.abstained
     # The statement says "He", the source names him: the source sentence is shown, after the
     # short answer.

@@ -16,7 +16,7 @@ from rag.paragraphs import split_paragraphs
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT
-from tests.fakes import HashingEmbedder, fake_verifier
+from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "tests" / "data" / "hostile"
@@ -76,11 +76,7 @@ def test_injected_looking_output_is_an_abstention(retriever: HybridRetriever, ou
 def test_correct_answer_next_to_hostile_documents_cites_the_seed(
     retriever: HybridRetriever,
 ) -> None:
-    out = (
-        'Quote [P7]: "notes Dr. Tenzin Wangchuk, a specialist in Himalayan geopolitics at the '
-        'Kathmandu Policy Forum"\nAnswer: He is affiliated with the Kathmandu Policy Forum. [7]'
-    )
-    ans = chain_with(retriever, out).invoke(Q)
+    ans = chain_with(retriever, affiliation_reply(7, " [7]")).invoke(Q)
     assert not ans.abstained and "PWNED" not in ans.text
     assert [(c.source, c.paragraph, c.marker) for c in ans.citations] == [("bhutan-qatar.md", 3, 1)]
     assert ans.text.endswith("[1]") and "[7]" not in ans.text
