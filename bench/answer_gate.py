@@ -23,18 +23,15 @@ import math
 import random
 import re
 import string
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import OUT, ROOT, fit_logistic, write_logistic
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from evals.squad import (  # noqa: E402
+from evals.squad import (
     DEFAULT_ARTICLES,
     all_questions,
     default_squad_path,
@@ -43,7 +40,6 @@ from evals.squad import (  # noqa: E402
     write_corpus,
 )
 
-OUT = ROOT / "bench" / "out"
 SIGNALS = ROOT / "bench" / "data" / "answer_gate_signals.jsonl"
 
 
@@ -205,9 +201,7 @@ def _question_outcomes(records: list[dict[str, Any]], scores: list[list[float]],
 def fit(
     max_false_answer: float | None, out: Path | None = None, features: list[str] | None = None
 ) -> None:
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import StandardScaler
 
     from rag.verification.answer_gate import GATE_FILE
 
@@ -232,8 +226,7 @@ def fit(
     oof = np.zeros(len(y))
     for a in sorted(set(art)):
         test = np.array([x == a for x in art])
-        scaler = StandardScaler().fit(X[~test])
-        model = LogisticRegression(C=0.1, max_iter=1000).fit(scaler.transform(X[~test]), y[~test])
+        scaler, model = fit_logistic(X[~test], y[~test], c=0.1)
         oof[test] = model.predict_proba(scaler.transform(X[test]))[:, 1]
     scores: list[list[float]] = [[] for _ in records]
     for n, s in zip(qi, oof, strict=True):
@@ -309,30 +302,23 @@ def fit(
             f"  t={c['threshold']:.3f} false_answer={c['false_answer']:.3f} "
             f"answered_gold={c['answered_gold']:.3f} accuracy={c['accuracy']:.3f}"
         )
-    scaler = StandardScaler().fit(X)
-    model = LogisticRegression(C=0.1, max_iter=1000).fit(scaler.transform(X), y)
-    out.write_text(
-        json.dumps(
-            {
-                "features": names,
-                "mean": scaler.mean_.tolist(),
-                "scale": scaler.scale_.tolist(),
-                "coef": model.coef_[0].tolist(),
-                "intercept": float(model.intercept_[0]),
-                "threshold": chosen["threshold"],
-                "fitted_on": "bench/data/answer_gate_signals.jsonl (SQuAD 2.0 dev, 9 articles)",
-                "command": "bench/answer_gate.py fit"
-                + ("" if max_false_answer is None else f" --max-false-answer {max_false_answer}")
-                + (" --features " + " ".join(names) if features else ""),
-                "measured": summary,
-                "curve": curve,
-            },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
+    scaler, model = fit_logistic(X, y, c=0.1)
+    write_logistic(
+        out,
+        names,
+        scaler,
+        model,
+        {
+            "intercept": float(model.intercept_[0]),
+            "threshold": chosen["threshold"],
+            "fitted_on": "bench/data/answer_gate_signals.jsonl (SQuAD 2.0 dev, 9 articles)",
+            "command": "bench/answer_gate.py fit"
+            + ("" if max_false_answer is None else f" --max-false-answer {max_false_answer}")
+            + (" --features " + " ".join(names) if features else ""),
+            "measured": summary,
+            "curve": curve,
+        },
     )
-    print(f"wrote {out}")
 
 
 def main() -> None:

@@ -148,6 +148,32 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def fit_logistic(X: Any, y: Any, c: float = 1.0) -> tuple[Any, Any]:
+    """A standard scaler fitted on ``X`` and a logistic regression (``C=c``) fitted on the
+    scaled ``X`` against the labels ``y``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(X)
+    return scaler, LogisticRegression(C=c, max_iter=1000).fit(scaler.transform(X), y)
+
+
+def write_logistic(
+    path: Path, features: Sequence[str], scaler: Any, model: Any, fields: dict[str, Any]
+) -> None:
+    """Write a model of :func:`fit_logistic` as JSON: its features, the scaler's mean and scale,
+    the coefficients, then ``fields``."""
+    data = {
+        "features": list(features),
+        "mean": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+        "coef": model.coef_[0].tolist(),
+        **fields,
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()

@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, fit_logistic, write_logistic
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from evals.squad import (  # noqa: E402
+from evals.squad import (
     DEFAULT_ARTICLES,
     all_questions,
     default_squad_path,
@@ -126,9 +123,6 @@ def recall(rows: list[dict], scores: list[np.ndarray], budget: int) -> tuple[flo
 
 
 def fit(per_article: int, seed: int, out: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     from rag.selection import FEATURES
 
     rows = [r for r in collect(per_article, seed) if r["sentences"]]
@@ -139,8 +133,7 @@ def fit(per_article: int, seed: int, out: Path) -> None:
     oof = np.zeros(len(y))
     for a in sorted(set(art)):
         test = art == a
-        scaler = StandardScaler().fit(X[~test])
-        model = LogisticRegression(max_iter=1000).fit(scaler.transform(X[~test]), y[~test])
+        scaler, model = fit_logistic(X[~test], y[~test])
         oof[test] = model.decision_function(scaler.transform(X[test]))
     cuts = np.cumsum([0] + [len(r["sentences"]) for r in rows])
     per_q = [oof[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
@@ -167,25 +160,18 @@ def fit(per_article: int, seed: int, out: Path) -> None:
         "budgets": table,
     }
     print(json.dumps(summary, indent=1))
-    scaler = StandardScaler().fit(X)
-    model = LogisticRegression(max_iter=1000).fit(scaler.transform(X), y)
-    out.write_text(
-        json.dumps(
-            {
-                "features": list(FEATURES),
-                "mean": scaler.mean_.tolist(),
-                "scale": scaler.scale_.tolist(),
-                "coef": model.coef_[0].tolist(),
-                "fitted_on": "SQuAD 2.0 dev, the 9 development articles, answerable questions",
-                "command": f"bench/context_selection.py fit --per-article {per_article}",
-                "measured": summary,
-            },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
+    scaler, model = fit_logistic(X, y)
+    write_logistic(
+        out,
+        FEATURES,
+        scaler,
+        model,
+        {
+            "fitted_on": "SQuAD 2.0 dev, the 9 development articles, answerable questions",
+            "command": f"bench/context_selection.py fit --per-article {per_article}",
+            "measured": summary,
+        },
     )
-    print(f"wrote {out}")
 
 
 def main() -> None:
