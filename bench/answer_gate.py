@@ -21,61 +21,25 @@ import argparse
 import json
 import math
 import random
-import re
-import string
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import OUT, ROOT, fit_logistic, write_logistic
+from common import OUT, ROOT, answer_in, fit_logistic, squad_dev_index, write_logistic
 
-from evals.squad import (
-    DEFAULT_ARTICLES,
-    all_questions,
-    default_squad_path,
-    load_squad,
-    select_articles,
-    write_corpus,
-)
+from evals.squad import all_questions
 
 SIGNALS = ROOT / "bench" / "data" / "answer_gate_signals.jsonl"
 
 
-def normalise(text: str) -> str:
-    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower().replace("’", "'")
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def gold_in(shown: str, answers: list[str]) -> bool:
-    s = normalise(shown)
-    return any(normalise(a) and normalise(a) in s for a in answers)
-
-
-def _settings() -> Any:
-    """The 9 development articles, indexed in bench/out (the shipped settings otherwise)."""
-    from rag.ingest import ingest
-    from rag.settings import Settings
-
-    work = OUT / "answer-gate-squad"
-    write_corpus(_articles(), work / "corpus")
-    settings = Settings(
-        corpus_dir=work / "corpus",
-        data_dir=work / "data",
-        db_dir=work / "db",
-        models_dir=ROOT / "data" / "models",
-    )
+def _index() -> tuple[list[dict[str, Any]], Any]:
+    """The 9 development articles, indexed in bench/out: (the articles, the shipped settings
+    with a 600 s model timeout)."""
+    arts, settings = squad_dev_index(OUT / "answer-gate-squad")
     settings.llm = settings.llm.model_copy(update={"timeout_s": 600.0})
-    print(ingest(settings).summary(), flush=True)
-    return settings
-
-
-def _articles() -> list[dict[str, Any]]:
-    return select_articles(load_squad(default_squad_path()), DEFAULT_ARTICLES)
+    return arts, settings
 
 
 def _chain(settings: Any) -> Any:
@@ -89,8 +53,7 @@ def collect(per_article: int, seed: int) -> None:
 
     from rag.prompts import answer_prompt, format_context
 
-    settings = _settings()
-    arts = _articles()
+    arts, settings = _index()
     rng = random.Random(seed)
     every = all_questions(arts)
     picked = []
@@ -128,8 +91,8 @@ def collect(per_article: int, seed: int) -> None:
                     "signals": j.signals,
                     "statement": j.claim.statement,
                     "sentence": j.claim.quote,
-                    "gold_in_sentence": q.answerable and gold_in(j.claim.quote, q.answers),
-                    "gold_in_statement": q.answerable and gold_in(j.claim.statement, q.answers),
+                    "gold_in_sentence": q.answerable and answer_in(j.claim.quote, q.answers),
+                    "gold_in_statement": q.answerable and answer_in(j.claim.statement, q.answers),
                     "gold_paragraph": (j.claim.passage.source, j.claim.passage.paragraph)
                     == (g.source, g.paragraph),
                 }
@@ -160,7 +123,7 @@ def rescore() -> None:
     from rag.verification.answer_gate import SIGNALS as COMPUTED
     from rag.verification.answer_gate import _logit
 
-    chain = _chain(_settings())
+    chain = _chain(_index()[1])
     chain_checks = chain.checker.checks
     assert chain_checks is not None, "the shipped configuration has the model's answer check"
     records = _load()

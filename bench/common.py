@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import statistics
+import string
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -38,6 +40,7 @@ from evals.squad import DEFAULT_ARTICLES as DEV_ARTICLES  # noqa: E402
 from evals.squad import clean_paragraph as clean  # noqa: E402
 from evals.squad import doc_name as article_file_name  # noqa: E402
 from evals.squad import load_squad as _load_squad_file  # noqa: E402
+from evals.squad import select_articles  # noqa: E402
 from evals.squad import write_corpus as _write_squad_corpus  # noqa: E402
 
 
@@ -146,6 +149,37 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def squad_dev_index(work: Path) -> tuple[list[dict[str, Any]], Any]:
+    """The development articles of the SQuAD 2.0 dev file (with their title headings) written
+    to ``work/corpus`` and indexed in ``work``: (the articles, the shipped settings for that
+    index)."""
+    from rag.ingest import ingest
+    from rag.settings import Settings
+
+    arts = select_articles(_load_squad_file(SQUAD_DEV), DEV_ARTICLES)
+    _write_squad_corpus(arts, work / "corpus")
+    settings = Settings(
+        corpus_dir=work / "corpus",
+        data_dir=work / "data",
+        db_dir=work / "db",
+        models_dir=MODELS_DIR,
+    )
+    print(ingest(settings).summary(), flush=True)
+    return arts, settings
+
+
+def answer_in(text: str, answers: Sequence[str]) -> bool:
+    """Whether one of the SQuAD ``answers`` is in ``text``, both normalised as SQuAD does (lower
+    case, no punctuation, no articles, single spaces; written here apart from the library)."""
+
+    def norm(t: str) -> str:
+        t = "".join(ch for ch in t.lower().replace("’", "'") if ch not in string.punctuation)
+        return " ".join(re.sub(r"\b(a|an|the)\b", " ", t).split())
+
+    s = norm(text)
+    return any(norm(a) and norm(a) in s for a in answers)
 
 
 def fit_logistic(X: Any, y: Any, c: float = 1.0) -> tuple[Any, Any]:

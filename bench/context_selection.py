@@ -20,53 +20,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, fit_logistic, write_logistic
+from common import ROOT, answer_in, fit_logistic, squad_dev_index, write_logistic
 
-from evals.squad import (
-    DEFAULT_ARTICLES,
-    all_questions,
-    default_squad_path,
-    load_squad,
-    select_articles,
-    write_corpus,
-)
+from evals.squad import all_questions
 
 OUT = ROOT / "bench" / "out" / "answer-gate-squad"  # the same index as bench/answer_gate.py
 BUDGETS = (100, 150, 200, 250, 300, 400)
 
 
-def _answer_in(text: str, answers: list[str]) -> bool:
-    # SQuAD's normalisation, written here apart from the library: lower case, no punctuation,
-    # no articles.
-    import re
-    import string
-
-    def norm(t: str) -> str:
-        t = "".join(ch for ch in t.lower().replace("’", "'") if ch not in string.punctuation)
-        return " ".join(re.sub(r"\b(a|an|the)\b", " ", t).split())
-
-    s = norm(text)
-    return any(norm(a) and norm(a) in s for a in answers)
-
-
 def collect(per_article: int, seed: int) -> list[dict]:
     from llama_cpp import Llama
 
-    from rag.ingest import ingest
     from rag.llm import packaged_model_path
     from rag.retrieval import get_retriever
     from rag.selection import sentences
-    from rag.settings import Settings
 
-    arts = select_articles(load_squad(default_squad_path()), DEFAULT_ARTICLES)
-    write_corpus(arts, OUT / "corpus")
-    settings = Settings(
-        corpus_dir=OUT / "corpus",
-        data_dir=OUT / "data",
-        db_dir=OUT / "db",
-        models_dir=ROOT / "data" / "models",
-    )
-    print(ingest(settings).summary(), flush=True)
+    arts, settings = squad_dev_index(OUT)
     retriever = get_retriever(settings)
     vocab = Llama(model_path=str(packaged_model_path(settings)), vocab_only=True, verbose=False)
 
@@ -87,14 +56,12 @@ def collect(per_article: int, seed: int) -> list[dict]:
                 {
                     "article": art["title"],
                     "whole_tokens": sum(n_tokens(p.text) for p in passages),
-                    "gold_in_passages": any(_answer_in(p.text, q.answers) for p in passages),
+                    "gold_in_passages": any(answer_in(p.text, q.answers) for p in passages),
                     "sentences": [
                         {
                             "features": s.features,
                             "tokens": n_tokens(passages[s.passage].text[s.start : s.end]),
-                            "gold": _answer_in(
-                                passages[s.passage].text[s.start : s.end], q.answers
-                            ),
+                            "gold": answer_in(passages[s.passage].text[s.start : s.end], q.answers),
                         }
                         for s in found
                     ],
