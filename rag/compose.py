@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from rag.checking import Checked
 from rag.grounding import GroundedClaim
@@ -59,31 +60,35 @@ def compose(
     return " ".join(sentences), tuple(citations)
 
 
-def answered(
-    claims: Sequence[GroundedClaim],
-    uncovered: Sequence[str],
+def _answer(
+    text: str,
     *,
     question: str,
     standalone: str,
     passages: Sequence[Passage],
     timings: Timings,
     raw: str,
-    gate_score: float | None,
-    gate_threshold: float | None,
+    **fields: Any,
 ) -> Answer:
-    text, citations = compose(claims, uncovered)
+    """``text`` as the ``Answer`` to ``question``, with the chain's standalone question, the
+    passages, timings and raw model output; ``fields``: the outcome's other ``Answer`` fields."""
     return Answer(
         text=text,
-        abstained=False,
-        citations=citations,
         passages=tuple(passages),
         standalone_question=standalone,
         question=question,
         timings=timings,
         raw_output=raw,
-        gate_score=gate_score,
-        gate_threshold=gate_threshold,
+        **fields,
     )
+
+
+def answered(claims: Sequence[GroundedClaim], uncovered: Sequence[str], **context: Any) -> Answer:
+    """The answer composed from the accepted statements; ``context``: the keywords of
+    ``_answer`` (question, standalone, passages, timings, raw) and the gate's score and
+    threshold."""
+    text, citations = compose(claims, uncovered)
+    return _answer(text, abstained=False, citations=citations, **context)
 
 
 def abstained(
@@ -110,14 +115,14 @@ def abstained(
         plain = replace(closest, shown=closest.quote, as_written=False, span=None)
         shown, evidence = compose([plain])
         text = f"{UNCONFIRMED_TEXT} {shown}"
-    return Answer(
-        text=text,
-        abstained=True,
-        passages=tuple(passages),
-        standalone_question=standalone,
+    return _answer(
+        text,
         question=question,
+        standalone=standalone,
+        passages=passages,
         timings=timings,
-        raw_output=raw,
+        raw=raw,
+        abstained=True,
         see_also=see_also,
         reason=reason,
         evidence=evidence,
@@ -149,7 +154,7 @@ def final_answer(
     if claims:
         if failure:  # the last statement may be cut off: show the source sentences
             claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
-        return answered(claims, checked.uncovered, raw=raw, **gate, **common)  # type: ignore[arg-type]
+        return answered(claims, checked.uncovered, raw=raw, **gate, **common)
     stage: Stage = "reading"
     closest = None
     if failure:
