@@ -85,7 +85,8 @@ def collect(per_article: int, seed: int) -> None:
             runnable = answer_prompt | chain.llm | StrOutputParser()
             context = format_context([e.text for e in excerpts])
             raw = "".join(chain.generate(runnable, {"context": context, "question": q.question}))
-            checked = chain.checker.check(raw, [e.passage for e in excerpts], q.question)
+            wanted = chain.retriever.distinctive_terms(q.question)
+            checked = chain.checker.check(raw, [e.passage for e in excerpts], q.question, wanted)
             rows = [
                 {
                     "signals": j.signals,

@@ -135,7 +135,7 @@ class AnswerChain:
     @property
     def checker(self) -> Checker:
         if self._checker is None:
-            kw = dict(llm=self.llm, retriever=self.retriever, verifier=self._verifier)
+            kw = dict(llm=self.llm, embedder=self.retriever.embedder, verifier=self._verifier)
             self._checker = checker_for(self.settings, gate=self._gate, **kw)  # type: ignore[arg-type]
         return self._checker
 
@@ -227,7 +227,8 @@ class AnswerChain:
         yield AnswerEvent("status", "Checking every statement against the sources…")
         context = [e.passage for e in excerpts]
         no_output = Checked([], [], [], None)
-        checked = self.checker.check(raw, context, standalone) if raw.strip() else no_output
+        wanted = self.retriever.distinctive_terms(standalone)
+        checked = self.checker.check(raw, context, standalone, wanted) if raw.strip() else no_output
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,

@@ -21,7 +21,6 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from rag.citations import parse_claims
 from rag.embedding import Embedder
 from rag.grounding import GroundedClaim, ground_claims, question_parts
-from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.text import content_terms
 from rag.types import Passage
@@ -70,14 +69,14 @@ class Checker:
         self,
         *,
         verifier: Verifier,
-        retriever: Retriever,
+        embedder: Embedder,
         gate: AnswerGate | None = None,
         checks: LLMVerifier | None = None,
         filter_paragraphs: bool = False,
         scorer: YesNoScorer | None = None,
     ) -> None:
         self.verifier = verifier
-        self.retriever = retriever
+        self.embedder = embedder
         self.gate = gate
         self.checks = checks
         self.filter_paragraphs = filter_paragraphs
@@ -89,11 +88,19 @@ class Checker:
             else verifier
         )
 
-    def check(self, raw: str, passages: Sequence[Passage], question: str) -> Checked:
+    def check(
+        self,
+        raw: str,
+        passages: Sequence[Passage],
+        question: str,
+        distinctive: set[str] | None = None,
+    ) -> Checked:
+        """``distinctive``: the question's words found in at most half of the indexed chunks
+        (None when unknown)."""
         claims = ground_claims(
             parse_claims(raw), passages, question, self.support, self.similarity()
         )
-        wanted = self.retriever.distinctive_terms(question)
+        wanted = distinctive
         judged: list[Judged] = []
         if self.gate is not None and self.checks is not None:
             for c in claims:
@@ -121,9 +128,9 @@ class Checker:
         )
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
-        """Cosine similarity of a statement to candidate sentences by the retriever's embedder,
-        each sentence embedded once per answer."""
-        embedder: Embedder = self.retriever.embedder
+        """Cosine similarity of a statement to candidate sentences by the embedder, each
+        sentence embedded once per answer."""
+        embedder = self.embedder
         unit: dict[str, np.ndarray] = {}
 
         def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
@@ -160,7 +167,7 @@ def checker_for(
     settings: Settings,
     *,
     llm: BaseChatModel,
-    retriever: Retriever,
+    embedder: Embedder,
     verifier: Verifier | None = None,
     gate: AnswerGate | None = None,
 ) -> Checker:
@@ -176,7 +183,7 @@ def checker_for(
     model_checks = checks or (verifier if isinstance(verifier, LLMVerifier) else None)
     return Checker(
         verifier=verifier,
-        retriever=retriever,
+        embedder=embedder,
         gate=(gate or load_answer_gate()) if v.answer_gate and checks is not None else None,
         checks=checks,
         filter_paragraphs=v.evidence_must_match_question,
