@@ -100,32 +100,53 @@ class Checker:
         claims = ground_claims(
             parse_claims(raw), passages, question, self.support, self.similarity()
         )
-        wanted = distinctive
         judged: list[Judged] = []
+        uncovered: list[str] = []
         if self.gate is not None and self.checks is not None:
+            # A multi-part question is judged part by part: a sentence answers the question
+            # when it answers one part, and a part no shown sentence answers is said so.
+            parts = question_parts(question)
+            covered: set[int] = set()
             for c in claims:
-                feats = signals(
-                    question=question,
-                    statement=c.statement,
-                    sentence=c.quote,
-                    paragraph=c.passage.text,
-                    p_answers=self.checks.answer_score(c.quote, question, section_of(c.passage)),
-                    rank=next(i for i, p in enumerate(passages) if p is c.passage) + 1,
-                    similarity=c.passage.similarity or 0.0,
-                    distinctive=wanted,
-                )
-                judged.append(Judged(c, feats, self.gate.score(feats)))
+                by_part = [self.judge(c, part, passages, distinctive) for part in parts]
+                covered |= {k for k, j in enumerate(by_part) if j.score >= self.gate.threshold}
+                judged.append(max(by_part, key=lambda j: j.score))
             claims = [j.claim for j in judged if j.score >= self.gate.threshold]
-        elif self.filter_paragraphs and wanted is not None:
-            # A cited paragraph must share a distinctive term with the question (a word found
-            # in at most half of the indexed chunks).
-            claims = [c for c in claims if wanted & set(content_terms(c.passage.text))]
-        uncovered = self.uncovered_parts(claims, question) if claims else []
+            if claims and len(parts) > 1:
+                uncovered = [part for k, part in enumerate(parts) if k not in covered]
+        else:
+            if self.filter_paragraphs and distinctive is not None:
+                # A cited paragraph must share a distinctive term with the question (a word
+                # found in at most half of the indexed chunks).
+                claims = [c for c in claims if distinctive & set(content_terms(c.passage.text))]
+            uncovered = self.uncovered_parts(claims, question) if claims else []
         if self.scorer is not None:
             self.scorer.release()  # the next answer re-reads only what differs in its prompt
         return Checked(
             claims, judged, uncovered, self.gate.threshold if self.gate is not None else None
         )
+
+    def judge(
+        self,
+        claim: GroundedClaim,
+        question: str,
+        passages: Sequence[Passage],
+        distinctive: set[str] | None,
+    ) -> Judged:
+        """The answer gate's signals and score for ``claim``'s sentence against ``question``."""
+        assert self.gate is not None and self.checks is not None
+        p = claim.passage
+        feats = signals(
+            question=question,
+            statement=claim.statement,
+            sentence=claim.quote,
+            paragraph=p.text,
+            p_answers=self.checks.answer_score(claim.quote, question, section_of(p)),
+            rank=next(i for i, x in enumerate(passages) if x is p) + 1,
+            similarity=p.similarity or 0.0,
+            distinctive=distinctive,
+        )
+        return Judged(claim, feats, self.gate.score(feats))
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each

@@ -284,3 +284,48 @@ def test_every_abstention_names_its_stage(retriever: HybridRetriever) -> None:
     made_up = chain_with(retriever, "Answer [P1]: The capital of Qatar is Lusail, built in 2099.")
     ans = made_up.invoke("What is the capital of Qatar?")
     assert ans.abstained and ans.stage == "reading" and not ans.evidence
+
+
+TWO_PARTS = "When did Bhutan become independent, and where does Dr. Tenzin Wangchuk work?"
+PART_1 = "Question: When did Bhutan become independent?"
+PART_2 = "Question: Where does Dr. Tenzin Wangchuk work?"
+
+
+def _two_part_chain(
+    retriever: HybridRetriever, out: str, overrides: dict[str, float]
+) -> AnswerChain:
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    return AnswerChain(
+        settings=settings,
+        retriever=retriever,
+        llm=FakeListChatModel(responses=[out]),
+        verifier=fake_verifier(p_yes=0.9, overrides=overrides),
+        answer_gate=_gate(0.5),
+    )
+
+
+def test_a_two_part_question_is_answered_part_by_part(retriever: HybridRetriever) -> None:
+    # Asked the whole two-part question, the answer check doubts each sentence (each answers
+    # one part only); asked part by part, it confirms each.
+    out = (
+        "Answer [P1]: Bhutan became independent in 1949.\n"
+        "Answer [P2]: Dr. Tenzin Wangchuk works at the Kathmandu Policy Forum."
+    )
+    whole = f"Question: {TWO_PARTS}"
+    ans = _two_part_chain(retriever, out, {whole: 0.2}).invoke(TWO_PARTS)
+    assert ans.outcome == "answered", ans.text
+    assert "1949" in ans.text and "Kathmandu Policy Forum" in ans.text
+    assert "does not say" not in ans.text and len(ans.citations) == 2
+
+
+def test_the_part_nothing_answers_is_named(retriever: HybridRetriever) -> None:
+    out = "Answer [P1]: Bhutan became independent in 1949."
+    overrides = {f"Question: {TWO_PARTS}": 0.2, PART_2: 0.1, PART_1: 0.95}
+    ans = _two_part_chain(retriever, out, overrides).invoke(TWO_PARTS)
+    assert ans.outcome == "answered" and "1949" in ans.text
+    assert ans.text.endswith("The source does not say: Where does Dr. Tenzin Wangchuk work?")
+    # Neither part confirmed: evidence, not an answer.
+    doubted = {f"Question: {TWO_PARTS}": 0.2, PART_2: 0.1, PART_1: 0.3}
+    unsure = _two_part_chain(retriever, out, doubted).invoke(TWO_PARTS)
+    assert unsure.outcome == "unconfirmed" and unsure.gate_score == pytest.approx(0.3)
