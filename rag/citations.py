@@ -95,10 +95,15 @@ def parse_claims(output: str) -> list[Claim]:
 
 def left_the_format(output: str) -> bool:
     """True when the model has written an ``Answer`` line and then a complete line that is
-    neither a ``Quote`` nor an ``Answer`` line (a list, an explanation): ``parse_claims`` reads
-    nothing after that, so generation can stop there."""
+    neither a ``Quote`` nor an ``Answer`` line (a list, an explanation), or that repeats an
+    earlier line: ``parse_claims`` reads nothing after the first, and a repeated statement adds
+    nothing, so generation can stop there."""
     answered = False
+    seen: set[str] = set()
     for line in output.split("\n")[:-1]:  # complete lines only
+        if line.strip() and line.strip() in seen:
+            return True
+        seen.add(line.strip())
         if _ANSWER_LINE.match(line) or _QUOTE_LINE.match(line):
             answered = answered or bool(_ANSWER_LINE.match(line))
         elif line.strip() and answered:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rag.citations import Claim, locate_quote, parse_claims
+from rag.citations import Claim, left_the_format, locate_quote, parse_claims
 from rag.types import Passage
 
 P1 = Passage("a.md", 1, "Intro", "Bhutan is a small kingdom. Its capital is Thimphu.", 0.1, "p1")
@@ -55,3 +55,12 @@ def test_every_marker_form_that_cites_a_paragraph_is_stripped_from_the_statement
         assert parse_claims(f"Answer: She works at the Lumen Institute. {marker}") == [
             Claim("", "She works at the Lumen Institute.", 2)
         ]
+
+
+def test_generation_stops_where_the_answer_format_ends_or_repeats() -> None:
+    one = "Answer [P1]: Helen Okafor founded the seed bank.\n"
+    assert not left_the_format(one + "\nAnswer [P2]: The board proposed Anna Lee.\n")
+    assert not left_the_format(one + one.rstrip())  # the repeat is not complete yet
+    assert left_the_format(one + one)  # a small model looping on one statement
+    assert left_the_format(one + "This is because the report says so.\n")
+    assert not left_the_format("Answer [P1]: It is 1949.\n\n\n")  # blank lines are no repeat
