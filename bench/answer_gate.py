@@ -4,6 +4,7 @@ articles: does a statement the model wrote, located in a source sentence, answer
     .venv/bin/python bench/answer_gate.py collect --per-article 40   # the real chain, recorded
     .venv/bin/python bench/answer_gate.py rescore    # after a change of the answer check only
     .venv/bin/python bench/answer_gate.py fit --features logit_answers inv_rank
+    .venv/bin/python bench/answer_gate.py selected --top 3   # the gate on the reader's best
 
 ``collect`` indexes the articles, and for each sampled question runs the real retriever and
 the packaged model's answer (the shipped prompt), grounds each statement in its source
@@ -27,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import OUT, ROOT, answer_in, fit_logistic, squad_dev_index, write_logistic
+from common import (
+    OUT,
+    ROOT,
+    answer_in,
+    fit_logistic,
+    squad_dev_index,
+    write_json,
+    write_logistic,
+)
 
 from evals.squad import all_questions
 
@@ -285,6 +294,59 @@ def fit(
     )
 
 
+def selected(top: int) -> None:
+    """The gate on the sentences the reader ranks best instead of those the model's statements
+    name (the recorded questions): per question the best gate score of the top ``top``
+    selected sentences, and the share answered at each threshold (bench/out/selected_gate.json)."""
+    from rag.checking import section_of
+    from rag.selection import load_selector, refers_back, sentences
+    from rag.verification.answer_gate import load_answer_gate, signals
+
+    records = [json.loads(line) for line in SIGNALS.read_text().splitlines() if line]
+    arts, settings = _index()
+    chain, gate, selector = _chain(settings), load_answer_gate(), load_selector()
+    every = {g.question.id: g for g in all_questions(arts)}
+    rows = []
+    for n, r in enumerate(records, start=1):
+        q = every[r["id"]].question
+        passages = chain.retrieve(q.question)[: settings.llm.max_context_passages]
+        read = [e.passage for e in chain.excerpts(q.question, passages)]
+        found = sentences(q.question, passages, chain.retriever.embedder)
+        best = sorted(range(len(found)), key=lambda k: -selector.score(found[k].features))
+        tops = []
+        for k in best[:top]:
+            f, p = found[k], passages[found[k].passage]
+            own = p.text[f.start : f.end]
+            before = k and found[k - 1].passage == f.passage and refers_back(own)
+            text = p.text[found[k - 1].start if before else f.start : f.end]
+            rank = next((i for i, x in enumerate(read) if x is p), len(read)) + 1
+            p_answers = chain.checker.checks.answer_score(text, q.question, section_of(p))
+            feats = signals(
+                question=q.question, statement=text, sentence=text, paragraph=p.text,
+                p_answers=p_answers, rank=rank, similarity=p.similarity or 0.0, distinctive=None,
+            )  # fmt: skip
+            tops.append((gate.score(feats), q.answerable and answer_in(text, q.answers)))
+        chain.checker.scorer.release()
+        score, gold = max(tops, default=(0.0, False))
+        rows.append({"id": r["id"], "answerable": q.answerable, "score": score, "gold": gold})
+        if n % 20 == 0:
+            print(f"{n}/{len(records)}", flush=True)
+    ans = [x for x in rows if x["answerable"]]
+    un = [x for x in rows if not x["answerable"]]
+    curve = [
+        {
+            "threshold": t,
+            "answered_gold": sum(x["gold"] and x["score"] >= t for x in ans) / len(ans),
+            "false_answer": sum(x["score"] >= t for x in un) / len(un),
+        }
+        for t in np.round(np.arange(0.30, 0.91, 0.05), 2).tolist()
+    ]
+    for c in curve:
+        print(f"  t={c['threshold']:.2f} answered_gold={c['answered_gold']:.2f} "
+              f"false_answer={c['false_answer']:.2f}")  # fmt: skip
+    write_json("selected_gate", {"top": top, "questions": rows, "curve": curve})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -292,6 +354,8 @@ def main() -> None:
     c.add_argument("--per-article", type=int, default=40)
     c.add_argument("--seed", type=int, default=0)
     sub.add_parser("rescore")
+    sel = sub.add_parser("selected")
+    sel.add_argument("--top", type=int, default=3)
     f = sub.add_parser("fit")
     f.add_argument(
         "--max-false-answer",
@@ -309,6 +373,8 @@ def main() -> None:
         collect(args.per_article, args.seed)
     elif args.cmd == "rescore":
         rescore()
+    elif args.cmd == "selected":
+        selected(args.top)
     else:
         fit(args.max_false_answer, args.out, args.features)
 
