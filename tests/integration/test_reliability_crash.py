@@ -24,6 +24,7 @@ from rag.embedding import index_model_name
 from rag.ingest import index_lock, ingest
 from rag.settings import Settings
 from tests.fakes import HashingEmbedder
+from tests.paths import MODELS
 from tests.servers import run_rag
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,9 @@ def _env(**extra: str) -> dict[str, str]:
     env.update(
         {
             "RAG_EMBEDDING__BATCH_SIZE": "2",
+            # the packaged models' folder, with the ONNX export setup made: each child process
+            # would otherwise export the model again into its own tmp data folder (~10 s each)
+            "RAG_MODELS_DIR": str(MODELS),
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONPATH": str(ROOT),
         }
@@ -80,7 +84,9 @@ def squad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(corpus: Path, base: Path) -> Settings:
-    return Settings(corpus_dir=corpus, db_dir=base / "db", data_dir=base / "data")
+    return Settings(
+        corpus_dir=corpus, db_dir=base / "db", data_dir=base / "data", models_dir=MODELS
+    )
 
 
 def _snapshot(settings: Settings) -> tuple[list[str], dict[str, dict]]:
