@@ -48,6 +48,21 @@ def fake_embedder() -> HashingEmbedder:
 
 
 @pytest.fixture(scope="session")
+def seed_built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """``tests.fakes.seed_index`` run once: tests copy it (``tests.fakes.copy_index``) instead
+    of ingesting the seed document again. Never modified; its Chroma clients are closed."""
+    from rag.store import close_clients
+    from tests.fakes import clear_rag_env, seed_index
+
+    base = tmp_path_factory.mktemp("seed")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_rag_env(mp)
+        built = seed_index(base, base / "db")
+    close_clients(under=base)
+    return built
+
+
+@pytest.fixture(scope="session")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The real corpus ingested once with the real embedder into a session index."""
     from rag.ingest import ingest

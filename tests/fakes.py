@@ -115,3 +115,21 @@ def seed_index(tmp: Path, db: Path) -> Settings:
     s = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp / "data")
     ingest(s, embedder=fake_embedder(s))
     return s
+
+
+def copy_index(built: Settings, tmp: Path, db: Path) -> Settings:
+    """What ``seed_index(tmp, db)`` leaves, copied from ``built`` (an index ``seed_index`` made
+    once, its Chroma clients closed) instead of ingested again: the corpus in ``tmp/corpus``,
+    the Chroma folder in ``db``, its chunk index and writer lock file beside it. Files keep
+    their times, as if this index had been built from this corpus."""
+    src, src_db = built.corpus_dir.parent, built.index_dir
+    shutil.copytree(built.corpus_dir, tmp / "corpus")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src_db, db)
+    shutil.copytree(src_db.parent / f"{src_db.name}.bm25", db.parent / f"{db.name}.bm25")
+    for lock in src.glob(f".{src_db.name}.*.lock"):
+        suffix = lock.name.removeprefix(f".{src_db.name}.")
+        shutil.copy2(lock, db.parent / f".{db.name}.{suffix}")
+    if built.data_dir.exists():
+        shutil.copytree(built.data_dir, tmp / "data")
+    return Settings(corpus_dir=tmp / "corpus", db_dir=db, data_dir=tmp / "data")

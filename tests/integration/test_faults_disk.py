@@ -30,7 +30,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.uploads import add_documents
 from rag_cli.app import app
-from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
+from tests.fakes import clear_rag_env, copy_index, fake_embedder, use_fake_embedder
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -125,11 +125,13 @@ class Index:
 
 
 @pytest.fixture
-def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
+def index(
+    disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed_built: Settings
+) -> Index:
     """A complete index of one document on the small disk (the corpus is elsewhere)."""
     clear_rag_env(monkeypatch)
     use_fake_embedder(monkeypatch)
-    s = seed_index(tmp_path, disk / "db")
+    s = copy_index(seed_built, tmp_path, disk / "db")  # as seed_index would build it there
     idx = Index(s, {}, [], big_document(tmp_path / "upload" / "survey.md"))
     idx.manifest = read_manifest(chunk_store_dir(s)) or {}
     idx.hits = idx.search()
