@@ -117,19 +117,26 @@ def seed_index(tmp: Path, db: Path) -> Settings:
     return s
 
 
-def copy_index(built: Settings, tmp: Path, db: Path) -> Settings:
-    """What ``seed_index(tmp, db)`` leaves, copied from ``built`` (an index ``seed_index`` made
-    once, its Chroma clients closed) instead of ingested again: the corpus in ``tmp/corpus``,
-    the Chroma folder in ``db``, its chunk index and writer lock file beside it. Files keep
-    their times, as if this index had been built from this corpus."""
-    src, src_db = built.corpus_dir.parent, built.index_dir
-    shutil.copytree(built.corpus_dir, tmp / "corpus")
-    db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src_db, db)
-    shutil.copytree(src_db.parent / f"{src_db.name}.bm25", db.parent / f"{db.name}.bm25")
-    for lock in src.glob(f".{src_db.name}.*.lock"):
-        suffix = lock.name.removeprefix(f".{src_db.name}.")
-        shutil.copy2(lock, db.parent / f".{db.name}.{suffix}")
+def copy_built_index(built: Settings, to: Settings) -> None:
+    """Copy the index of ``built`` (ingested once, its Chroma clients closed) to where ``to``
+    keeps its index: the Chroma folder, its chunk index and the writer's lock file beside it.
+    ``to``'s corpus must hold the same files as ``built``'s (copied with their times, as
+    ``shutil.copytree`` does): the copy is then what ingesting that corpus would have left."""
+    src, dst = built.index_dir, to.index_dir
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst)
+    shutil.copytree(src.parent / f"{src.name}.bm25", dst.parent / f"{dst.name}.bm25")
+    for lock in src.parent.glob(f".{src.name}.*.lock"):
+        suffix = lock.name.removeprefix(f".{src.name}.")
+        shutil.copy2(lock, dst.parent / f".{dst.name}.{suffix}")
     if built.data_dir.exists():
-        shutil.copytree(built.data_dir, tmp / "data")
-    return Settings(corpus_dir=tmp / "corpus", db_dir=db, data_dir=tmp / "data")
+        shutil.copytree(built.data_dir, to.data_dir, dirs_exist_ok=True)
+
+
+def copy_index(built: Settings, tmp: Path, db: Path) -> Settings:
+    """What ``seed_index(tmp, db)`` leaves, copied from ``built`` (``seed_index`` run once)
+    instead of ingested again: the corpus in ``tmp/corpus``, the index in ``db``."""
+    shutil.copytree(built.corpus_dir, tmp / "corpus")
+    s = Settings(corpus_dir=tmp / "corpus", db_dir=db, data_dir=tmp / "data")
+    copy_built_index(built, s)
+    return s
