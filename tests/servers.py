@@ -104,4 +104,4 @@ def start_chroma(
             raise RuntimeError(
                 f"chroma run did not answer within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
             )
-        time.sleep(0.3)
+        time.sleep(0.05)

@@ -9,6 +9,7 @@ for the model.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -88,12 +89,18 @@ def fill(disk: Path, leave: int = 0) -> Path:
     return filler
 
 
-def big_document(path: Path, paragraphs: int = 1500) -> Path:
-    """A document whose index takes a few MB (random words, so nothing compresses away)."""
+@functools.cache
+def _big_text(paragraphs: int) -> str:
     rng = random.Random(26)
     words = [f"term{i}" for i in range(5000)]
     body = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(paragraphs)]
-    path.write_text("\n\n".join([NEW_FACT, *body]))
+    return "\n\n".join([NEW_FACT, *body])
+
+
+def big_document(path: Path, paragraphs: int = 1500) -> Path:
+    """A document whose index takes a few MB (random words, so nothing compresses away; the
+    same words in every test)."""
+    path.write_text(_big_text(paragraphs))
     return path
 
 
