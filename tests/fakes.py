@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -20,6 +21,18 @@ from rag.text import content_terms
 SEED = Path(__file__).resolve().parents[1] / "corpus" / "bhutan-qatar.md"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _hashed_vector(text: str, dim: int) -> tuple[float, ...]:
+    """HashingEmbedder's vector of ``text`` (a pure function: remembered, as many tests embed
+    the same documents)."""
+    v = [0.0] * dim
+    for term in content_terms(text):
+        h = int(hashlib.md5(term.encode()).hexdigest(), 16)
+        v[h % dim] += 1.0 if (h >> 20) % 2 else -1.0
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return tuple(x / norm for x in v)
+
+
 class HashingEmbedder(Embeddings):
     """A lexical stand-in for the real embedder: hashed bag of stemmed content words,
     L2-normalised, so texts sharing words are similar. Deterministic and instant."""
@@ -33,12 +46,7 @@ class HashingEmbedder(Embeddings):
         return self._name
 
     def _vec(self, text: str) -> list[float]:
-        v = [0.0] * self.dim
-        for term in content_terms(text):
-            h = int(hashlib.md5(term.encode()).hexdigest(), 16)
-            v[h % self.dim] += 1.0 if (h >> 20) % 2 else -1.0
-        norm = math.sqrt(sum(x * x for x in v)) or 1.0
-        return [x / norm for x in v]
+        return list(_hashed_vector(text, self.dim))
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self._vec(t) for t in texts]
