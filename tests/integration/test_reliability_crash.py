@@ -34,12 +34,15 @@ N_PARAS = 120  # SQuAD paragraphs: a few seconds of real embedding
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v2-dev" / "dev-v2.0.json"
 
 # Ingest in-process with progress lines on stdout, so the test can kill it mid-write.
-# Small embedding batches make many separate Chroma writes.
+# Small embedding batches make many separate Chroma writes. The process starts (imports) and
+# waits for a line on stdin before it reads the settings and ingests: the test starts the next
+# run's process while this one runs.
 INGEST_SCRIPT = """
 import sys
 from pathlib import Path
 from rag.ingest import ingest
 from rag.settings import Settings
+sys.stdin.readline()
 s = Settings(corpus_dir=Path(sys.argv[1]), db_dir=Path(sys.argv[2]), data_dir=Path(sys.argv[3]))
 def progress(done, total):
     print(f"progress {done} {total}", flush=True)
@@ -143,12 +146,22 @@ def _start_ingest(settings: Settings) -> subprocess.Popen[str]:
             str(settings.index_dir),
             str(settings.data_dir),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=_env(),
         cwd=ROOT,
     )
+
+
+def _go(proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Let a process from ``_start_ingest`` run its ingest."""
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.close()
+    proc.stdin = None  # closed: nothing more for communicate() to send
+    return proc
 
 
 def _kill_after_progress(proc: subprocess.Popen[str], n_lines: int, timeout: float = 120) -> int:
@@ -176,23 +189,27 @@ def test_killed_ingest_is_repaired_by_the_next_run(squad_corpus: Path, tmp_path:
     clean = _settings(squad_corpus, tmp_path / "clean")
     crashy = _settings(squad_corpus, tmp_path / "crashy")
     kills = []
+    # one process per run, each started (importing) while the one before it runs
+    runs = [_start_ingest(crashy)]
     for _ in range(3):
         # 1 progress line = the plan is made and writing starts; later lines = batches written.
         n = rnd.randint(1, 6)
-        proc = _start_ingest(crashy)
+        proc = _go(runs[-1])
+        runs.append(_start_ingest(crashy))
         time.sleep(rnd.uniform(0, 0.3))
         kills.append(_kill_after_progress(proc, n))
     assert kills, kills
     # The run after the kills finishes and matches a clean run exactly.
-    resumed = _start_ingest(crashy)
+    resumed = _go(runs[-1])
+    # The clean run (meanwhile, in this process): same code, fresh index. Chunk ids and
+    # metadata do not depend on the vectors, so the instant fake embedder (under the real
+    # model's name) builds the reference.
+    fake = HashingEmbedder(model_name=index_model_name(clean.embedding))
+    ref = ingest(clean, embedder=fake)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     done = [ln for ln in out.splitlines() if ln.startswith("done")]
     assert done, out
-    # The clean run: same code, fresh index. Chunk ids and metadata do not depend on the
-    # vectors, so the instant fake embedder (under the real model's name) builds the reference.
-    fake = HashingEmbedder(model_name=index_model_name(clean.embedding))
-    ref = ingest(clean, embedder=fake)
     (ids_crashy, meta_crashy), (ids_clean, meta_clean) = _snapshots(crashy, clean)
     assert len(ids_crashy) == len(set(ids_crashy)), "duplicate ids after crashes"
     assert sorted(ids_crashy) == sorted(ids_clean)
