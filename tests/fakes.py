@@ -21,7 +21,7 @@ from rag.text import content_terms
 SEED = Path(__file__).resolve().parents[1] / "corpus" / "bhutan-qatar.md"
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 13)  # at most ~64 MB of vectors
 def _hashed_vector(text: str, dim: int) -> tuple[float, ...]:
     """HashingEmbedder's vector of ``text`` (a pure function: remembered, as many tests embed
     the same documents)."""
