@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ import sys
 from pathlib import Path
 from rag.ingest import ingest
 from rag.settings import Settings
-sys.stdin.readline()
+if sys.stdin.readline().strip() != "go":  # the test ended before this run's turn
+    sys.exit(0)
 s = Settings(corpus_dir=Path(sys.argv[1]), db_dir=Path(sys.argv[2]), data_dir=Path(sys.argv[3]))
 def progress(done, total):
     print(f"progress {done} {total}", flush=True)
@@ -184,13 +186,26 @@ def _kill_after_progress(proc: subprocess.Popen[str], n_lines: int, timeout: flo
     return seen
 
 
-def test_killed_ingest_is_repaired_by_the_next_run(squad_corpus: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def runs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes from ``_start_ingest``; one still running when the test ends is killed."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_killed_ingest_is_repaired_by_the_next_run(
+    squad_corpus: Path, tmp_path: Path, runs: list[subprocess.Popen[str]]
+) -> None:
     rnd = random.Random(int(os.environ.get("CRASH_SEED", "8")))
     clean = _settings(squad_corpus, tmp_path / "clean")
     crashy = _settings(squad_corpus, tmp_path / "crashy")
     kills = []
     # one process per run, each started (importing) while the one before it runs
-    runs = [_start_ingest(crashy)]
+    runs.append(_start_ingest(crashy))
     for _ in range(3):
         # 1 progress line = the plan is made and writing starts; later lines = batches written.
         n = rnd.randint(1, 6)
