@@ -3,15 +3,20 @@
 The budget is counted in the embedding model's word pieces and capped at what the model reads
 (its ``max_seq_length`` less the two special tokens), so no chunk loses its tail to the
 model's silent truncation. Splitting is LangChain's ``RecursiveCharacterTextSplitter`` with
-the model's tokenizer (``from_huggingface_tokenizer``); a piece the splitter still leaves over
-the limit (word pieces of merged splits do not always add up) is cut at token offsets.
+the model's tokenizer as its length (what ``from_huggingface_tokenizer`` measures); a piece the
+splitter still leaves over the limit (word pieces of merged splits do not always add up) is cut
+at token offsets.
+
+The tokenizer is the model folder's ``tokenizer.json`` read by the ``tokenizers`` library, the
+fast tokenizer ``transformers.AutoTokenizer`` wraps: the same word pieces and offsets
+(tests/unit/test_chunking.py compares them), without importing transformers and torch (~3 s of
+CPU in every ``rag ingest``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,11 +32,12 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model_path: str) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoTokenizer
+    from tokenizers import Tokenizer
 
-    return AutoTokenizer.from_pretrained(model_path)
+    tok = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
+    tok.no_truncation()  # counts must see every word piece
+    tok.no_padding()
+    return tok
 
 
 class TokenChunker:
@@ -60,21 +66,24 @@ class TokenChunker:
                 f"chunk_overlap ({self.settings.chunk_overlap}) must be smaller than the chunk "
                 f"budget ({self.budget} tokens)"
             )
-        self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-            self.tokenizer,
+        self._splitter = RecursiveCharacterTextSplitter(
+            length_function=self._word_pieces,
             chunk_size=self.budget,
             chunk_overlap=self.settings.chunk_overlap,
             separators=SEPARATORS,
             keep_separator="end",
         )
 
+    def _word_pieces(self, text: str) -> int:
+        """Word pieces of ``text`` alone (the splitter's length)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text``, special tokens included."""
-        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(self.tokenizer.encode(text, add_special_tokens=True).ids)
 
     def _hard_split(self, text: str) -> list[str]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
+        offsets = self.tokenizer.encode(text, add_special_tokens=False).offsets
         out = []
         for s in range(0, len(offsets), self.budget):
             window = offsets[s : s + self.budget]

@@ -48,6 +48,49 @@ def fake_embedder() -> HashingEmbedder:
 
 
 @pytest.fixture(scope="session")
+def seed_built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """``tests.fakes.seed_index`` run once: tests copy it (``tests.fakes.copy_index``) instead
+    of ingesting the seed document again. Never modified; its Chroma clients are closed."""
+    from rag.store import close_clients
+    from tests.fakes import clear_rag_env, seed_index
+
+    base = tmp_path_factory.mktemp("seed")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_rag_env(mp)
+        built = seed_index(base, base / "db")
+    close_clients(under=base)
+    return built
+
+
+@pytest.fixture(scope="session")
+def corpus_built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """``tmp_settings`` ingested once with the ``fake_embedder`` fixture's embedder: tests copy
+    it onto their own ``tmp_settings`` (``indexed_tmp_settings``). Never modified."""
+    from rag.ingest import ingest
+    from rag.store import close_clients
+    from tests.fakes import clear_rag_env
+
+    base = tmp_path_factory.mktemp("corpus-built")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_rag_env(mp)
+        shutil.copytree(CORPUS, base / "corpus")
+        built = settings_in(base, base / "corpus")
+        ingest(built, embedder=HashingEmbedder())
+    close_clients(under=base)
+    return built
+
+
+@pytest.fixture
+def indexed_tmp_settings(tmp_settings: Settings, corpus_built: Settings) -> Settings:
+    """``tmp_settings`` with the corpus indexed by ``HashingEmbedder()`` (as
+    ``ingest(tmp_settings, embedder=fake_embedder)`` leaves it; copied, not ingested again)."""
+    from tests.fakes import copy_built_index
+
+    copy_built_index(corpus_built, tmp_settings)
+    return tmp_settings
+
+
+@pytest.fixture(scope="session")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The real corpus ingested once with the real embedder into a session index."""
     from rag.ingest import ingest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -20,6 +21,18 @@ from rag.text import content_terms
 SEED = Path(__file__).resolve().parents[1] / "corpus" / "bhutan-qatar.md"
 
 
+@functools.lru_cache(maxsize=1 << 13)  # at most ~64 MB of vectors
+def _hashed_vector(text: str, dim: int) -> tuple[float, ...]:
+    """HashingEmbedder's vector of ``text`` (a pure function: remembered, as many tests embed
+    the same documents)."""
+    v = [0.0] * dim
+    for term in content_terms(text):
+        h = int(hashlib.md5(term.encode()).hexdigest(), 16)
+        v[h % dim] += 1.0 if (h >> 20) % 2 else -1.0
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return tuple(x / norm for x in v)
+
+
 class HashingEmbedder(Embeddings):
     """A lexical stand-in for the real embedder: hashed bag of stemmed content words,
     L2-normalised, so texts sharing words are similar. Deterministic and instant."""
@@ -33,12 +46,7 @@ class HashingEmbedder(Embeddings):
         return self._name
 
     def _vec(self, text: str) -> list[float]:
-        v = [0.0] * self.dim
-        for term in content_terms(text):
-            h = int(hashlib.md5(term.encode()).hexdigest(), 16)
-            v[h % self.dim] += 1.0 if (h >> 20) % 2 else -1.0
-        norm = math.sqrt(sum(x * x for x in v)) or 1.0
-        return [x / norm for x in v]
+        return list(_hashed_vector(text, self.dim))
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self._vec(t) for t in texts]
@@ -114,4 +122,29 @@ def seed_index(tmp: Path, db: Path) -> Settings:
     shutil.copy(SEED, corpus / SEED.name)
     s = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp / "data")
     ingest(s, embedder=fake_embedder(s))
+    return s
+
+
+def copy_built_index(built: Settings, to: Settings) -> None:
+    """Copy the index of ``built`` (ingested once, its Chroma clients closed) to where ``to``
+    keeps its index: the Chroma folder, its chunk index and the writer's lock file beside it.
+    ``to``'s corpus must hold the same files as ``built``'s (copied with their times, as
+    ``shutil.copytree`` does): the copy is then what ingesting that corpus would have left."""
+    src, dst = built.index_dir, to.index_dir
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst)
+    shutil.copytree(src.parent / f"{src.name}.bm25", dst.parent / f"{dst.name}.bm25")
+    for lock in src.parent.glob(f".{src.name}.*.lock"):
+        suffix = lock.name.removeprefix(f".{src.name}.")
+        shutil.copy2(lock, dst.parent / f".{dst.name}.{suffix}")
+    if built.data_dir.exists():
+        shutil.copytree(built.data_dir, to.data_dir, dirs_exist_ok=True)
+
+
+def copy_index(built: Settings, tmp: Path, db: Path) -> Settings:
+    """What ``seed_index(tmp, db)`` leaves, copied from ``built`` (``seed_index`` run once)
+    instead of ingested again: the corpus in ``tmp/corpus``, the index in ``db``."""
+    shutil.copytree(built.corpus_dir, tmp / "corpus")
+    s = Settings(corpus_dir=tmp / "corpus", db_dir=db, data_dir=tmp / "data")
+    copy_built_index(built, s)
     return s

@@ -65,13 +65,11 @@ def chroma_command() -> list[str]:
     ]
 
 
-def start_chroma(
-    path: Path, port: int, log: Path, timeout_s: float = 60.0
-) -> subprocess.Popen[bytes]:
-    """``chroma run`` on 127.0.0.1:port with its data in ``path``, once its heartbeat answers;
-    raises ``RuntimeError`` with the end of its log if it exits or does not answer in time."""
+def launch_chroma(path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``chroma run`` on 127.0.0.1:port with its data in ``path``, started (not yet answering:
+    ``wait_for_chroma``)."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [
                 *chroma_command(),
                 "run",
@@ -85,6 +83,13 @@ def start_chroma(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def wait_for_chroma(
+    proc: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60.0
+) -> None:
+    """Return once the heartbeat of ``proc`` (from ``launch_chroma``) answers; raises
+    ``RuntimeError`` with the end of its log if it exits or does not answer in time."""
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
@@ -96,7 +101,7 @@ def start_chroma(
                 f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2
             ) as resp:
                 if resp.status == 200:
-                    return proc
+                    return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
@@ -104,4 +109,14 @@ def start_chroma(
             raise RuntimeError(
                 f"chroma run did not answer within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
             )
-        time.sleep(0.3)
+        time.sleep(0.05)
+
+
+def start_chroma(
+    path: Path, port: int, log: Path, timeout_s: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """``chroma run`` on 127.0.0.1:port with its data in ``path``, once its heartbeat answers;
+    raises ``RuntimeError`` with the end of its log if it exits or does not answer in time."""
+    proc = launch_chroma(path, port, log)
+    wait_for_chroma(proc, port, log, timeout_s)
+    return proc

@@ -1,9 +1,10 @@
 """A Chroma server (``RAG_CHROMA_URL``) that is down, dies mid-session, or comes back (issue 26).
 
-Each case starts its own ``chroma run`` on a free port with a throwaway data folder and stops it
-after. The CLI is run in-process, the API through its ASGI app, the UI through its chat handler;
-answers use the real chain with a fake model (retrieval fails before any model call), and the
-fake embedder stands in for the embedding model.
+Each case gets its own ``chroma run`` on a free port with a throwaway data folder and stops it
+after (started while the case before it ran: a server takes ~1 s to answer). The CLI is run
+in-process, the API through its ASGI app, the UI through its chat handler; answers use the real
+chain with a fake model (retrieval fails before any model call), and the fake embedder stands
+in for the embedding model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.fakes import (
     fake_verifier,
     use_fake_embedder,
 )
-from tests.servers import free_port, start_chroma, stop
+from tests.servers import free_port, launch_chroma, start_chroma, stop, wait_for_chroma
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -84,11 +85,47 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     use_fake_embedder(monkeypatch)
 
 
+class Spares:
+    """``chroma run`` processes started one case ahead: ``take`` hands out the one started
+    last time (waiting until it answers) and starts the next."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.count = 0
+        self.next: Server | None = None
+
+    def _launch(self) -> Server:
+        self.count += 1
+        srv = Server(self.base / f"chroma-{self.count}")
+        srv.base.mkdir()
+        srv.proc = launch_chroma(srv.base / "db", srv.port, srv.base / "server.log")
+        return srv
+
+    def take(self) -> Server:
+        srv, self.next = self.next or self._launch(), self._launch()
+        assert srv.proc is not None
+        try:
+            wait_for_chroma(srv.proc, srv.port, srv.base / "server.log")
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        return srv
+
+    def close(self) -> None:
+        if self.next is not None and self.next.proc is not None:
+            stop(self.next.proc)
+
+
+@pytest.fixture(scope="module")
+def spares(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spares]:
+    pool = Spares(tmp_path_factory.mktemp("chroma-servers"))
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def server(tmp_path: Path, clean_env: None) -> Iterator[Server]:
-    srv = Server(tmp_path / "chroma")
-    srv.base.mkdir()
-    srv.start()
+def server(spares: Spares, clean_env: None) -> Iterator[Server]:
+    """A running server with an empty data folder, this case's own."""
+    srv = spares.take()
     yield srv
     if srv.proc is not None:
         stop(srv.proc)

@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,11 @@ REFUSED = [d for d in DAMAGES if d != "chroma.sqlite3 emptied"]
 
 @pytest.fixture
 def fake_llm(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``rag ask`` builds its chain with this model instead of the embedded LLM."""
-    monkeypatch.setattr(
-        sys.modules["rag.chain"], "get_llm", lambda _s: FakeListChatModel(responses=[ANSWER])
-    )
+    """``rag ask`` builds its chain with this model instead of the embedded LLM, and takes no
+    lock of the embedded one (``llm_lock`` would load it, and probe it in a child process)."""
+    chain = sys.modules["rag.chain"]
+    monkeypatch.setattr(chain, "get_llm", lambda _s: FakeListChatModel(responses=[ANSWER]))
+    monkeypatch.setattr(chain, "llm_lock", lambda _s: nullcontext())
 
 
 def damaged(env: Env, damage: str) -> Settings:

@@ -9,6 +9,7 @@ for the model.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -30,7 +31,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.uploads import add_documents
 from rag_cli.app import app
-from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
+from tests.fakes import clear_rag_env, copy_index, fake_embedder, use_fake_embedder
 from ui.app import ChatController
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -88,12 +89,18 @@ def fill(disk: Path, leave: int = 0) -> Path:
     return filler
 
 
-def big_document(path: Path, paragraphs: int = 1500) -> Path:
-    """A document whose index takes a few MB (random words, so nothing compresses away)."""
+@functools.cache
+def _big_text(paragraphs: int) -> str:
     rng = random.Random(26)
     words = [f"term{i}" for i in range(5000)]
     body = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(paragraphs)]
-    path.write_text("\n\n".join([NEW_FACT, *body]))
+    return "\n\n".join([NEW_FACT, *body])
+
+
+def big_document(path: Path, paragraphs: int = 1500) -> Path:
+    """A document whose index takes a few MB (random words, so nothing compresses away; the
+    same words in every test)."""
+    path.write_text(_big_text(paragraphs))
     return path
 
 
@@ -125,11 +132,13 @@ class Index:
 
 
 @pytest.fixture
-def index(disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
+def index(
+    disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed_built: Settings
+) -> Index:
     """A complete index of one document on the small disk (the corpus is elsewhere)."""
     clear_rag_env(monkeypatch)
     use_fake_embedder(monkeypatch)
-    s = seed_index(tmp_path, disk / "db")
+    s = copy_index(seed_built, tmp_path, disk / "db")  # as seed_index would build it there
     idx = Index(s, {}, [], big_document(tmp_path / "upload" / "survey.md"))
     idx.manifest = read_manifest(chunk_store_dir(s)) or {}
     idx.hits = idx.search()

@@ -62,7 +62,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None
             pass
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not start within 300 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+        time.sleep(0.1)
 
 
 def _start(
@@ -98,6 +98,9 @@ def instances(
             "RAG_DATA_DIR": str(base / name),
             "RAG_MODELS_DIR": str(ROOT / "data" / "models"),
             "RAG_API__PORT": str(api_port),
+            # how often an instance looks for another's changes (default 2 s): what is checked
+            # is that it sees them without a restart, within WAIT_S
+            "RAG_CHROMA__SYNC_S": "0.5",
         }
         log = base / f"serve-{name}.log"
         proc = _start([sys.executable, "-m", "rag_cli", "serve"], env, log, request)
@@ -116,7 +119,7 @@ def _until(check: Any) -> float:
     t0 = time.monotonic()
     while not check():
         assert time.monotonic() - t0 < WAIT_S, f"not seen by the other instance in {WAIT_S} s"
-        time.sleep(0.5)
+        time.sleep(0.1)
     return time.monotonic() - t0
 
 

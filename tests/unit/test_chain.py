@@ -7,7 +7,6 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from rag.chain import AnswerChain
 from rag.errors import InvalidQueryError
-from rag.ingest import ingest
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
@@ -18,9 +17,9 @@ Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 
 
 @pytest.fixture
-def retriever(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> HybridRetriever:
-    ingest(tmp_settings, embedder=fake_embedder)
-    return HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
+def retriever(indexed_tmp_settings: Settings, fake_embedder: HashingEmbedder) -> HybridRetriever:
+    # the corpus as ingest(tmp_settings, embedder=fake_embedder) indexes it (a copy of that index)
+    return HybridRetriever(settings=indexed_tmp_settings, embedder=fake_embedder)
 
 
 def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer
 
 from rag.chunking import TokenChunker
 from rag.embedding import resolve_model_path
@@ -15,6 +17,7 @@ from rag.settings import ChunkingSettings
 from rag.types import Paragraph
 
 MODEL = "all-MiniLM-L6-v2"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _para(text: str, number: int = 1) -> Paragraph:
@@ -23,15 +26,72 @@ def _para(text: str, number: int = 1) -> Paragraph:
 
 
 @pytest.fixture(scope="module")
-def model_tokens():
-    """An independent count of what MiniLM reads: the model folder's tokenizer.json through
-    the `tokenizers` library (the chunker goes through transformers), and its limit."""
+def hf_tokenizer():
+    """The model's tokenizer as transformers loads it (what the torch backend reads through
+    sentence-transformers); the chunker reads the same tokenizer.json with `tokenizers`."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(resolve_model_path(MODEL)))
+
+
+@pytest.fixture(scope="module")
+def model_tokens(hf_tokenizer):
+    """An independent count of what MiniLM reads: the model's tokenizer through transformers
+    (the chunker goes through the `tokenizers` library), and its limit."""
     path = resolve_model_path(MODEL)
-    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tok.no_truncation()
-    tok.no_padding()
     limit = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
-    return (lambda text: len(tok.encode(text).ids)), limit
+
+    def count(text: str) -> int:
+        return len(hf_tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    return count, limit
+
+
+TRICKY = [
+    "",
+    "A short one.",
+    "Dr. Tenzin Wangchuk, of the Kathmandu Policy Forum, said so in 2019.",
+    "naïve café ÉCOLE Ngültrum km² §12(b) ISO-3166-2:BT v2.7.1 12345,678",
+    "[CLS] a [SEP] b [MASK] c [PAD] [UNK] [cls] ##ing <s>",
+    "中文字符和日本語のテキスト، العربية हिन्दी 🙂🚀",
+    "tab\tnew\nline\r\u00a0nbsp\u2003em\u200bzw\ufeffbom \x00\x01\x1b\x7f",
+    "supercalifragilistic" * 40,
+    " ".join(f"Sentence number {i} talks about topic {i}." for i in range(60)),
+]
+
+
+def test_the_chunker_reads_the_word_pieces_transformers_reads(hf_tokenizer) -> None:
+    # the splitter's length (as from_huggingface_tokenizer measures it), the count with the
+    # special tokens and the offsets of a hard split: all as through transformers
+    chunker = TokenChunker(ChunkingSettings(), MODEL)
+    for text in [*TRICKY, *(_dense_paragraph(seed, 300) for seed in range(3))]:
+        assert chunker._word_pieces(text) == len(hf_tokenizer.tokenize(text)), text
+        assert chunker.count_tokens(text) == len(
+            hf_tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"]
+        ), text
+        hf = hf_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = chunker.tokenizer.encode(text, add_special_tokens=False).offsets
+        assert [tuple(o) for o in hf["offset_mapping"]] == list(offsets), text
+
+
+def test_the_chunker_does_not_import_transformers() -> None:
+    # `rag ingest` counts word pieces without loading transformers and torch (~3 s of CPU)
+    code = """
+import sys
+from rag.chunking import TokenChunker
+from rag.paragraphs import content_hash, paragraph_id
+from rag.settings import ChunkingSettings
+from rag.types import Paragraph
+text = " ".join(f"Sentence {i} of a paragraph longer than the budget." for i in range(200))
+h = content_hash(text)
+para = Paragraph(paragraph_id("a.md", 1, h), "a.md", 1, "", text, 0, len(text), h)
+assert len(TokenChunker(ChunkingSettings(), "all-MiniLM-L6-v2").chunk([para])) > 1
+print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def _dense_paragraph(seed: int, n_words: int) -> str:

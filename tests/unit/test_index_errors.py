@@ -35,7 +35,7 @@ from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.status import index_status
 from rag_cli.app import app
-from tests.fakes import clear_rag_env, fake_embedder, seed_index, use_fake_embedder
+from tests.fakes import clear_rag_env, copy_index, fake_embedder, use_fake_embedder
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +61,11 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed_built: Settings) -> Iterator[Env]:
     clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     use_fake_embedder(monkeypatch)
-    good = seed_index(tmp_path, tmp_path / "good")
+    good = copy_index(seed_built, tmp_path, tmp_path / "good")  # as seed_index would build it
     yield Env(tmp_path, good.corpus_dir, good)
 
 

@@ -4,6 +4,7 @@ verified quotes about the question reach the user, cited where they truly occur.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,41 @@ from rag.loading import load_corpus
 from rag.paragraphs import split_paragraphs
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
+from rag.store import close_clients
 from rag.types import ABSTENTION_TEXT
-from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
+from tests.conftest import CORPUS
+from tests.fakes import HashingEmbedder, affiliation_reply, copy_built_index, fake_verifier
+from tests.paths import settings_in
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "tests" / "data" / "hostile"
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
 
 
-@pytest.fixture
-def retriever(tmp_settings: Settings, fake_embedder: HashingEmbedder) -> HybridRetriever:
+def _add_hostile(settings: Settings) -> None:
     for f in HOSTILE.iterdir():
-        shutil.copy(f, tmp_settings.corpus_dir / f.name)
-    report = ingest(tmp_settings, embedder=fake_embedder)
+        shutil.copy2(f, settings.corpus_dir / f.name)
+
+
+@pytest.fixture(scope="module")
+def hostile_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The corpus and the hostile documents, ingested once for the module (never modified)."""
+    base = tmp_path_factory.mktemp("hostile")
+    shutil.copytree(CORPUS, base / "corpus")
+    built = settings_in(base, base / "corpus")
+    _add_hostile(built)
+    report = ingest(built, embedder=HashingEmbedder())
     assert report.documents == 5 and not report.skipped
+    yield built
+    close_clients(under=base)
+
+
+@pytest.fixture
+def retriever(
+    tmp_settings: Settings, fake_embedder: HashingEmbedder, hostile_built: Settings
+) -> HybridRetriever:
+    _add_hostile(tmp_settings)
+    copy_built_index(hostile_built, tmp_settings)  # as ingest(tmp_settings, ...) would leave it
     return HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
 
 

@@ -8,7 +8,6 @@ real models: what is tested here is the shell and the validation, not the models
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -28,7 +27,7 @@ from rag.ingest import ingest
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag_cli.app import app
-from tests.fakes import HashingEmbedder, clear_rag_env, fake_embedder, use_fake_embedder
+from tests.fakes import HashingEmbedder, clear_rag_env, copy_index, use_fake_embedder
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "corpus" / "bhutan-qatar.md"
@@ -66,17 +65,16 @@ class RecordingLLM(FakeListChatModel):
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed_built: Settings) -> Iterator[Env]:
     """A seeded corpus and index in tmp_path; the CLI's model factories return fakes."""
     clear_rag_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     # The lexical fake embedder scores lower than MiniLM: relax the relevance floor.
     monkeypatch.setenv("RAG_RETRIEVAL__MIN_RELEVANCE", "0.05")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
     db = tmp_path / "db"
-    settings = Settings(corpus_dir=corpus, db_dir=db, data_dir=tmp_path / "data")
+    # the seed document indexed by fake_embedder (tests.fakes.seed_index's index, copied)
+    settings = copy_index(seed_built, tmp_path, db)
+    corpus = settings.corpus_dir
 
     calls: list[str] = []
     llm = RecordingLLM(responses=["NOT FOUND"])
@@ -84,7 +82,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     use_fake_embedder(monkeypatch)
     monkeypatch.setattr(sys.modules["rag.chain"], "get_llm", lambda s=None: llm)
     monkeypatch.setattr(sys.modules["rag.chain"], "llm_lock", lambda s: nullcontext())
-    ingest(settings, embedder=fake_embedder(settings))
     yield Env(corpus, db, settings, calls)
 
 
