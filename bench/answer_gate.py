@@ -302,7 +302,7 @@ def selected(top: int) -> None:
     from rag.selection import load_selector, refers_back, sentences
     from rag.verification.answer_gate import load_answer_gate, signals
 
-    records = [json.loads(line) for line in SIGNALS.read_text().splitlines() if line]
+    records = _load()
     arts, settings = _index()
     chain, gate, selector = _chain(settings), load_answer_gate(), load_selector()
     every = {g.question.id: g for g in all_questions(arts)}

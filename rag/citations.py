@@ -101,12 +101,13 @@ def left_the_format(output: str) -> bool:
     answered = False
     seen: set[str] = set()
     for line in output.split("\n")[:-1]:  # complete lines only
-        if line.strip() and line.strip() in seen:
+        text = line.strip()
+        if text and text in seen:
             return True
-        seen.add(line.strip())
+        seen.add(text)
         if _ANSWER_LINE.match(line) or _QUOTE_LINE.match(line):
             answered = answered or bool(_ANSWER_LINE.match(line))
-        elif line.strip() and answered:
+        elif text and answered:
             return True
     return False
 
