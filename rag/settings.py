@@ -127,7 +127,7 @@ class LLMSettings(BaseModel):
         description="Paragraphs (the best-ranked) whose sentences the model may read.",
     )
     context_tokens: int = Field(
-        300,
+        200,
         ge=20,
         description="Tokens of retrieved sentences the model reads per answer (rag.selection: "
         "the sentences most likely to answer, the best one always).",
