@@ -1,7 +1,7 @@
 """Fit the answer gate (rag/verification/answer_gate.json) on the 9 SQuAD 2.0 development
 articles: does a statement the model wrote, located in a source sentence, answer the question?
 
-    .venv/bin/python bench/answer_gate.py collect --per-article 40   # the real chain, recorded
+    .venv/bin/python bench/answer_gate.py collect --per-article 70 --seed 1   # the real chain
     .venv/bin/python bench/answer_gate.py rescore    # after a change of the answer check only
     .venv/bin/python bench/answer_gate.py fit --features logit_answers inv_rank
     .venv/bin/python bench/answer_gate.py selected --top 3   # the gate on the reader's best
