@@ -57,9 +57,9 @@ def baseline_builder(rev: str) -> Callable[[list[str]], Any]:
     exec(compile(src, f"{rev}:rag/text.py", "exec"), old.__dict__)  # noqa: S102
 
     def build(texts: list[str]) -> Any:
-        from rag.keyword import _bm25s
+        from rag.keyword import bm25s_quiet
 
-        model = _bm25s().BM25()
+        model = bm25s_quiet().BM25()
         model.index([old.content_terms(t) for t in texts], show_progress=False)
         return model
 
@@ -91,9 +91,9 @@ def main() -> None:
     ap.add_argument("--baseline", help="also build as git revision REV did, and compare")
     args = ap.parse_args()
     baseline = baseline_builder(args.baseline) if args.baseline else None
-    from rag.keyword import _bm25s
+    from rag.keyword import bm25s_quiet
 
-    _bm25s()  # imported before any timed build
+    bm25s_quiet()  # imported before any timed build
     from rag.chunk_store import ChunkStore, current, publish
 
     paras, questions = base_paragraphs()

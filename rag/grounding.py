@@ -71,9 +71,9 @@ def candidate_sentences(
     similarity: Similarity | None = None,
 ) -> list[tuple[int, int, int]]:
     """(passage index, start, end) of the sentences most likely to state ``statement``, best
-    first: those holding every name and number the statement adds to the question, then by
-    meaning (``similarity``, the embedder's cosine, when given), then by shared words. A
-    sentence that opens with a pronoun (he, it…), or whose names the statement needs sit in
+    first: those holding every name and number the statement adds to the question, then those
+    holding all its words, then by meaning (``similarity``, the embedder's cosine, when given),
+    then by shared words. A sentence that opens with a pronoun (he, it…), or whose names the statement needs sit in
     the sentence before, comes with that sentence. A bare answer ("India") means what the
     question asks, so its meaning is compared as the question followed by that answer."""
     want = _keys(statement)
@@ -108,9 +108,10 @@ def candidate_sentences(
         if similarity is not None and len(found) > 1
         else [0.0] * len(found)
     )
-    # (feasible, meaning, shared words, shared question words, the paragraph the model named)
+    # (feasible, holds every word of the statement, meaning, shared words, shared question
+    # words, the paragraph the model named)
     pairs = zip(found, sims, strict=True)
-    ranked = sorted(pairs, key=lambda x: (x[0][0], x[1], *x[0][1:4]), reverse=True)
+    ranked = sorted(pairs, key=lambda x: (x[0][0], x[0][1] >= 1, x[1], *x[0][1:4]), reverse=True)
     return [f[4:] for f, _ in ranked[:CANDIDATES]]
 
 

@@ -25,7 +25,8 @@ from rag.text import (
 logger = logging.getLogger(__name__)
 
 
-def _bm25s():  # type: ignore[no-untyped-def]
+def bm25s_quiet():  # type: ignore[no-untyped-def]
+    """The bm25s module, its debug logging silenced."""
     import bm25s
 
     # bm25s sets its own logger to DEBUG on import, which prints a line per build through any
@@ -99,7 +100,7 @@ class BM25:
         if len(vocab) <= 1:
             return None
         # scipy builds the same sparse matrix as the default numpy backend, faster
-        model = _bm25s().BM25(csc_backend="scipy")
+        model = bm25s_quiet().BM25(csc_backend="scipy")
         model.index((corpus, vocab), show_progress=False)
         return cls(model)
 
@@ -131,4 +132,4 @@ class BM25:
         """The model saved in ``folder`` (None when none was: no chunk had a term)."""
         if not (folder / "params.index.json").exists():
             return None
-        return cls(_bm25s().BM25.load(str(folder), show_progress=False, verbosity=0))
+        return cls(bm25s_quiet().BM25.load(str(folder), show_progress=False, verbosity=0))

@@ -21,13 +21,22 @@ from typing import Any
 
 import numpy as np
 
+from rag.grounding import question_parts
 from rag.injection import looks_like_instruction
+from rag.keyword import bm25s_quiet
 from rag.sentences import sentence_spans
 from rag.text import content_terms, words
 from rag.types import Passage
 
 SELECTOR_FILE = Path(__file__).with_name("selection.json")
-FEATURES = ("cosine", "question_words", "inv_rank", "paragraph_similarity")
+FEATURES = (
+    "cosine",
+    "question_words",
+    "with_previous",
+    "bm25",
+    "inv_rank",
+    "paragraph_similarity",
+)
 _PRONOUNS = frozenset("he she they it his her their its him them this these".split())
 
 CountTokens = Callable[[str], int]
@@ -72,18 +81,36 @@ def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list
     texts = [passages[i].text[s:e] for i, s, e in spans]
     q = _unit(embedder.embed_query(question))[0]
     cos = _unit(embedder.embed_documents(texts)) @ q
+    terms = [content_terms(t) for t in texts]
     asked = set(content_terms(question))
+    keyword = _bm25_scores(terms, content_terms(question))
     out = []
-    for (i, s, e), text, c in zip(spans, texts, cos, strict=True):
-        shared = len(asked & set(content_terms(text))) / max(1, len(asked))
+    for n, ((i, s, e), c) in enumerate(zip(spans, cos, strict=True)):
+        mine = set(terms[n])
+        # The sentence before, in the same paragraph, may name whom "he" or "it" means.
+        before = set(terms[n - 1]) if n and spans[n - 1][0] == i else set()
         feats = {
             "cosine": float(c),
-            "question_words": shared,
+            "question_words": len(asked & mine) / max(1, len(asked)),
+            "with_previous": len(asked & (mine | before)) / max(1, len(asked)),
+            "bm25": float(keyword[n]),
             "inv_rank": 1.0 / (i + 1),
             "paragraph_similarity": float(passages[i].similarity or 0.0),
         }
         out.append(Sentence(i, s, e, feats))
     return out
+
+
+def _bm25_scores(sentences: Sequence[list[str]], query: list[str]) -> np.ndarray:
+    """BM25 of each sentence for the query among these sentences (a word most of them share
+    weighs little), scaled so the best is 1."""
+    if not query or not any(sentences):
+        return np.zeros(len(sentences))
+    model = bm25s_quiet().BM25()
+    model.index([t or [""] for t in sentences], show_progress=False)
+    scores = np.asarray(model.get_scores(query), dtype=float)
+    top = scores.max()
+    return scores / top if top > 0 else scores
 
 
 @dataclass(frozen=True)
@@ -121,11 +148,18 @@ def select(
 ) -> list[Excerpt]:
     """The excerpts the model reads, in retrieval order (paragraphs with nothing chosen are
     left out). The best sentence is always taken, whatever its length."""
-    found = sentences(question, passages, embedder)
+    parts = question_parts(question)
+    found = sentences(parts[0], passages, embedder)
     if not found:
         return []
     selector = selector or load_selector()
-    order = sorted(range(len(found)), key=lambda n: -selector.score(found[n].features))
+    # Each part of a multi-part question gets its best sentences in turn: one part's many
+    # good matches must not spend the budget that another part's answer needs.
+    rankings = [
+        sorted(range(len(found)), key=lambda n, f=f: -selector.score(f[n].features))
+        for f in [found, *(sentences(p, passages, embedder) for p in parts[1:])]
+    ]
+    order = list(dict.fromkeys(n for tier in zip(*rankings, strict=True) for n in tier))
     chosen: set[int] = set()
     spent = 0
     for n in order:
