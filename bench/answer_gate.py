@@ -4,7 +4,8 @@ articles: does a statement the model wrote, located in a source sentence, answer
     .venv/bin/python bench/answer_gate.py collect --per-article 70 --seed 1   # the real chain
     .venv/bin/python bench/answer_gate.py rescore    # after a change of the answer check only
     .venv/bin/python bench/answer_gate.py fit --features logit_answers inv_rank
-    .venv/bin/python bench/answer_gate.py selected --top 3   # the gate on the reader's best
+    .venv/bin/python bench/answer_gate.py pick-collect --top 3   # the reader's best sentences
+    .venv/bin/python bench/answer_gate.py pick-fit
 
 ``collect`` indexes the articles, and for each sampled question runs the real retriever and
 the packaged model's answer (the shipped prompt), grounds each statement in its source
@@ -34,7 +35,6 @@ from common import (
     answer_in,
     fit_logistic,
     squad_dev_index,
-    write_json,
     write_logistic,
 )
 
@@ -294,57 +294,99 @@ def fit(
     )
 
 
-def selected(top: int) -> None:
-    """The gate on the sentences the reader ranks best instead of those the model's statements
-    name (the recorded questions): per question the best gate score of the top ``top``
-    selected sentences, and the share answered at each threshold (bench/out/selected_gate.json)."""
+PICK_SCORES = ROOT / "bench" / "data" / "answer_gate_pick_scores.jsonl"
+
+
+def pick_collect(top: int) -> None:
+    """The gate on the sentences the reader ranks best, for the recorded questions that no
+    statement of the model's answers at the shipped threshold (the articles in turn): per
+    question the gate score of each of the ``top`` best-ranked sentences read and whether it
+    holds the gold answer (bench/data/answer_gate_pick_scores.jsonl; resumable)."""
     from rag.checking import section_of
-    from rag.selection import load_selector, refers_back, sentences
     from rag.verification.answer_gate import load_answer_gate, signals
 
-    records = _load()
     arts, settings = _index()
-    chain, gate, selector = _chain(settings), load_answer_gate(), load_selector()
+    chain, gate = _chain(settings), load_answer_gate()
+    seen: dict[str, int] = defaultdict(int)
+    records = []
+    for r in _load():
+        if not any(gate.score(it["signals"]) >= gate.threshold for it in r["items"]):
+            seen[r["article"]] += 1
+            records.append((seen[r["article"]], r))
+    records = [r for _, r in sorted(records, key=lambda x: x[0])]
+    done = {json.loads(x)["id"] for x in PICK_SCORES.read_text().splitlines()} if (
+        PICK_SCORES.exists()
+    ) else set()  # fmt: skip
     every = {g.question.id: g for g in all_questions(arts)}
-    rows = []
     for n, r in enumerate(records, start=1):
+        if r["id"] in done:
+            continue
         q = every[r["id"]].question
-        passages = chain.retrieve(q.question)[: settings.llm.max_context_passages]
-        read = [e.passage for e in chain.excerpts(q.question, passages)]
-        found = sentences(q.question, passages, chain.retriever.embedder)
-        best = sorted(range(len(found)), key=lambda k: -selector.score(found[k].features))
+        excerpts = chain.excerpts(q.question, chain.retrieve(q.question))
+        read = [e.passage for e in excerpts]
+        ranked = sorted(
+            ((e.passage, s, end, sc) for e in excerpts for s, end, sc in e.ranked),
+            key=lambda x: -x[3],
+        )
         tops = []
-        for k in best[:top]:
-            f, p = found[k], passages[found[k].passage]
-            own = p.text[f.start : f.end]
-            before = k and found[k - 1].passage == f.passage and refers_back(own)
-            text = p.text[found[k - 1].start if before else f.start : f.end]
-            rank = next((i for i, x in enumerate(read) if x is p), len(read)) + 1
+        for p, s, end, _ in ranked[:top]:
+            text = p.text[s:end]
             p_answers = chain.checker.checks.answer_score(text, q.question, section_of(p))
             feats = signals(
                 question=q.question, statement=text, sentence=text, paragraph=p.text,
-                p_answers=p_answers, rank=rank, similarity=p.similarity or 0.0, distinctive=None,
+                p_answers=p_answers, rank=read.index(p) + 1, similarity=p.similarity or 0.0,
+                distinctive=None,
             )  # fmt: skip
-            tops.append((gate.score(feats), q.answerable and answer_in(text, q.answers)))
+            tops.append({"score": gate.score(feats), "gold": answer_in(text, q.answers)})
         chain.checker.scorer.release()
-        score, gold = max(tops, default=(0.0, False))
-        rows.append({"id": r["id"], "answerable": q.answerable, "score": score, "gold": gold})
+        row = {"id": r["id"], "article": r["article"], "answerable": q.answerable, "tops": tops}
+        with PICK_SCORES.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
         if n % 20 == 0:
             print(f"{n}/{len(records)}", flush=True)
-    ans = [x for x in rows if x["answerable"]]
-    un = [x for x in rows if not x["answerable"]]
-    curve = [
-        {
-            "threshold": t,
-            "answered_gold": sum(x["gold"] and x["score"] >= t for x in ans) / len(ans),
-            "false_answer": sum(x["score"] >= t for x in un) / len(un),
-        }
-        for t in np.round(np.arange(0.30, 0.91, 0.05), 2).tolist()
-    ]
-    for c in curve:
-        print(f"  t={c['threshold']:.2f} answered_gold={c['answered_gold']:.2f} "
-              f"false_answer={c['false_answer']:.2f}")  # fmt: skip
-    write_json("selected_gate", {"top": top, "questions": rows, "curve": curve})
+
+
+def pick_fit(out: Path | None) -> None:
+    """How many best-ranked sentences to judge and the threshold: the pair that answers the
+    most recorded questions rightly (gold answer in the sentence shown, or an unanswerable
+    question left unanswered); written to rag/verification/answer_gate_pick.json."""
+    from rag.verification.answer_gate import PICK_FILE
+
+    rows = [json.loads(x) for x in PICK_SCORES.read_text().splitlines() if x]
+    ans = [r for r in rows if r["answerable"]]
+    un = [r for r in rows if not r["answerable"]]
+    curve = []
+    for top in (1, 2, 3):
+        for t in np.round(np.arange(0.30, 0.91, 0.02), 2).tolist():
+
+            def shown(r: dict[str, Any], top: int = top, t: float = t) -> dict | None:
+                best = max(r["tops"][:top], key=lambda x: x["score"], default=None)
+                return best if best is not None and best["score"] >= t else None
+
+            gold = sum(bool((b := shown(r)) and b["gold"]) for r in ans)
+            false = sum(shown(r) is not None for r in un)
+            curve.append({"top": top, "threshold": t, "gold": gold, "false": false})
+    best = max(curve, key=lambda c: (c["gold"] - c["false"], c["threshold"], -c["top"]))
+    data = {
+        "top": best["top"],
+        "threshold": best["threshold"],
+        "fitted_on": "SQuAD 2.0 dev, the 9 development articles: the recorded questions no "
+        "statement answers at the gate's threshold",
+        "command": "bench/answer_gate.py pick-fit",
+        "measured": {
+            "questions": len(rows),
+            "answerable": len(ans),
+            "unanswerable": len(un),
+            "gold_answered": best["gold"],
+            "unanswerable_answered": best["false"],
+            "curve": curve,
+        },
+    }
+    path = out or PICK_FILE
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    print(f"top {best['top']}, threshold {best['threshold']}: {best['gold']}/{len(ans)} "
+          f"answerable answered with gold, {best['false']}/{len(un)} unanswerable answered; "
+          f"wrote {path}")  # fmt: skip
 
 
 def main() -> None:
@@ -354,8 +396,10 @@ def main() -> None:
     c.add_argument("--per-article", type=int, default=40)
     c.add_argument("--seed", type=int, default=0)
     sub.add_parser("rescore")
-    sel = sub.add_parser("selected")
-    sel.add_argument("--top", type=int, default=3)
+    pc = sub.add_parser("pick-collect")
+    pc.add_argument("--top", type=int, default=3)
+    pf = sub.add_parser("pick-fit")
+    pf.add_argument("--out", type=Path, default=None, help="default: the shipped pick file")
     f = sub.add_parser("fit")
     f.add_argument(
         "--max-false-answer",
@@ -373,8 +417,10 @@ def main() -> None:
         collect(args.per_article, args.seed)
     elif args.cmd == "rescore":
         rescore()
-    elif args.cmd == "selected":
-        selected(args.top)
+    elif args.cmd == "pick-collect":
+        pick_collect(args.top)
+    elif args.cmd == "pick-fit":
+        pick_fit(args.out)
     else:
         fit(args.max_false_answer, args.out, args.features)
 

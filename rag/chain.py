@@ -36,7 +36,7 @@ from rag.settings import Settings
 from rag.tokens import token_counter
 from rag.types import Answer, AnswerEvent, Passage, Timings
 from rag.verification import Verifier
-from rag.verification.answer_gate import AnswerGate
+from rag.verification.answer_gate import AnswerGate, Pick
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +111,14 @@ class AnswerChain:
         llm: BaseChatModel | None = None,
         verifier: Verifier | None = None,
         answer_gate: AnswerGate | None = None,
+        pick: Pick | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._retriever = retriever
         self._llm = llm
         # An injected model's concurrency is its caller's; the shared local model's is ours.
         self._lock = nullcontext if llm is not None else lambda: llm_lock(self.settings)
-        self._verifier, self._gate = verifier, answer_gate
+        self._verifier, self._gate, self._pick = verifier, answer_gate, pick
         self._checker: Checker | None = None
 
     @property
@@ -136,7 +137,8 @@ class AnswerChain:
     def checker(self) -> Checker:
         if self._checker is None:
             kw = dict(llm=self.llm, embedder=self.retriever.embedder, verifier=self._verifier)
-            self._checker = checker_for(self.settings, gate=self._gate, **kw)  # type: ignore[arg-type]
+            kw |= dict(gate=self._gate, pick=self._pick)
+            self._checker = checker_for(self.settings, **kw)  # type: ignore[arg-type]
         return self._checker
 
     @functools.cached_property
@@ -229,6 +231,8 @@ class AnswerChain:
         no_output = Checked([], [], [], None)
         wanted = self.retriever.distinctive_terms(standalone)
         checked = self.checker.check(raw, context, standalone, wanted) if raw.strip() else no_output
+        if not failure:  # nothing passed: the reader's best sentences, judged the same way
+            checked = self.checker.pick(checked, excerpts, standalone, wanted)
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,

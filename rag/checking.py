@@ -4,15 +4,17 @@ decide whether that sentence answers the question.
 The shipped configuration (``verification.verifier = "default"`` with the answer gate on):
 words first, the model's P(yes) where words cannot decide whether a sentence states the
 statement; then the answer gate (``rag.verification.answer_gate``), a logistic regression over
-the model's answer check and other signals, decides whether it answers. The other
-configurations ("lexical", "llm", or the gate off) let the verifier decide both.
+the model's answer check and other signals, decides whether it answers. When no statement
+passes, the gate judges the reader's best-ranked sentences too (``Checker.pick``), against a
+threshold of their own. The other configurations ("lexical", "llm", or the gate off) let the
+verifier decide both.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from rag.citations import parse_claims
 from rag.embedding import Embedder
 from rag.grounding import GroundedClaim, ground_claims, question_parts
+from rag.selection import Excerpt
 from rag.settings import Settings
 from rag.text import content_terms
 from rag.types import Passage
@@ -32,29 +35,39 @@ from rag.verification import (
     build_verifier,
     scorer_for,
 )
-from rag.verification.answer_gate import AnswerGate, load_answer_gate, signals
+from rag.verification.answer_gate import AnswerGate, Pick, load_answer_gate, load_pick, signals
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Judged:
-    """A grounded statement with the answer gate's signals and score."""
+    """A grounded statement (or, ``picked``, a sentence the reader ranked best) with the
+    answer gate's signals, score and the threshold it must reach."""
 
     claim: GroundedClaim
     signals: dict[str, float]
     score: float
+    threshold: float
+    picked: bool = False
+
+    @property
+    def passes(self) -> bool:
+        return self.score >= self.threshold
 
 
 @dataclass(frozen=True)
 class Checked:
     """The statements shown (``accepted``), every statement the gate judged (``judged``,
-    empty without a gate) and the parts of a multi-part question nothing answers."""
+    empty without a gate), the parts of a multi-part question nothing answers, and the
+    reader's best-ranked sentence the gate judged when no statement passed (``picked``: shown
+    instead of the statements when it ``passes``, else only named in the abstention's reason)."""
 
     accepted: list[GroundedClaim]
     judged: list[Judged]
     uncovered: list[str]
     threshold: float | None
+    picked: Judged | None = None
 
     @property
     def closest(self) -> Judged | None:
@@ -71,6 +84,7 @@ class Checker:
         verifier: Verifier,
         embedder: Embedder,
         gate: AnswerGate | None = None,
+        pick: Pick | None = None,
         checks: LLMVerifier | None = None,
         filter_paragraphs: bool = False,
         scorer: YesNoScorer | None = None,
@@ -78,6 +92,7 @@ class Checker:
         self.verifier = verifier
         self.embedder = embedder
         self.gate = gate
+        self.pick_setting = pick
         self.checks = checks
         self.filter_paragraphs = filter_paragraphs
         self.scorer = scorer
@@ -109,9 +124,9 @@ class Checker:
             covered: set[int] = set()
             for c in claims:
                 by_part = [self.judge(c, part, passages, distinctive) for part in parts]
-                covered |= {k for k, j in enumerate(by_part) if j.score >= self.gate.threshold}
+                covered |= {k for k, j in enumerate(by_part) if j.passes}
                 judged.append(max(by_part, key=lambda j: j.score))
-            claims = [j.claim for j in judged if j.score >= self.gate.threshold]
+            claims = [j.claim for j in judged if j.passes]
             if claims and len(parts) > 1:
                 uncovered = [part for k, part in enumerate(parts) if k not in covered]
         else:
@@ -146,7 +161,37 @@ class Checker:
             similarity=p.similarity or 0.0,
             distinctive=distinctive,
         )
-        return Judged(claim, feats, self.gate.score(feats))
+        return Judged(claim, feats, self.gate.score(feats), self.gate.threshold)
+
+    def pick(
+        self,
+        checked: Checked,
+        excerpts: Sequence[Excerpt],
+        question: str,
+        distinctive: set[str] | None = None,
+    ) -> Checked:
+        """When no statement of the model's passes: the reader's best-ranked sentences, judged
+        by the gate as if the model had stated them; the best is shown verbatim as the answer
+        when it reaches the pick threshold (never as evidence: it is no statement's source)."""
+        if checked.accepted or self.gate is None or self.pick_setting is None:
+            return checked
+        passages = [e.passage for e in excerpts]
+        ranked = sorted(
+            ((e.passage, s, end, score) for e in excerpts for s, end, score in e.ranked),
+            key=lambda x: -x[3],
+        )
+        judged = []
+        for p, s, end, _ in ranked[: self.pick_setting.top]:
+            text = p.text[s:end]
+            claim = GroundedClaim(text, text, False, text, p, s, end, None)
+            j = self.judge(claim, question, passages, distinctive)
+            judged.append(replace(j, threshold=self.pick_setting.threshold, picked=True))
+        if self.scorer is not None:
+            self.scorer.release()
+        best = max(judged, key=lambda j: j.score, default=None)
+        if best is not None and best.passes:
+            return replace(checked, accepted=[best.claim], uncovered=[], picked=best)
+        return replace(checked, picked=best)
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each
@@ -191,9 +236,10 @@ def checker_for(
     embedder: Embedder,
     verifier: Verifier | None = None,
     gate: AnswerGate | None = None,
+    pick: Pick | None = None,
 ) -> Checker:
-    """The checker the settings name, over the chain's own model (``verifier`` and ``gate``
-    replace the configured ones, e.g. in tests)."""
+    """The checker the settings name, over the chain's own model (``verifier``, ``gate`` and
+    ``pick`` replace the configured ones, e.g. in tests)."""
     v = settings.verification
     if verifier is None:
         scorer = None if v.verifier == "lexical" else scorer_for(llm, settings)
@@ -206,6 +252,8 @@ def checker_for(
         verifier=verifier,
         embedder=embedder,
         gate=(gate or load_answer_gate()) if v.answer_gate and checks is not None else None,
+        # The pick's threshold is chosen for the shipped gate: a gate passed in brings its own.
+        pick=(pick or (None if gate else load_pick())) if v.answer_gate and checks else None,
         checks=checks,
         filter_paragraphs=v.evidence_must_match_question,
         scorer=model_checks.scorer if model_checks is not None else None,

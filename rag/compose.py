@@ -144,17 +144,26 @@ def final_answer(
     timings: Timings,
     min_relevance: float,
 ) -> Answer:
-    """The answer from the checked statements, or the abstention naming its stage: the model
-    ran out of time, wrote NOT FOUND or nothing a sentence states (``reading``), or the gate
-    scored every statement under its threshold (``gate``, with the best one as evidence)."""
+    """The answer from the checked statements (or the reader's best sentence, ``picked``), or
+    the abstention naming its stage: the model ran out of time, wrote NOT FOUND or nothing a
+    sentence states (``reading``), or the gate scored every statement and sentence under its
+    threshold (``gate``, with the best one as evidence)."""
     common = dict(question=question, standalone=standalone, passages=passages, timings=timings)
-    best = checked.closest
-    gate = dict(gate_score=best.score if best else None, gate_threshold=checked.threshold)
+    picked = checked.picked
+    best = picked if picked is not None and picked.passes else checked.closest
+    gate = dict(
+        gate_score=best.score if best else None,
+        gate_threshold=best.threshold if best else checked.threshold,
+    )
     claims = checked.accepted
     if claims:
         if failure:  # the last statement may be cut off: show the source sentences
             claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
-        return answered(claims, checked.uncovered, raw=raw, **gate, **common)
+        reason = ""
+        if best is not None and best.picked:
+            reason = "no statement of the model's passed the answer gate; the best-ranked "
+            reason += f"sentence read did ({best.score:.2f} ≥ {best.threshold:.2f})"
+        return answered(claims, checked.uncovered, raw=raw, reason=reason, **gate, **common)
     stage: Stage = "reading"
     closest = None
     if failure:
@@ -163,10 +172,13 @@ def final_answer(
         reason = "the model found no answer in the passages"
     elif best is not None:
         reason = f"the answer gate scored the best statement {best.score:.2f} "
-        reason += f"< threshold {checked.threshold:.2f}"
+        reason += f"< threshold {best.threshold:.2f}"
         stage, closest = "gate", best.claim
     else:
         reason = "no sentence of the passages states what the model wrote"
+    if picked is not None:
+        reason += f"; the best-ranked sentence read scored {picked.score:.2f} "
+        reason += f"< threshold {picked.threshold:.2f}"
     return abstained(
         reason=reason,
         raw=raw,

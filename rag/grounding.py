@@ -73,9 +73,10 @@ def candidate_sentences(
     """(passage index, start, end) of the sentences most likely to state ``statement``, best
     first: those holding every name and number the statement adds to the question, then those
     holding all its words, then by meaning (``similarity``, the embedder's cosine, when given),
-    then by shared words. A sentence that opens with a pronoun (he, it…), or whose names the statement needs sit in
-    the sentence before, comes with that sentence. A bare answer ("India") means what the
-    question asks, so its meaning is compared as the question followed by that answer."""
+    then by shared words. A sentence that opens with a pronoun (he, it…), or whose names the
+    statement needs sit in the sentence before, comes with that sentence. A bare answer
+    ("India") means what the question asks, so its meaning is compared as the question
+    followed by that answer."""
     want = _keys(statement)
     q = _keys(question)
     names = {t.key for t in tokenize(statement) if t.name}

@@ -2,12 +2,13 @@
 a token budget, instead of five whole paragraphs.
 
 Each sentence is scored by a logistic regression fitted on SQuAD 2.0 development questions
-(``selection.json``, rebuilt by ``bench/context_selection.py fit``) over four signals: the
+(``selection.json``, rebuilt by ``bench/context_selection.py fit``) over six signals: the
 embedder's cosine between question and sentence, the share of the question's content words in
-the sentence, the paragraph's retrieval rank and its similarity to the question. The best
-sentences are taken until the budget is spent; a sentence that opens with a pronoun comes with
-the sentence before it. Each paragraph keeps its chosen sentences in document order, with "…"
-where sentences were left out.
+the sentence and in it with the sentence before, its BM25 score among the candidate sentences,
+the paragraph's retrieval rank and its similarity to the question. The best sentences are
+taken until the budget is spent, each part of a multi-part question in turn; a sentence that
+opens with a pronoun comes with the sentence before it. Each paragraph keeps its chosen
+sentences in document order, with "…" where sentences were left out.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ CountTokens = Callable[[str], int]
 
 @dataclass(frozen=True)
 class Excerpt:
-    """The part of ``passage`` the model reads: its chosen sentences (``text``)."""
+    """The part of ``passage`` the model reads: its chosen sentences (``text``), and each
+    one's offsets in ``passage.text`` (from the sentence before a pronoun sentence) with the
+    selector's score (``ranked``, best first)."""
 
     passage: Passage
     text: str
+    ranked: tuple[tuple[int, int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,7 @@ def select(
     ]
     order = list(dict.fromkeys(n for tier in zip(*rankings, strict=True) for n in tier))
     chosen: set[int] = set()
+    ranked: list[tuple[int, int]] = []  # (sentence, the first sentence read with it)
     spent = 0
     for n in order:
         take = {n}
@@ -177,6 +182,7 @@ def select(
         if chosen and spent + cost > budget:
             continue
         chosen |= new
+        ranked.append((n, min(take)))
         spent += cost
     excerpts = []
     for i, p in enumerate(passages):
@@ -193,5 +199,10 @@ def select(
             parts.insert(0, "…")
         if mine[-1] != own[-1]:
             parts.append("…")
-        excerpts.append(Excerpt(p, " ".join(parts)))
+        best = tuple(
+            (found[first].start, found[n].end, selector.score(found[n].features))
+            for n, first in ranked
+            if found[n].passage == i
+        )
+        excerpts.append(Excerpt(p, " ".join(parts), best))
     return excerpts

@@ -23,6 +23,9 @@ from rag.text import content_terms, fold, words
 from rag.verification.lexical import lexical_decision
 
 GATE_FILE = Path(__file__).with_name("answer_gate.json")
+# The threshold for the reader's best-ranked sentences, taken when the model's statements
+# leave the question unanswered (chosen by ``bench/answer_gate.py selected``).
+PICK_FILE = Path(__file__).with_name("answer_gate_pick.json")
 # What ``signals`` computes: the candidates a gate may be fitted on.
 SIGNALS = (
     "logit_answers",
@@ -161,3 +164,19 @@ def gate_from_dict(data: Mapping[str, object]) -> AnswerGate:
 def load_answer_gate(path: Path = GATE_FILE) -> AnswerGate:
     """The shipped gate (``answer_gate.json``)."""
     return gate_from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """How many of the reader's best-ranked sentences the gate judges when no statement of
+    the model's passes, and the gate score one needs to be shown as the answer."""
+
+    top: int
+    threshold: float
+
+
+@lru_cache(maxsize=4)
+def load_pick(path: Path = PICK_FILE) -> Pick:
+    """The shipped setting (``answer_gate_pick.json``)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Pick(top=int(data["top"]), threshold=float(data["threshold"]))

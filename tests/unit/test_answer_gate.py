@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.verification.answer_gate import GATE_FILE, SIGNALS, load_answer_gate, signals
+from rag.verification.answer_gate import (
+    GATE_FILE,
+    PICK_FILE,
+    SIGNALS,
+    load_answer_gate,
+    load_pick,
+    signals,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +99,29 @@ def test_the_model_saying_no_lowers_the_score() -> None:
     q = "How much did the Kestrel Bay ferry project cost?"
     s = "The project cost 38 million euros."
     assert _score(q, s, s, p=0.95) > _score(q, s, s, p=0.05)
+
+
+def test_the_shipped_pick_counts_what_its_recorded_questions_say() -> None:
+    """The reader's-pick threshold: recounted here from the committed scores, at the shipped
+    setting it answers the counted questions, and more of them with the gold answer than
+    unanswerable ones."""
+    pick = load_pick()
+    data = json.loads(PICK_FILE.read_text(encoding="utf-8"))
+    assert data["command"] == "bench/answer_gate.py pick-fit"
+    assert pick.top >= 1 and 0.0 < pick.threshold < 1.0
+    scores = ROOT / "bench" / "data" / "answer_gate_pick_scores.jsonl"
+    rows = [json.loads(line) for line in scores.read_text(encoding="utf-8").splitlines()]
+    gold = false = 0
+    for row in rows:
+        shown = [t for t in row["tops"][: pick.top] if t["score"] >= pick.threshold]
+        if not shown:
+            continue
+        best = max(shown, key=lambda t: t["score"])
+        if row["answerable"]:
+            gold += best["gold"]
+        else:
+            false += 1
+    measured = data["measured"]
+    assert measured["questions"] == len(rows) >= 100
+    assert (measured["gold_answered"], measured["unanswerable_answered"]) == (gold, false)
+    assert gold > false

@@ -10,10 +10,11 @@ from rag.errors import InvalidQueryError
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
-from rag.verification.answer_gate import AnswerGate
+from rag.verification.answer_gate import AnswerGate, Pick
 from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
 
 Q = "Which institution is Dr. Tenzin Wangchuk affiliated with?"
+NO_PICK = Pick(top=0, threshold=1.0)
 
 
 @pytest.fixture
@@ -27,7 +28,10 @@ def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:
     # The lexical fake embedder scores lower than MiniLM: relax the relevance floor.
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
-    return AnswerChain(settings=settings, retriever=retriever, llm=llm, verifier=fake_verifier())
+    # These tests are about the model's statements: the reader's pick judges no sentence.
+    return AnswerChain(
+        settings=settings, retriever=retriever, llm=llm, verifier=fake_verifier(), pick=NO_PICK
+    )
 
 
 def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
@@ -272,6 +276,35 @@ def test_a_statement_the_gate_does_not_confirm_is_shown_as_evidence_not_as_an_an
     assert e.quote in e.text and "1949" in e.quote  # the source sentence, verbatim
     assert unsure.gate_score == pytest.approx(0.7) and unsure.gate_threshold == 0.9
     assert unsure.to_dict()["outcome"] == "unconfirmed"
+
+
+def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
+    retriever: HybridRetriever,
+) -> None:
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    question = "When did Bhutan become independent?"
+
+    def chain(pick_threshold: float) -> AnswerChain:
+        return AnswerChain(
+            settings=settings,
+            retriever=retriever,
+            llm=FakeListChatModel(responses=["NOT FOUND"]),
+            verifier=fake_verifier(p_yes=0.7),
+            answer_gate=_gate(0.5),
+            pick=Pick(top=2, threshold=pick_threshold),
+        )
+
+    picked = chain(0.6).invoke(question)
+    assert picked.outcome == "answered" and "1949" in picked.text, picked.text
+    [c] = picked.citations
+    assert c.quote in c.text and f"“{c.quote}”" in picked.text  # the source sentence, verbatim
+    assert picked.gate_score == pytest.approx(0.7) and picked.gate_threshold == 0.6
+    assert "best-ranked sentence read did" in picked.reason
+    # Under the pick's threshold the model's NOT FOUND stands: nothing is shown.
+    refused = chain(0.8).invoke(question)
+    assert refused.outcome == "abstained" and refused.stage == "reading" and not refused.evidence
+    assert refused.reason.endswith("the best-ranked sentence read scored 0.70 < threshold 0.80")
 
 
 def test_every_abstention_names_its_stage(retriever: HybridRetriever) -> None:
