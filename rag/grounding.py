@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rag.citations import Claim, locate_quote
 from rag.injection import looks_like_instruction
-from rag.sentences import sentence_spans
+from rag.sentences import refers_back, sentence_spans
 from rag.types import Passage
 from rag.verification.base import Verifier
 from rag.verification.lexical import adds_nothing, answer_span, is_phrase, tokenize
@@ -52,14 +52,6 @@ def _keys(text: str) -> set[str]:
     return {t.key for t in tokenize(text) if not t.stop or t.number}
 
 
-_PRONOUNS = frozenset("he she they it his her their its him them".split())
-
-
-def _refers_back(sentence: str) -> bool:
-    """True when one of the first words of ``sentence`` is a personal pronoun."""
-    return any(t.raw.lower() in _PRONOUNS for t in tokenize(sentence)[:4])
-
-
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
 
@@ -72,11 +64,11 @@ def candidate_sentences(
 ) -> list[tuple[int, int, int]]:
     """(passage index, start, end) of the sentences most likely to state ``statement``, best
     first: those holding every name and number the statement adds to the question, then those
-    holding all its words, then by meaning (``similarity``, the embedder's cosine, when given),
-    then by shared words. A sentence that opens with a pronoun (he, it…), or whose names the
-    statement needs sit in the sentence before, comes with that sentence. A bare answer
-    ("India") means what the question asks, so its meaning is compared as the question
-    followed by that answer."""
+    holding all its words, then by meaning (``similarity``, the embedder's cosine, when given)
+    plus the share of its words the sentence holds. A sentence that opens with a pronoun (he,
+    it…), or whose names the statement needs sit in the sentence before, comes with that
+    sentence. A bare answer ("India") means what the question asks, so its meaning is compared
+    as the question followed by that answer."""
     want = _keys(statement)
     q = _keys(question)
     names = {t.key for t in tokenize(statement) if t.name}
@@ -95,9 +87,9 @@ def candidate_sentences(
             # A name the statement needs that this sentence lacks: from the sentence before
             # when the question does not supply it, or when this sentence says "he", "it"…
             missing = names - keys
-            if not _refers_back(sent):
+            if not refers_back(sent):
                 missing -= q
-            if j and (_refers_back(sent) or missing & _keys(p.text[spans[j - 1][0] : s])):
+            if j and (refers_back(sent) or missing & _keys(p.text[spans[j - 1][0] : s])):
                 s = spans[j - 1][0]
                 keys |= _keys(p.text[s:e])
                 overlap = len(want & keys) / max(1, len(want))
@@ -109,10 +101,12 @@ def candidate_sentences(
         if similarity is not None and len(found) > 1
         else [0.0] * len(found)
     )
-    # (feasible, holds every word of the statement, meaning, shared words, shared question
-    # words, the paragraph the model named)
+    # (feasible, holds every word of the statement, meaning and shared words together, shared
+    # question words, the paragraph the model named)
     pairs = zip(found, sims, strict=True)
-    ranked = sorted(pairs, key=lambda x: (x[0][0], x[0][1] >= 1, x[1], *x[0][1:4]), reverse=True)
+    ranked = sorted(
+        pairs, key=lambda x: (x[0][0], x[0][1] >= 1, x[1] + x[0][1], *x[0][2:4]), reverse=True
+    )
     return [f[4:] for f, _ in ranked[:CANDIDATES]]
 
 

@@ -25,8 +25,8 @@ import numpy as np
 from rag.grounding import question_parts
 from rag.injection import looks_like_instruction
 from rag.keyword import bm25s_quiet
-from rag.sentences import sentence_spans
-from rag.text import content_terms, words
+from rag.sentences import refers_back, sentence_spans
+from rag.text import content_terms
 from rag.types import Passage
 
 SELECTOR_FILE = Path(__file__).with_name("selection.json")
@@ -38,7 +38,6 @@ FEATURES = (
     "inv_rank",
     "paragraph_similarity",
 )
-_PRONOUNS = frozenset("he she they it his her their its him them this these".split())
 
 CountTokens = Callable[[str], int]
 
@@ -60,11 +59,6 @@ class Sentence:
     start: int
     end: int
     features: dict[str, float]
-
-
-def refers_back(sentence: str) -> bool:
-    """True when one of the first four words is a pronoun (he, it, they, this…)."""
-    return any(w.lower() in _PRONOUNS for w in words(sentence)[:4])
 
 
 def _unit(vectors: Any) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pysbd
 
-from rag.text import STOPWORDS
+from rag.text import STOPWORDS, words
 
 # A lone capital letter and its period inside a sentence, then the next word: "I. Then".
 _LETTER_STOP = re.compile(r"(?:(?<=\s)|^)(?P<letter>[A-Z])\.\s+(?=(?P<next>[A-Z][^\W_]*))")
@@ -147,3 +147,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def sentences(text: str) -> list[str]:
     """The sentences of ``text`` (``sentence_spans`` as strings)."""
     return [text[s:e] for s, e in _spans(text)]
+
+
+_PRONOUNS = frozenset("he she they it his her their its him them this these".split())
+
+
+def refers_back(sentence: str) -> bool:
+    """True when one of the first four words is a pronoun (he, it, they're, this…): the
+    sentence needs the one before it to say whom or what it means."""
+    return any(w.split("'")[0] in _PRONOUNS for w in words(sentence)[:4])

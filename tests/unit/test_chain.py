@@ -10,6 +10,7 @@ from rag.errors import InvalidQueryError
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
+from rag.verification import Verifier
 from rag.verification.answer_gate import AnswerGate, Pick
 from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
 
@@ -250,26 +251,37 @@ def _gate(threshold: float) -> AnswerGate:
     )
 
 
+def _gated(
+    retriever: HybridRetriever,
+    out: str,
+    threshold: float,
+    pick: Pick | None = None,
+    verifier: Verifier | None = None,
+) -> AnswerChain:
+    """A chain whose model writes ``out`` and whose answer check (unless ``verifier`` is given)
+    says 0.7 to every sentence."""
+    settings = retriever.settings.model_copy(deep=True)
+    settings.retrieval.min_relevance = 0.05
+    return AnswerChain(
+        settings=settings,
+        retriever=retriever,
+        llm=FakeListChatModel(responses=[out]),
+        verifier=verifier or fake_verifier(p_yes=0.7),
+        answer_gate=_gate(threshold),
+        pick=pick,
+    )
+
+
+INDEPENDENT = "When did Bhutan become independent?"
+
+
 def test_a_statement_the_gate_does_not_confirm_is_shown_as_evidence_not_as_an_answer(
     retriever: HybridRetriever,
 ) -> None:
     out = "Answer [P1]: Bhutan became independent in 1949."
-    settings = retriever.settings.model_copy(deep=True)
-    settings.retrieval.min_relevance = 0.05
-    question = "When did Bhutan become independent?"
-
-    def chain(threshold: float) -> AnswerChain:
-        return AnswerChain(
-            settings=settings,
-            retriever=retriever,
-            llm=FakeListChatModel(responses=[out]),
-            verifier=fake_verifier(p_yes=0.7),
-            answer_gate=_gate(threshold),
-        )
-
-    shown = chain(0.5).invoke(question)
+    shown = _gated(retriever, out, 0.5).invoke(INDEPENDENT)
     assert shown.outcome == "answered" and not shown.abstained and "1949" in shown.text
-    unsure = chain(0.9).invoke(question)
+    unsure = _gated(retriever, out, 0.9).invoke(INDEPENDENT)
     assert unsure.abstained and unsure.outcome == "unconfirmed" and unsure.stage == "gate"
     assert unsure.text.startswith(UNCONFIRMED_TEXT) and not unsure.citations
     [e] = unsure.evidence
@@ -281,28 +293,17 @@ def test_a_statement_the_gate_does_not_confirm_is_shown_as_evidence_not_as_an_an
 def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
     retriever: HybridRetriever,
 ) -> None:
-    settings = retriever.settings.model_copy(deep=True)
-    settings.retrieval.min_relevance = 0.05
-    question = "When did Bhutan become independent?"
-
     def chain(pick_threshold: float) -> AnswerChain:
-        return AnswerChain(
-            settings=settings,
-            retriever=retriever,
-            llm=FakeListChatModel(responses=["NOT FOUND"]),
-            verifier=fake_verifier(p_yes=0.7),
-            answer_gate=_gate(0.5),
-            pick=Pick(top=2, threshold=pick_threshold),
-        )
+        return _gated(retriever, "NOT FOUND", 0.5, Pick(top=2, threshold=pick_threshold))
 
-    picked = chain(0.6).invoke(question)
+    picked = chain(0.6).invoke(INDEPENDENT)
     assert picked.outcome == "answered" and "1949" in picked.text, picked.text
     [c] = picked.citations
     assert c.quote in c.text and f"“{c.quote}”" in picked.text  # the source sentence, verbatim
     assert picked.gate_score == pytest.approx(0.7) and picked.gate_threshold == 0.6
     assert "best-ranked sentence read did" in picked.reason
     # Under the pick's threshold the model's NOT FOUND stands: nothing is shown.
-    refused = chain(0.8).invoke(question)
+    refused = chain(0.8).invoke(INDEPENDENT)
     assert refused.outcome == "abstained" and refused.stage == "reading" and not refused.evidence
     assert refused.reason.endswith("the best-ranked sentence read scored 0.70 < threshold 0.80")
 
@@ -326,15 +327,7 @@ PART_2 = "Question: Where does Dr. Tenzin Wangchuk work?"
 def _two_part_chain(
     retriever: HybridRetriever, out: str, overrides: dict[str, float]
 ) -> AnswerChain:
-    settings = retriever.settings.model_copy(deep=True)
-    settings.retrieval.min_relevance = 0.05
-    return AnswerChain(
-        settings=settings,
-        retriever=retriever,
-        llm=FakeListChatModel(responses=[out]),
-        verifier=fake_verifier(p_yes=0.9, overrides=overrides),
-        answer_gate=_gate(0.5),
-    )
+    return _gated(retriever, out, 0.5, verifier=fake_verifier(p_yes=0.9, overrides=overrides))
 
 
 def test_a_two_part_question_is_answered_part_by_part(retriever: HybridRetriever) -> None:

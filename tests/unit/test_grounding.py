@@ -169,6 +169,33 @@ def test_the_sentence_holding_the_answers_name_is_tried_before_one_sharing_more_
     assert "India" in g.quote
 
 
+def test_a_contracted_pronoun_sentence_comes_with_the_sentence_before() -> None:
+    text = (
+        "“Doha is patient,” says Dr. Omar Haddad. “They’re not looking to replace India, "
+        "but to complement it.” Trade with India grew."
+    )
+    p = Passage("c.md", 1, "", text, 0.1, "c1")
+    statement = "Omar Haddad says Doha is not looking to replace India, but to complement it."
+    first = candidate_sentences(statement, [p], "What does Omar Haddad say about India?")[0]
+    assert text[first[1] : first[2]].startswith("“Doha is patient,” says Dr. Omar Haddad.")
+    assert text[first[1] : first[2]].endswith("to complement it.”")
+
+
+def test_a_sentence_holding_most_of_the_statement_beats_a_slightly_closer_one() -> None:
+    """The embedder's cosine alone can prefer a sentence on the same topic; the share of the
+    statement's words a sentence holds counts with it."""
+    p = Passage(
+        "c.md", 1, "", "India is a partner in security. Qatar will complement India's aid.", 0.1
+    )
+
+    def similarity(statement: str, sentences: Sequence[str]) -> list[float]:
+        return [0.68 if "security" in s else 0.62 for s in sentences]
+
+    statement = "Qatar will complement India's aid, not replace it."
+    first = candidate_sentences(statement, [p], "Will Qatar replace India?", similarity=similarity)
+    assert p.text[first[0][1] : first[0][2]] == "Qatar will complement India's aid."
+
+
 def test_candidates_are_ranked_by_meaning_when_a_similarity_is_given() -> None:
     """Of two sentences that both hold the name, the one the embedder finds closer is used."""
 

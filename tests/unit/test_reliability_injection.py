@@ -18,6 +18,7 @@ from rag.retrieval import HybridRetriever
 from rag.settings import Settings
 from rag.store import close_clients
 from rag.types import ABSTENTION_TEXT
+from rag.verification.answer_gate import Pick
 from tests.conftest import CORPUS
 from tests.fakes import HashingEmbedder, affiliation_reply, copy_built_index, fake_verifier
 from tests.paths import settings_in
@@ -54,16 +55,23 @@ def retriever(
     return HybridRetriever(settings=tmp_settings, embedder=fake_embedder)
 
 
-def chain_with(retriever: HybridRetriever, *responses: str) -> AnswerChain:
+NO_PICK = Pick(top=0, threshold=1.0)
+
+
+def chain_with(
+    retriever: HybridRetriever, *responses: str, pick: Pick | None = NO_PICK
+) -> AnswerChain:
     settings = retriever.settings.model_copy(deep=True)
     settings.retrieval.min_relevance = 0.05
     settings.llm.max_context_passages = 5
     # A model that says yes to every verification question: only the lexical floor rejects.
+    # Unless ``pick`` is None (the shipped one), the reader's best sentences are not judged.
     return AnswerChain(
         settings=settings,
         retriever=retriever,
         llm=FakeListChatModel(responses=list(responses)),
         verifier=fake_verifier(),
+        pick=pick,
     )
 
 
@@ -93,6 +101,11 @@ def test_injected_looking_output_is_an_abstention(retriever: HybridRetriever, ou
     assert ans.abstained and ans.text == ABSTENTION_TEXT and ans.citations == ()
     # The hostile paragraphs were in the prompt: the test is not vacuous.
     assert any(p.source != "bhutan-qatar.md" for p in ans.passages)
+    # With the shipped pick, a model that says yes to everything gets the best sentence read
+    # shown instead: a sentence of the sources, never the injected words.
+    picked = chain_with(retriever, output, pick=None).invoke(Q)
+    assert "PWNED" not in picked.text, picked.text
+    assert all(c.quote in c.text and "PWNED" not in c.quote for c in picked.citations)
 
 
 def test_correct_answer_next_to_hostile_documents_cites_the_seed(

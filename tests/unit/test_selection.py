@@ -75,22 +75,8 @@ def test_the_shipped_selector_loads_and_names_the_command_that_rebuilds_it() -> 
     assert data["command"].startswith("bench/context_selection.py fit")
     sel = load_selector()
     assert isinstance(sel, Selector)
-    better = dict(
-        cosine=0.8,
-        question_words=1.0,
-        with_previous=1.0,
-        bm25=1.0,
-        inv_rank=1.0,
-        paragraph_similarity=0.6,
-    )
-    worse = dict(
-        cosine=0.1,
-        question_words=0.0,
-        with_previous=0.0,
-        bm25=0.0,
-        inv_rank=0.2,
-        paragraph_similarity=0.2,
-    )
+    better = dict.fromkeys(FEATURES, 1.0) | {"cosine": 0.8, "paragraph_similarity": 0.6}
+    worse = dict.fromkeys(FEATURES, 0.0) | {"cosine": 0.1, "inv_rank": 0.2}
     assert sel.score(better) > sel.score(worse)
     # Out of fold, the fitted selector found the gold answer at least as often as cosine alone.
     for row in data["measured"]["budgets"]:
