@@ -93,6 +93,7 @@ class Checker:
         self.embedder = embedder
         self.gate = gate
         self.pick_setting = pick
+        self._answer_scores: dict[tuple[str, str, str], float] = {}
         self.checks = checks
         self.filter_paragraphs = filter_paragraphs
         self.scorer = scorer
@@ -156,12 +157,23 @@ class Checker:
             statement=claim.statement,
             sentence=claim.quote,
             paragraph=p.text,
-            p_answers=self.checks.answer_score(claim.quote, question, section_of(p)),
+            p_answers=self.answer_score(claim.quote, question, section_of(p)),
             rank=next(i for i, x in enumerate(passages) if x is p) + 1,
             similarity=p.similarity or 0.0,
             distinctive=distinctive,
         )
         return Judged(claim, feats, self.gate.score(feats), self.gate.threshold)
+
+    def answer_score(self, sentence: str, question: str, section: str) -> float:
+        """The model's answer check, each (sentence, question, section) read once: the pick's
+        sentences are often the ones the statements were grounded in."""
+        assert self.checks is not None
+        key = (sentence, question, section)
+        if key not in self._answer_scores:
+            if len(self._answer_scores) >= 256:
+                self._answer_scores.clear()
+            self._answer_scores[key] = self.checks.answer_score(sentence, question, section)
+        return self._answer_scores[key]
 
     def pick(
         self,

@@ -308,6 +308,29 @@ def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
     assert refused.reason.endswith("the best-ranked sentence read scored 0.70 < threshold 0.80")
 
 
+def test_the_model_is_asked_about_each_sentence_once_per_answer(
+    retriever: HybridRetriever,
+) -> None:
+    """The pick's sentences are often the ones the statements were grounded in: each is read
+    by the answer check once."""
+    from rag.verification import CascadeVerifier, LLMVerifier, Thresholds
+    from tests.fakes import FixedScorer
+
+    asked: list[str] = []
+
+    class Recording(FixedScorer):
+        def p_yes(self, messages: list[dict[str, str]]) -> float:
+            asked.append(messages[-1]["content"])
+            return super().p_yes(messages)
+
+    verifier = CascadeVerifier(LLMVerifier(Recording(0.7), Thresholds(0.5, 0.5)))
+    out = "Answer [P1]: Bhutan became independent in 1949."
+    chain = _gated(retriever, out, 0.9, Pick(top=2, threshold=0.95), verifier=verifier)
+    ans = chain.invoke(INDEPENDENT)
+    assert ans.outcome == "unconfirmed" and "the best-ranked sentence read scored" in ans.reason
+    assert len(asked) >= 2 and len(asked) == len(set(asked)), asked
+
+
 def test_every_abstention_names_its_stage(retriever: HybridRetriever) -> None:
     far = chain_with(retriever, "NOT FOUND")
     far.settings.retrieval.min_relevance = 0.99
