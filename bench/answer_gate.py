@@ -95,7 +95,7 @@ def collect(per_article: int, seed: int) -> None:
             context = format_context([e.text for e in excerpts])
             raw = "".join(chain.generate(runnable, {"context": context, "question": q.question}))
             wanted = chain.retriever.distinctive_terms(q.question)
-            checked = chain.checker.check(raw, [e.passage for e in excerpts], q.question, wanted)
+            checked = chain.checker.check(raw, excerpts, q.question, wanted, pick=False)
             rows = [
                 {
                     "signals": j.signals,

@@ -24,7 +24,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from pydantic import SecretStr
 
-from rag.checking import Checked, Checker, checker_for
+from rag.checking import Checker, checker_for
 from rag.citations import left_the_format
 from rag.compose import abstained, final_answer
 from rag.errors import InvalidQueryError, LLMTimeoutError
@@ -118,7 +118,7 @@ class AnswerChain:
         self._llm = llm
         # An injected model's concurrency is its caller's; the shared local model's is ours.
         self._lock = nullcontext if llm is not None else lambda: llm_lock(self.settings)
-        self._verifier, self._gate, self._pick = verifier, answer_gate, pick
+        self._checks = dict(verifier=verifier, gate=answer_gate, pick=pick)
         self._checker: Checker | None = None
 
     @property
@@ -136,8 +136,7 @@ class AnswerChain:
     @property
     def checker(self) -> Checker:
         if self._checker is None:
-            kw = dict(llm=self.llm, embedder=self.retriever.embedder, verifier=self._verifier)
-            kw |= dict(gate=self._gate, pick=self._pick)
+            kw = dict(llm=self.llm, embedder=self.retriever.embedder, **self._checks)
             self._checker = checker_for(self.settings, **kw)  # type: ignore[arg-type]
         return self._checker
 
@@ -227,12 +226,8 @@ class AnswerChain:
         raw, failure, prompt_tokens, first = yield from self.read(standalone, excerpts)
         t_generation = clock.lap()
         yield AnswerEvent("status", "Checking every statement against the sources…")
-        context = [e.passage for e in excerpts]
-        no_output = Checked([], [], [], None)
         wanted = self.retriever.distinctive_terms(standalone)
-        checked = self.checker.check(raw, context, standalone, wanted) if raw.strip() else no_output
-        if not failure:  # nothing passed: the reader's best sentences, judged the same way
-            checked = self.checker.pick(checked, excerpts, standalone, wanted)
+        checked = self.checker.check(raw, excerpts, standalone, wanted, pick=not failure)
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,

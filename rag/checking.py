@@ -107,12 +107,16 @@ class Checker:
     def check(
         self,
         raw: str,
-        passages: Sequence[Passage],
+        excerpts: Sequence[Excerpt],
         question: str,
         distinctive: set[str] | None = None,
+        *,
+        pick: bool = True,
     ) -> Checked:
-        """``distinctive``: the question's words found in at most half of the indexed chunks
-        (None when unknown)."""
+        """The model's output ``raw`` checked against the ``excerpts`` it read; with ``pick``,
+        the reader's best sentences too when no statement passes. ``distinctive``: the
+        question's words found in at most half of the indexed chunks (None when unknown)."""
+        passages = [e.passage for e in excerpts]
         claims = ground_claims(
             parse_claims(raw), passages, question, self.support, self.similarity()
         )
@@ -138,9 +142,9 @@ class Checker:
             uncovered = self.uncovered_parts(claims, question) if claims else []
         if self.scorer is not None:
             self.scorer.release()  # the next answer re-reads only what differs in its prompt
-        return Checked(
-            claims, judged, uncovered, self.gate.threshold if self.gate is not None else None
-        )
+        threshold = self.gate.threshold if self.gate is not None else None
+        checked = Checked(claims, judged, uncovered, threshold)
+        return self.pick(checked, excerpts, question, distinctive) if pick else checked
 
     def judge(
         self,

@@ -146,8 +146,9 @@ def final_answer(
 ) -> Answer:
     """The answer from the checked statements (or the reader's best sentence, ``picked``), or
     the abstention naming its stage: the model ran out of time, wrote NOT FOUND or nothing a
-    sentence states (``reading``), or the gate scored every statement and sentence under its
-    threshold (``gate``, with the best one as evidence)."""
+    sentence states (``reading``), or the gate scored every statement under its threshold
+    (``gate``, with the best statement's sentence as evidence); either way the reason names
+    the pick's best score when it was judged."""
     common = dict(question=question, standalone=standalone, passages=passages, timings=timings)
     picked = checked.picked
     best = picked if picked is not None and picked.passes else checked.closest
