@@ -298,12 +298,12 @@ PICK_SCORES = ROOT / "bench" / "data" / "answer_gate_pick_scores.jsonl"
 
 
 def pick_collect(top: int) -> None:
-    """The gate on the sentences the reader ranks best, for the recorded questions that no
-    statement of the model's answers at the shipped threshold (the articles in turn): per
-    question the gate score of each of the ``top`` best-ranked sentences read and whether it
-    holds the gold answer (bench/data/answer_gate_pick_scores.jsonl; resumable)."""
-    from rag.checking import section_of
-    from rag.verification.answer_gate import load_answer_gate, signals
+    """The gate on the sentences the reader ranks best (``Checker.judge_best_read``, as the
+    chain's pick judges them), for the recorded questions that no statement of the model's
+    answers at the shipped threshold (the articles in turn): per question the gate score of
+    each of the ``top`` best-ranked sentences read and whether it holds the gold answer
+    (bench/data/answer_gate_pick_scores.jsonl; resumable)."""
+    from rag.verification.answer_gate import load_answer_gate
 
     arts, settings = _index()
     chain, gate = _chain(settings), load_answer_gate()
@@ -323,21 +323,8 @@ def pick_collect(top: int) -> None:
             continue
         q = every[r["id"]].question
         excerpts = chain.excerpts(q.question, chain.retrieve(q.question))
-        read = [e.passage for e in excerpts]
-        ranked = sorted(
-            ((e.passage, s, end, sc) for e in excerpts for s, end, sc in e.ranked),
-            key=lambda x: -x[3],
-        )
-        tops = []
-        for p, s, end, _ in ranked[:top]:
-            text = p.text[s:end]
-            p_answers = chain.checker.checks.answer_score(text, q.question, section_of(p))
-            feats = signals(
-                question=q.question, statement=text, sentence=text, paragraph=p.text,
-                p_answers=p_answers, rank=read.index(p) + 1, similarity=p.similarity or 0.0,
-                distinctive=None,
-            )  # fmt: skip
-            tops.append({"score": gate.score(feats), "gold": answer_in(text, q.answers)})
+        judged = chain.checker.judge_best_read(excerpts, q.question, None, top)
+        tops = [{"score": j.score, "gold": answer_in(j.claim.quote, q.answers)} for j in judged]
         chain.checker.scorer.release()
         row = {"id": r["id"], "article": r["article"], "answerable": q.answerable, "tops": tops}
         with PICK_SCORES.open("a", encoding="utf-8") as f:

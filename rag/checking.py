@@ -179,6 +179,27 @@ class Checker:
             self._answer_scores[key] = self.checks.answer_score(sentence, question, section)
         return self._answer_scores[key]
 
+    def judge_best_read(
+        self,
+        excerpts: Sequence[Excerpt],
+        question: str,
+        distinctive: set[str] | None,
+        top: int,
+    ) -> list[Judged]:
+        """The ``top`` sentences the reader ranked best among those read, each judged by the
+        gate as if the model had stated it (verbatim, no short answer)."""
+        passages = [e.passage for e in excerpts]
+        ranked = sorted(
+            ((e.passage, s, end, score) for e in excerpts for s, end, score in e.ranked),
+            key=lambda x: -x[3],
+        )
+        judged = []
+        for p, s, end, _ in ranked[:top]:
+            text = p.text[s:end]
+            claim = GroundedClaim(text, text, False, text, p, s, end, None)
+            judged.append(self.judge(claim, question, passages, distinctive))
+        return judged
+
     def pick(
         self,
         checked: Checked,
@@ -191,17 +212,10 @@ class Checker:
         when it reaches the pick threshold (never as evidence: it is no statement's source)."""
         if checked.accepted or self.gate is None or self.pick_setting is None:
             return checked
-        passages = [e.passage for e in excerpts]
-        ranked = sorted(
-            ((e.passage, s, end, score) for e in excerpts for s, end, score in e.ranked),
-            key=lambda x: -x[3],
-        )
-        judged = []
-        for p, s, end, _ in ranked[: self.pick_setting.top]:
-            text = p.text[s:end]
-            claim = GroundedClaim(text, text, False, text, p, s, end, None)
-            j = self.judge(claim, question, passages, distinctive)
-            judged.append(replace(j, threshold=self.pick_setting.threshold, picked=True))
+        judged = [
+            replace(j, threshold=self.pick_setting.threshold, picked=True)
+            for j in self.judge_best_read(excerpts, question, distinctive, self.pick_setting.top)
+        ]
         if self.scorer is not None:
             self.scorer.release()
         best = max(judged, key=lambda j: j.score, default=None)

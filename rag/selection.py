@@ -68,6 +68,14 @@ def _unit(vectors: Any) -> np.ndarray:
 
 def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Sentence]:
     """Every sentence of ``passages`` with its selection signals."""
+    return sentences_for([question], passages, embedder)[0]
+
+
+def sentences_for(
+    questions: Sequence[str], passages: Sequence[Passage], embedder: Any
+) -> list[list[Sentence]]:
+    """Every sentence of ``passages`` with its selection signals for each of ``questions``
+    (the parts of one question): the sentences are embedded and indexed once."""
     spans = [
         (i, s, e)
         for i, p in enumerate(passages)
@@ -75,13 +83,27 @@ def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list
         if not looks_like_instruction(p.text[s:e])  # never read: text that addresses the model
     ]
     if not spans:
-        return []
+        return [[] for _ in questions]
     texts = [passages[i].text[s:e] for i, s, e in spans]
-    q = _unit(embedder.embed_query(question))[0]
-    cos = _unit(embedder.embed_documents(texts)) @ q
+    vectors = _unit(embedder.embed_documents(texts))
     terms = [content_terms(t) for t in texts]
+    bm25 = _bm25(terms)
+    return [
+        _signals(spans, passages, terms, vectors @ _unit(embedder.embed_query(q))[0], q, bm25)
+        for q in questions
+    ]
+
+
+def _signals(
+    spans: Sequence[tuple[int, int, int]],
+    passages: Sequence[Passage],
+    terms: Sequence[list[str]],
+    cos: np.ndarray,
+    question: str,
+    bm25: Any,
+) -> list[Sentence]:
     asked = set(content_terms(question))
-    keyword = _bm25_scores(terms, content_terms(question))
+    keyword = _bm25_scores(bm25, content_terms(question), len(spans))
     out = []
     for n, ((i, s, e), c) in enumerate(zip(spans, cos, strict=True)):
         mine = set(terms[n])
@@ -99,13 +121,20 @@ def sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list
     return out
 
 
-def _bm25_scores(sentences: Sequence[list[str]], query: list[str]) -> np.ndarray:
-    """BM25 of each sentence for the query among these sentences (a word most of them share
-    weighs little), scaled so the best is 1."""
-    if not query or not any(sentences):
-        return np.zeros(len(sentences))
+def _bm25(sentences: Sequence[list[str]]) -> Any:
+    """A bm25s index of the candidate sentences (None when none has a content word)."""
+    if not any(sentences):
+        return None
     model = bm25s_quiet().BM25()
     model.index([t or [""] for t in sentences], show_progress=False)
+    return model
+
+
+def _bm25_scores(model: Any, query: list[str], n: int) -> np.ndarray:
+    """BM25 of each sentence for the query among these sentences (a word most of them share
+    weighs little), scaled so the best is 1."""
+    if model is None or not query:
+        return np.zeros(n)
     scores = np.asarray(model.get_scores(query), dtype=float)
     top = scores.max()
     return scores / top if top > 0 else scores
@@ -146,8 +175,8 @@ def select(
 ) -> list[Excerpt]:
     """The excerpts the model reads, in retrieval order (paragraphs with nothing chosen are
     left out). The best sentence is always taken, whatever its length."""
-    parts = question_parts(question)
-    found = sentences(parts[0], passages, embedder)
+    by_part = sentences_for(question_parts(question), passages, embedder)
+    found = by_part[0]
     if not found:
         return []
     selector = selector or load_selector()
@@ -155,7 +184,7 @@ def select(
     # good matches must not spend the budget that another part's answer needs.
     rankings = [
         sorted(range(len(found)), key=lambda n, f=f: -selector.score(f[n].features))
-        for f in [found, *(sentences(p, passages, embedder) for p in parts[1:])]
+        for f in by_part
     ]
     order = list(dict.fromkeys(n for tier in zip(*rankings, strict=True) for n in tier))
     chosen: set[int] = set()

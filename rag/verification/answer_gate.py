@@ -24,7 +24,7 @@ from rag.verification.lexical import lexical_decision
 
 GATE_FILE = Path(__file__).with_name("answer_gate.json")
 # The threshold for the reader's best-ranked sentences, taken when the model's statements
-# leave the question unanswered (chosen by ``bench/answer_gate.py selected``).
+# leave the question unanswered (chosen by ``bench/answer_gate.py pick-fit``).
 PICK_FILE = Path(__file__).with_name("answer_gate_pick.json")
 # What ``signals`` computes: the candidates a gate may be fitted on.
 SIGNALS = (
