@@ -632,13 +632,13 @@ def generate(
     except RagError as exc:
         raise _fail(str(exc)) from None
     save(qs, stats)
-    s = stats.to_dict()
+    kept, written = stats.kept, stats.written
     out.print(
-        f"{s['paragraphs']} paragraphs: answerable {s['answerable_kept']}/"
-        f"{s['answerable_written']} kept, unanswerable {s['unanswerable_kept']}/"
-        f"{s['unanswerable_written']} kept -> {out_file}"
+        f"{stats.paragraphs} paragraphs: answerable {kept['answerable']}/"
+        f"{written['answerable']} kept, unanswerable {kept['unanswerable']}/"
+        f"{written['unanswerable']} kept -> {out_file}"
     )
-    for why, n in sorted(s["dropped"].items()):
+    for why, n in sorted(stats.dropped.items()):
         out.print(f"  dropped {n}: {why}")
 
 

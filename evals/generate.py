@@ -84,26 +84,17 @@ MAX_ANSWER_WORDS = 12
 
 @dataclass
 class GenerateStats:
-    """How many candidates the model wrote and why the dropped ones were dropped."""
+    """How many candidates the model wrote and kept, by kind ("answerable", "unanswerable"),
+    and why the dropped ones were dropped."""
 
     paragraphs: int = 0
-    answerable_written: int = 0
-    answerable_kept: int = 0
-    unanswerable_written: int = 0
-    unanswerable_kept: int = 0
+    written: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     candidates: list[dict[str, Any]] = field(default_factory=list)  # every one, for review
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "paragraphs": self.paragraphs,
-            "answerable_written": self.answerable_written,
-            "answerable_kept": self.answerable_kept,
-            "unanswerable_written": self.unanswerable_written,
-            "unanswerable_kept": self.unanswerable_kept,
-            "dropped": dict(self.dropped),
-            "candidates": self.candidates,
-        }
+        return {k: dict(v) if isinstance(v, Counter) else v for k, v in vars(self).items()}
 
 
 def _norm(text: str) -> str:
@@ -258,10 +249,7 @@ def generate_questions(
             stats.dropped[f"{kind}: {why}"] += 1
             return
         seen.add(_norm(q))
-        if kind == "answerable":
-            stats.answerable_kept += 1
-        else:
-            stats.unanswerable_kept += 1
+        stats.kept[kind] += 1
         out.append(make(f"gen-{len(out) + 1:03d}"))
 
     for i, p in enumerate(picked):
@@ -271,7 +259,7 @@ def generate_questions(
             q, _ = parse_reply(ask(TARGETED_PROMPT.format(paragraph=p.text, answer=a)))
         else:
             q, a = parse_reply(ask(ANSWERABLE_PROMPT.format(paragraph=p.text)))
-        stats.answerable_written += 1
+        stats.written["answerable"] += 1
         why = check_answerable(q, a, p.text, retrieve(q) if q else [], (p.source, p.number))
         record(
             p,
@@ -298,7 +286,7 @@ def generate_questions(
                 else UNANSWERABLE_PROMPT.format(paragraph=p.text)
             )
             uq, _ = parse_reply(ask(prompt))
-            stats.unanswerable_written += 1
+            stats.written["unanswerable"] += 1
             why = check_unanswerable(uq, p.text, corpus_text)
             record(
                 p,

@@ -25,12 +25,24 @@ no main content, is read as every block element's text, scripts, styles, comment
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rag.loaders.common import Part, UnreadableFileError, assemble, decode
 from rag.types import Block
 
 _PERMALINK = re.compile(r"^[\s¶#§🔗]*$")
 _MIN_EXTRACTED_SIZE = 250  # trafilatura's default MIN_EXTRACTED_SIZE
+# What trafilatura returns: the main content as XML with headings, lists, code and tables, and
+# every paragraph it finds (recall first, no deduplication); comments and images left out.
+_EXTRACT: dict[str, Any] = {
+    "output_format": "xml",
+    "include_formatting": True,
+    "include_tables": True,
+    "include_comments": False,
+    "include_images": False,
+    "favor_recall": True,
+    "deduplicate": False,
+}
 _NAV_RELS = {"next", "prev", "previous", "up", "index", "contents", "start", "first", "last"}
 _NAV_HOLDERS = ("p", "div", "li", "td", "header", "footer")
 _BLOCK_TAGS = ("p", "li", "blockquote", "pre", "td", "dd", "dt", "figcaption")
@@ -157,16 +169,7 @@ def load_html(data: bytes) -> tuple[str, list[Block]]:
     )
     if n_chars < _MIN_EXTRACTED_SIZE:
         return _fallback(data)
-    xml = trafilatura.extract(
-        tree,
-        output_format="xml",
-        include_formatting=True,
-        include_tables=True,
-        include_comments=False,
-        include_images=False,
-        favor_recall=True,
-        deduplicate=False,
-    )
+    xml = trafilatura.extract(tree, **_EXTRACT)
     parts = _parts_from_xml(xml) if xml else []
     if not any(p.kind == "paragraph" for p in parts):
         return _fallback(data)

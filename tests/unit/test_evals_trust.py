@@ -287,7 +287,8 @@ def test_generated_questions_are_kept_only_when_the_checks_pass() -> None:
         seed=0,
         min_words=5,
     )
-    assert (stats.answerable_kept, stats.unanswerable_kept) == (1, 1)
+    assert stats.kept == {"answerable": 1, "unanswerable": 1}
+    assert stats.to_dict()["kept"] == {"answerable": 1, "unanswerable": 1}  # the .stats.json
     assert stats.dropped == {
         "answerable: answer already in the question": 1,
         "unanswerable: names nothing the corpus lacks": 1,
