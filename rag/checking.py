@@ -22,7 +22,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from rag.citations import parse_claims
 from rag.embedding import Embedder
-from rag.grounding import GroundedClaim, ground_claims, question_parts
+from rag.grounding import GroundedClaim, ground_claims
+from rag.questions import question_parts
 from rag.selection import Excerpt
 from rag.settings import Settings
 from rag.text import content_terms

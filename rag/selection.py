@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from rag.grounding import question_parts
 from rag.injection import looks_like_instruction
 from rag.keyword import bm25s_quiet
+from rag.questions import question_parts
 from rag.sentences import refers_back, sentence_spans
 from rag.text import content_terms
 from rag.types import Passage
