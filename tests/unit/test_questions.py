@@ -1,3 +1,7 @@
+"""Splitting a multi-part question into the parts that are read and answered one by one."""
+
+from __future__ import annotations
+
 from rag.questions import question_parts
 
 
