@@ -6,6 +6,7 @@ articles: does a statement the model wrote, located in a source sentence, answer
     .venv/bin/python bench/answer_gate.py fit --features logit_answers inv_rank
     .venv/bin/python bench/answer_gate.py pick-collect --top 3   # the reader's best sentences
     .venv/bin/python bench/answer_gate.py pick-fit
+    .venv/bin/python bench/answer_gate.py hidden     # the model's hidden state as a signal
 
 ``collect`` indexes the articles, and for each sampled question runs the real retriever and
 the packaged model's answer (the shipped prompt), grounds each statement in its source
@@ -376,6 +377,63 @@ def pick_fit(out: Path | None) -> None:
           f"wrote {path}")  # fmt: skip
 
 
+def hidden(c_values: list[float]) -> None:
+    """Does the model's last hidden state help the gate? For every recorded statement's sentence,
+    the answer check as the chain asks it (the packaged model's chat template, the sentence's
+    section) is read once with llama.cpp's embeddings on, for its last token's hidden state (the
+    check's logit is the recorded one). Logistic regressions on the hidden state (alone, then with the check's logit) are
+    measured out of fold, leaving one article out, against the logit alone. Nothing is written."""
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from sklearn.metrics import roc_auc_score
+
+    from rag.llm import packaged_model_path
+    from rag.verification.prompts import answer_messages
+
+    path = packaged_model_path()
+    llama = llama_cpp.Llama(str(path), n_ctx=4096, n_threads=2, verbose=False)
+    llama_cpp.llama_set_embeddings(llama._ctx.ctx, True)  # the logits stay readable too
+    text = llama._model.token_get_text
+    chat = Jinja2ChatFormatter(
+        template=llama.metadata["tokenizer.chat_template"],
+        eos_token=text(llama.token_eos()),
+        bos_token=text(llama.token_bos()),
+    )
+    records = _load()
+    H, y, art, lg, prev = [], [], [], [], []
+    for n, r in enumerate(records, start=1):
+        for it in r["items"]:
+            msgs = answer_messages(it["sentence"], r["question"], r["article"].replace("_", " "))
+            toks = llama.tokenize(chat(messages=msgs).prompt.encode(), add_bos=True, special=True)
+            pairs = enumerate(zip(prev, toks, strict=False))
+            same = next((i for i, (a, b) in pairs if a != b), len(prev))
+            llama.n_tokens = min(same, len(toks) - 1)  # the shared prefix is not read again
+            llama.eval(toks[llama.n_tokens :])
+            prev = list(toks)
+            ctx = llama._ctx.ctx
+            H.append(np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(ctx, -1),
+                                           shape=(llama.n_embd(),)).copy())  # fmt: skip
+            y.append(int(bool(it["gold_in_sentence"])))
+            art.append(r["article"])
+            lg.append(it["signals"]["logit_answers"])
+        if n % 50 == 0:
+            print(f"{n}/{len(records)} questions read", flush=True)
+    X, Y, A, L = np.array(H), np.array(y), np.array(art), np.array(lg)[:, None]
+
+    def oof(features: Any, c: float) -> float:
+        out = np.zeros(len(Y))
+        for a in sorted(set(art)):
+            test = A == a
+            scaler, model = fit_logistic(features[~test], Y[~test], c=c)
+            out[test] = model.predict_proba(scaler.transform(features[test]))[:, 1]
+        return float(roc_auc_score(Y, out))
+
+    print(f"{len(Y)} statements: the check's logit alone, AUC {roc_auc_score(Y, L[:, 0]):.3f}")
+    for c in c_values:
+        both = oof(np.hstack([X, L]), c)
+        print(f"C={c}: the hidden state {oof(X, c):.3f}, with the logit {both:.3f} (out of fold)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -383,6 +441,8 @@ def main() -> None:
     c.add_argument("--per-article", type=int, default=40)
     c.add_argument("--seed", type=int, default=0)
     sub.add_parser("rescore")
+    h = sub.add_parser("hidden")
+    h.add_argument("--c", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     pc = sub.add_parser("pick-collect")
     pc.add_argument("--top", type=int, default=3)
     pf = sub.add_parser("pick-fit")
@@ -404,6 +464,8 @@ def main() -> None:
         collect(args.per_article, args.seed)
     elif args.cmd == "rescore":
         rescore()
+    elif args.cmd == "hidden":
+        hidden(args.c)
     elif args.cmd == "pick-collect":
         pick_collect(args.top)
     elif args.cmd == "pick-fit":

@@ -49,7 +49,8 @@ def compose(
             )
         )
         s = c.shown.strip()
-        s = s if c.as_written else f"“{s}”"
+        if not c.as_written and not s.startswith(("“", '"')):
+            s = f"“{s}”"  # the source's words; a sentence that opens a quotation already shows it
         end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
         lead = c.lead.strip()
         if c.as_written and len(lead) >= 0.8 * len(c.shown.strip(" .")):

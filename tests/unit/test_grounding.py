@@ -199,3 +199,18 @@ def test_a_bare_answer_is_compared_by_meaning_with_its_question() -> None:
     assert "security" in P3.text[first[1] : first[2]]
     candidate_sentences("Bhutan relies on India for its defence.", [P3], q, similarity=similarity)
     assert seen[-1] == "Bhutan relies on India for its defence."  # a sentence is its own meaning
+
+
+def test_a_source_sentence_is_shown_in_quotation_marks_once() -> None:
+    from rag.compose import compose
+    from rag.grounding import GroundedClaim
+
+    quoted = "“Depth matters,” notes Dr. Jane Roe."
+    plain = "The office opened in 2015."
+    p = Passage(text=f"{plain} {quoted}", source="a.md", paragraph=1, section="", score=1.0)
+    claims = [
+        GroundedClaim("x", s, False, s, p, p.text.index(s), p.text.index(s) + len(s), None)
+        for s in (plain, quoted)
+    ]
+    text, _ = compose(claims)
+    assert text == f"“{plain}” [1] {quoted} [1]"
