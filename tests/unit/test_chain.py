@@ -41,9 +41,9 @@ def test_verified_answer_cites_the_paragraph_where_the_quote_occurs(
     ans = chain_with(retriever, affiliation_reply(4)).invoke(Q)
     assert not ans.abstained
     # The statement says "He", the source names him: the source sentence is shown, after the
-    # short answer.
+    # short answer (it opens a quotation of its own: no second pair of quotation marks).
     [c] = ans.citations
-    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
+    assert c.quote.startswith("“") and ans.text == f"Kathmandu Policy Forum — {c.quote} [1]"
     assert c.text[c.answer_start : c.answer_end] == "Kathmandu Policy Forum"
     assert (c.source, c.paragraph, c.marker) == ("bhutan-qatar.md", 3, 1)
     assert c.text[c.quote_start : c.quote_end] == c.quote
@@ -58,7 +58,7 @@ def test_cited_answer_is_shown_with_the_source_sentence_that_supports_it(
     out = "Answer: Dr. Tenzin Wangchuk is affiliated with the Kathmandu Policy Forum. [P2]"
     ans = chain_with(retriever, out).invoke(Q)
     [c] = ans.citations
-    assert ans.text == f"Kathmandu Policy Forum — “{c.quote}” [1]"
+    assert ans.text == f"Kathmandu Policy Forum — {c.quote} [1]"  # the quote opens with “
     assert (c.source, c.paragraph) == ("bhutan-qatar.md", 3)
     assert "Kathmandu Policy Forum" in c.quote and c.text[c.quote_start : c.quote_end] == c.quote
 
