@@ -381,8 +381,9 @@ def hidden(c_values: list[float]) -> None:
     """Does the model's last hidden state help the gate? For every recorded statement's sentence,
     the answer check as the chain asks it (the packaged model's chat template, the sentence's
     section) is read once with llama.cpp's embeddings on, for its last token's hidden state (the
-    check's logit is the recorded one). Logistic regressions on the hidden state (alone, then with the check's logit) are
-    measured out of fold, leaving one article out, against the logit alone. Nothing is written."""
+    check's logit is the recorded one). Logistic regressions on the hidden state, alone and with
+    the logit, are measured out of fold (one article left out at a time) against the logit
+    alone. Nothing is written."""
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from sklearn.metrics import roc_auc_score
