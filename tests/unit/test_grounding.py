@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.citations import Claim, parse_claims
-from rag.grounding import candidate_sentences, ground_claims
+from rag.compose import compose
+from rag.grounding import GroundedClaim, candidate_sentences, ground_claims
 from rag.types import Passage
 from rag.verification import CascadeVerifier, LexicalVerifier, LLMVerifier, Thresholds
 from tests.unit.test_citations import P1, P2
@@ -202,9 +203,6 @@ def test_a_bare_answer_is_compared_by_meaning_with_its_question() -> None:
 
 
 def test_a_source_sentence_is_shown_in_quotation_marks_once() -> None:
-    from rag.compose import compose
-    from rag.grounding import GroundedClaim
-
     quoted = "“Depth matters,” notes Dr. Jane Roe."
     plain = "The office opened in 2015."
     p = Passage(text=f"{plain} {quoted}", source="a.md", paragraph=1, section="", score=1.0)
