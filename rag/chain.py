@@ -1,9 +1,9 @@
 """The answer chain, one step after another:
 
 condense (a follow-up into a standalone question) -> retrieve (paragraphs) -> select (the
-sentences the model reads, under a token budget) -> read (the model writes short cited
-statements) -> check (each statement grounded in a source sentence; the answer gate decides
-whether it answers) -> compose (answered, unconfirmed evidence, or abstention).
+sentences the model reads, under a token budget) -> read (per fact, the model names a paragraph
+and the fewest words of it that answer) -> check (each grounded in a source sentence; the answer
+gate decides whether it answers) -> compose (answered, unconfirmed evidence, or abstention).
 
 Nothing the model writes reaches the user unchecked: streamed ``draft`` events are progress
 only; the ``final`` event carries the checked ``Answer``.

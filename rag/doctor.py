@@ -92,12 +92,12 @@ def check_embedder(settings: Settings) -> Check:
 
 
 # What one answer on the default path reads anew and writes, in the packaged model's tokens: the
-# answer prompt (``Timings.prompt_tokens``, p50 494 in `python bench/answers.py`) less its
-# 252 tokens of instructions and worked example, which llama.cpp keeps from the previous
+# answer prompt (``Timings.prompt_tokens``, p50 384 in `python bench/answers.py`) less its
+# 149 tokens of instructions and worked example, which llama.cpp keeps from the previous
 # question; the new tokens of the yes/no checks (median 53 on the same 10 questions, counted
-# at llama.cpp's eval); and the statement it writes (p50 22).
-ANSWER_PROMPT_TOKENS = (494 - 252) + 53
-ANSWER_GENERATED_TOKENS = 22
+# at llama.cpp's eval); and the short answers it writes (14 tokens per answer).
+ANSWER_PROMPT_TOKENS = (384 - 149) + 53
+ANSWER_GENERATED_TOKENS = 14
 
 
 def expected_answer_seconds(prompt_tps: float, decode_tps: float) -> float:
