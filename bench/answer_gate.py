@@ -384,33 +384,28 @@ def hidden(c_values: list[float]) -> None:
     check's logit is the recorded one). Logistic regressions on the hidden state, alone and with
     the logit, are measured out of fold (one article left out at a time) against the logit
     alone. Nothing is written."""
+    from contextlib import nullcontext
+
     import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     from sklearn.metrics import roc_auc_score
 
     from rag.llm import packaged_model_path
     from rag.verification.prompts import answer_messages
+    from rag.verification.scoring import LlamaCppYesNoScorer
 
     path = packaged_model_path()
     llama = llama_cpp.Llama(str(path), n_ctx=4096, n_threads=2, verbose=False)
     llama_cpp.llama_set_embeddings(llama._ctx.ctx, True)  # the logits stay readable too
-    text = llama._model.token_get_text
-    chat = Jinja2ChatFormatter(
-        template=llama.metadata["tokenizer.chat_template"],
-        eos_token=text(llama.token_eos()),
-        bos_token=text(llama.token_bos()),
-    )
+    # The shipped check's own path (chat template, shared prefix kept); no cache, so every
+    # check is evaluated and leaves its last token's hidden state in the context.
+    scorer = LlamaCppYesNoScorer(llama, nullcontext(), cache_size=0)
     records = _load()
-    H, y, art, lg, prev = [], [], [], [], []
+    H, y, art, lg = [], [], [], []
     for n, r in enumerate(records, start=1):
         for it in r["items"]:
-            msgs = answer_messages(it["sentence"], r["question"], r["article"].replace("_", " "))
-            toks = llama.tokenize(chat(messages=msgs).prompt.encode(), add_bos=True, special=True)
-            pairs = enumerate(zip(prev, toks, strict=False))
-            same = next((i for i, (a, b) in pairs if a != b), len(prev))
-            llama.n_tokens = min(same, len(toks) - 1)  # the shared prefix is not read again
-            llama.eval(toks[llama.n_tokens :])
-            prev = list(toks)
+            scorer.p_yes(
+                answer_messages(it["sentence"], r["question"], r["article"].replace("_", " "))
+            )
             ctx = llama._ctx.ctx
             H.append(np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(ctx, -1),
                                            shape=(llama.n_embd(),)).copy())  # fmt: skip
