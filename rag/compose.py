@@ -11,6 +11,7 @@ from typing import Any
 
 from rag.checking import Checked
 from rag.grounding import GroundedClaim
+from rag.text import quoted
 from rag.types import (
     ABSTENTION_TEXT,
     UNCONFIRMED_TEXT,
@@ -49,8 +50,8 @@ def compose(
             )
         )
         s = c.shown.strip()
-        if not c.as_written and not s.startswith(("“", '"')):
-            s = f"“{s}”"  # the source's words; a sentence that opens a quotation already shows it
+        if not c.as_written:
+            s = quoted(s)  # the source's words
         end = "" if s.endswith((".", "!", "?", "”", '"')) else "."
         lead = c.lead.strip()
         if c.as_written and len(lead) >= 0.8 * len(c.shown.strip(" .")):

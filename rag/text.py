@@ -97,3 +97,10 @@ def content_terms(text: str) -> list[str]:
     folded = fold(text)
     toks = [w for m in word_matches(folded) if (w := m.strip(".,'")) and w not in STOPWORDS]
     return [str(t) for t in _stemmer().stemWords(toks)] + folded_identifiers(folded)
+
+
+def quoted(text: str) -> str:
+    """``text`` (a source's words) inside quotation marks, once: a sentence that opens or is
+    a quotation already shows its own marks."""
+    s = text.strip()
+    return s if s.startswith(("“", '"')) else f"“{s}”"

@@ -23,6 +23,7 @@ from rich.progress import (
 from rag.errors import RagError
 from rag.paragraphs import paragraph_label
 from rag.settings import Settings
+from rag.text import quoted
 from rag.types import IngestReport
 from rag_cli.common import err, fail, new_app, out, quiet_libraries, settings_from
 from rag_cli.common import errors as _errors
@@ -221,7 +222,7 @@ def _print_answer(answer: Any) -> None:
     for c in (*answer.citations, *answer.evidence):
         section = f" · {escape(c.section)}" if c.section else ""
         label = escape(paragraph_label(c.source, c.paragraph, c.page))
-        out.print(f"  [{c.marker}] {label}{section}: “{escape(c.quote)}”")
+        out.print(f"  [{c.marker}] {label}{section}: {escape(quoted(c.quote))}")
     if answer.abstained:
         out.print(f"[dim]({escape(answer.stage)}: {escape(answer.reason)})[/]")
     if answer.outcome == "abstained" and answer.see_also:

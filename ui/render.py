@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rag.text import quoted
 from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT, Answer, Citation, Passage
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -121,7 +122,7 @@ def render_citation(
     ]
     body = highlight(first.text, spans)
     quotes = "".join(
-        f'<li class="rag-quote">“{esc(c.quote)}”</li>'
+        f'<li class="rag-quote">{esc(quoted(c.quote))}</li>'
         for c in cites
         if quote_span(c.text, c.quote, c.quote_start, c.quote_end) is None
     )

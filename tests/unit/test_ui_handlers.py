@@ -270,6 +270,13 @@ def test_unlocatable_quote_is_listed_instead_of_highlighted() -> None:
     assert "“not in the text”" in html
 
 
+def test_an_unlocatable_quote_that_opens_a_quotation_is_shown_in_quotation_marks_once() -> None:
+    quote = "“We are not here to replace anyone,” he said"
+    html = render.render_answer(cited_answer("q", offsets=False, quote=quote), "u")
+    assert render.esc(quote) in html
+    assert render.esc("““") not in html
+
+
 def test_document_html_is_escaped_everywhere() -> None:
     quote = '<script>alert("x")</script>'
     ans = cited_answer("q", text=EVIL, quote=quote, section="<b>bold</b>")

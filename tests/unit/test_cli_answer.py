@@ -1,0 +1,31 @@
+"""What ``rag ask`` prints for an answer: each citation's quote in quotation marks, once."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from rag.types import Answer, Citation
+from rag_cli import app as cli
+
+PARA = "“We are not here to replace anyone,” he said. The talks went on."
+
+
+@pytest.mark.parametrize(
+    "quote", ["“We are not here to replace anyone,” he said.", "The talks went on."]
+)
+def test_a_cited_quote_is_printed_in_quotation_marks_once(
+    quote: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buf, width=200, color_system=None))
+    s = PARA.find(quote)
+    cite = Citation(1, "talks.md", 2, "", PARA, quote, s, s + len(quote))
+    cli._print_answer(
+        Answer(text=f"{quote} [1]", abstained=False, citations=(cite,), question="q")
+    )
+    printed = buf.getvalue()
+    assert f"[1] talks.md ¶2: {quote if quote.startswith('“') else f'“{quote}”'}" in printed
+    assert "““" not in printed and "””" not in printed
