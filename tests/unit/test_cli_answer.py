@@ -23,9 +23,7 @@ def test_a_cited_quote_is_printed_in_quotation_marks_once(
     monkeypatch.setattr(cli, "out", Console(file=buf, width=200, color_system=None))
     s = PARA.find(quote)
     cite = Citation(1, "talks.md", 2, "", PARA, quote, s, s + len(quote))
-    cli._print_answer(
-        Answer(text=f"{quote} [1]", abstained=False, citations=(cite,), question="q")
-    )
+    cli._print_answer(Answer(text=f"{quote} [1]", abstained=False, citations=(cite,), question="q"))
     printed = buf.getvalue()
     assert f"[1] talks.md ¶2: {quote if quote.startswith('“') else f'“{quote}”'}" in printed
     assert "““" not in printed and "””" not in printed
