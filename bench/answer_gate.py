@@ -7,6 +7,7 @@ articles: does a statement the model wrote, located in a source sentence, answer
     .venv/bin/python bench/answer_gate.py pick-collect --top 3   # the reader's best sentences
     .venv/bin/python bench/answer_gate.py pick-fit
     .venv/bin/python bench/answer_gate.py hidden     # the model's hidden state as a signal
+    .venv/bin/python bench/answer_gate.py content-free   # the check's prior on "N/A"
 
 ``collect`` indexes the articles, and for each sampled question runs the real retriever and
 the packaged model's answer (the shipped prompt), grounds each statement in its source
@@ -415,19 +416,51 @@ def hidden(c_values: list[float]) -> None:
         if n % 50 == 0:
             print(f"{n}/{len(records)} questions read", flush=True)
     X, Y, A, L = np.array(H), np.array(y), np.array(art), np.array(lg)[:, None]
-
-    def oof(features: Any, c: float) -> float:
-        out = np.zeros(len(Y))
-        for a in sorted(set(art)):
-            test = A == a
-            scaler, model = fit_logistic(features[~test], Y[~test], c=c)
-            out[test] = model.predict_proba(scaler.transform(features[test]))[:, 1]
-        return float(roc_auc_score(Y, out))
-
     print(f"{len(Y)} statements: the check's logit alone, AUC {roc_auc_score(Y, L[:, 0]):.3f}")
     for c in c_values:
-        both = oof(np.hstack([X, L]), c)
-        print(f"C={c}: the hidden state {oof(X, c):.3f}, with the logit {both:.3f} (out of fold)")
+        alone, both = _oof_auc(X, Y, A, c), _oof_auc(np.hstack([X, L]), Y, A, c)
+        print(f"C={c}: the hidden state {alone:.3f}, with the logit {both:.3f} (out of fold)")
+
+
+def _oof_auc(features: Any, labels: Any, articles: Any, c: float) -> float:
+    """AUC of a logistic regression on ``features``, out of fold by leaving one article out."""
+    from sklearn.metrics import roc_auc_score
+
+    out = np.zeros(len(labels))
+    for a in sorted(set(articles)):
+        test = articles == a
+        scaler, model = fit_logistic(features[~test], labels[~test], c=c)
+        out[test] = model.predict_proba(scaler.transform(features[test]))[:, 1]
+    return float(roc_auc_score(labels, out))
+
+
+def content_free() -> None:
+    """Does the answer check corrected by its score on a content-free sentence help the gate?
+    For every recorded question the shipped check is asked with "N/A" and with "[MASK]" in
+    place of the sentence (the question's prior P(yes)); logistic regressions on the recorded
+    logit with those beside it are measured out of fold by article against the logit alone.
+    Nothing is written."""
+    from rag.chain import get_chain
+    from rag.verification.answer_gate import _logit
+
+    _, settings = _index()
+    checks = get_chain(settings).checker.checks
+    records = _load()
+    rows, y, art = [], [], []
+    for n, r in enumerate(records, start=1):
+        section = r["article"].replace("_", " ")
+        prior = [_logit(checks.answer_score(e, r["question"], section)) for e in ("N/A", "[MASK]")]
+        for it in r["items"]:
+            rows.append([it["signals"]["logit_answers"], *prior])
+            y.append(int(bool(it["gold_in_sentence"])))
+            art.append(r["article"])
+        if n % 100 == 0:
+            print(f"{n}/{len(records)} questions read", flush=True)
+    X, Y, A = np.array(rows), np.array(y), np.array(art)
+    print(f"{len(Y)} statements, out of fold by article (C 0.1):")
+    print(f"  the check's logit alone {_oof_auc(X[:, :1], Y, A, 0.1):.3f}")
+    print(f"  minus the 'N/A' prior {_oof_auc(X[:, :1] - X[:, 1:2], Y, A, 0.1):.3f}")
+    print(f"  with both priors beside it {_oof_auc(X, Y, A, 0.1):.3f}")
 
 
 def main() -> None:
@@ -439,6 +472,7 @@ def main() -> None:
     sub.add_parser("rescore")
     h = sub.add_parser("hidden")
     h.add_argument("--c", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    sub.add_parser("content-free")
     pc = sub.add_parser("pick-collect")
     pc.add_argument("--top", type=int, default=3)
     pf = sub.add_parser("pick-fit")
@@ -462,6 +496,8 @@ def main() -> None:
         rescore()
     elif args.cmd == "hidden":
         hidden(args.c)
+    elif args.cmd == "content-free":
+        content_free()
     elif args.cmd == "pick-collect":
         pick_collect(args.top)
     elif args.cmd == "pick-fit":
