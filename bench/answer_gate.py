@@ -404,9 +404,7 @@ def hidden(c_values: list[float]) -> None:
     H, y, art, lg = [], [], [], []
     for n, r in enumerate(records, start=1):
         for it in r["items"]:
-            scorer.p_yes(
-                answer_messages(it["sentence"], r["question"], r["article"].replace("_", " "))
-            )
+            scorer.p_yes(answer_messages(it["sentence"], r["question"], _section(r)))
             ctx = llama._ctx.ctx
             H.append(np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(ctx, -1),
                                            shape=(llama.n_embd(),)).copy())  # fmt: skip
@@ -420,6 +418,12 @@ def hidden(c_values: list[float]) -> None:
     for c in c_values:
         alone, both = _oof_auc(X, Y, A, c), _oof_auc(np.hstack([X, L]), Y, A, c)
         print(f"C={c}: the hidden state {alone:.3f}, with the logit {both:.3f} (out of fold)")
+
+
+def _section(record: dict[str, Any]) -> str:
+    """The section a recorded question's check is read under when the paragraph is not at hand:
+    its article's title in words (the chain reads the paragraph's heading path)."""
+    return str(record["article"]).replace("_", " ")
 
 
 def _oof_auc(features: Any, labels: Any, articles: Any, c: float) -> float:
@@ -448,8 +452,9 @@ def content_free() -> None:
     records = _load()
     rows, y, art = [], [], []
     for n, r in enumerate(records, start=1):
-        section = r["article"].replace("_", " ")
-        prior = [_logit(checks.answer_score(e, r["question"], section)) for e in ("N/A", "[MASK]")]
+        prior = [
+            _logit(checks.answer_score(e, r["question"], _section(r))) for e in ("N/A", "[MASK]")
+        ]
         for it in r["items"]:
             rows.append([it["signals"]["logit_answers"], *prior])
             y.append(int(bool(it["gold_in_sentence"])))
