@@ -60,10 +60,6 @@ def _chain(settings: Any) -> Any:
 
 
 def collect(per_article: int, seed: int) -> None:
-    from langchain_core.output_parsers import StrOutputParser
-
-    from rag.prompts import answer_prompt, format_context
-
     arts, settings = _index()
     rng = random.Random(seed)
     every = all_questions(arts)
@@ -93,11 +89,12 @@ def collect(per_article: int, seed: int) -> None:
             # The shipped chain's steps: retrieve, select, read, check (with the gate's signals
             # of every statement grounded in a sentence).
             excerpts = chain.excerpts(q.question, chain.retrieve(q.question))
-            runnable = answer_prompt | chain.llm | StrOutputParser()
-            context = format_context([e.text for e in excerpts])
-            raw = "".join(chain.generate(runnable, {"context": context, "question": q.question}))
+            reading = _read(chain, q.question, excerpts)
+            raw = reading.output
             wanted = chain.retriever.distinctive_terms(q.question)
-            checked = chain.checker.check(raw, excerpts, q.question, wanted, pick=False)
+            checked = chain.checker.check(
+                raw, excerpts, q.question, wanted, written=reading.written, pick=False
+            )
             rows = [
                 {
                     "signals": j.signals,
@@ -125,6 +122,16 @@ def collect(per_article: int, seed: int) -> None:
             if n % 10 == 0:
                 rate = (time.perf_counter() - t0) / n
                 print(f"{n}/{len(todo)} questions, {rate:.1f} s each", flush=True)
+
+
+def _read(chain: Any, question: str, excerpts: Any) -> Any:
+    """The chain's own reading step run to its end: its ``Reading``."""
+    steps = chain.read(question, excerpts)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def rescore() -> None:
@@ -300,9 +307,9 @@ PICK_SCORES = ROOT / "bench" / "data" / "answer_gate_pick_scores.jsonl"
 
 
 def pick_collect(top: int) -> None:
-    """The gate on the sentences the reader ranks best (``Checker.judge_best_read``, as the
-    chain's pick judges them), for the recorded questions that no statement of the model's
-    answers at the shipped threshold (the articles in turn): per question the gate score of
+    """The answer check on the sentences the reader ranks best (``Checker.judge_best_read``, as
+    the chain's pick scores them), for the recorded questions that no statement of the model's
+    answers at the shipped gate's threshold (the articles in turn): per question the P(yes) of
     each of the ``top`` best-ranked sentences read and whether it holds the gold answer
     (bench/data/answer_gate_pick_scores.jsonl; resumable)."""
     from rag.verification.answer_gate import load_answer_gate
@@ -325,7 +332,7 @@ def pick_collect(top: int) -> None:
             continue
         q = every[r["id"]].question
         excerpts = chain.excerpts(q.question, chain.retrieve(q.question))
-        judged = chain.checker.judge_best_read(excerpts, q.question, None, top)
+        judged = chain.checker.judge_best_read(excerpts, q.question, top)
         tops = [{"score": j.score, "gold": answer_in(j.claim.quote, q.answers)} for j in judged]
         chain.checker.scorer.release()
         row = {"id": r["id"], "article": r["article"], "answerable": q.answerable, "tops": tops}

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -37,6 +38,7 @@ from rag.tokens import token_counter
 from rag.types import Answer, AnswerEvent, Passage, Timings
 from rag.verification import Verifier
 from rag.verification.answer_gate import AnswerGate, Pick
+from rag.written import Written, recording
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,18 @@ def drafts(tokens: Iterator[str]) -> Generator[AnswerEvent, None, tuple[str, str
     finally:
         tokens.close()  # type: ignore[attr-defined]
     return "".join(parts), failure, first
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the model wrote for one question: the output, its tokens' log-probabilities, why it
+    stopped early ("" when it did not), the prompt's tokens, the clock at its first token."""
+
+    output: str
+    written: Written
+    failure: str
+    prompt_tokens: int
+    first: float | None
 
 
 class AnswerChain:
@@ -179,18 +193,35 @@ class AnswerChain:
 
     def read(
         self, question: str, excerpts: Sequence[Excerpt]
-    ) -> Generator[AnswerEvent, None, tuple[str, str, int, float | None]]:
-        """Draft events while the model writes; returns (output, failure, prompt tokens, clock
-        at the first token). A timeout keeps what was written: complete statements can still
-        be checked."""
+    ) -> Generator[AnswerEvent, None, Reading]:
+        """Draft events while the model writes; returns its ``Reading``. A timeout keeps what
+        was written: complete statements can still be checked."""
         inputs = {"context": format_context([e.text for e in excerpts]), "question": question}
         prompt = answer_prompt.format_messages(**inputs)
-        tokens = self.generate(answer_prompt | self.llm | StrOutputParser(), inputs)
+        llm, written = recording(self.llm)
+        tokens = self.generate(answer_prompt | llm | StrOutputParser(), inputs)
         output, failure, first = yield from drafts(tokens)
         n_prompt = sum(self.count_tokens(str(m.content)) for m in prompt)
-        return output, failure, n_prompt, first
+        return Reading(output, written, failure, n_prompt, first)
 
     # -- public ---------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load the in-process model and read the fixed parts of its prompts once (the answer
+        check's worked examples, then the answer prompt's instructions and example), so that
+        the first question reads only its own tokens: ~800 tokens, a quarter of a minute on a
+        slow CPU. The UI and the API server call it at start; a no-op for a model server."""
+        from langchain_community.chat_models import ChatLlamaCpp
+
+        if self.settings.llm.backend != "llamacpp" or not isinstance(self.llm, ChatLlamaCpp):
+            return  # a server keeps its own cache; an injected model is its caller's
+        checker = self.checker
+        if checker.checks is not None and checker.scorer is not None:
+            checker.checks.answer_score("", "")
+            checker.scorer.release()
+        inputs = {"context": format_context([]), "question": ""}
+        runnable = answer_prompt | self.llm.bind(max_tokens=1) | StrOutputParser()
+        "".join(self.generate(runnable, inputs))
 
     def stream(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
         """Progress events, then one ``final`` event with the checked ``Answer``."""
@@ -223,21 +254,35 @@ class AnswerChain:
         excerpts = self.excerpts(standalone, passages)
         yield AnswerEvent("status", "Reading the paragraphs…")
         clock.lap()  # selecting the excerpts counts in the total only
-        raw, failure, prompt_tokens, first = yield from self.read(standalone, excerpts)
+        reading = yield from self.read(standalone, excerpts)
         t_generation = clock.lap()
         yield AnswerEvent("status", "Checking every statement against the sources…")
         wanted = self.retriever.distinctive_terms(standalone)
-        checked = self.checker.check(raw, excerpts, standalone, wanted, pick=not failure)
+        checked = self.checker.check(
+            reading.output,
+            excerpts,
+            standalone,
+            wanted,
+            written=reading.written,
+            pick=not reading.failure,
+        )
         timings = Timings(
             condense=t_condense,
             retrieval=t_retrieval,
-            first_token=clock.since_start(first),
+            first_token=clock.since_start(reading.first),
             generation=t_generation,
             total=clock.total(),
             verification=clock.lap(),
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=reading.prompt_tokens,
         )
-        answer = final_answer(checked, raw, failure, timings=timings, min_relevance=floor, **common)
+        answer = final_answer(
+            checked,
+            reading.output,
+            reading.failure,
+            timings=timings,
+            min_relevance=floor,
+            **common,
+        )
         yield AnswerEvent("final", answer=answer)
 
     def invoke(self, question: str, history: History | None = None) -> Answer:
@@ -270,6 +315,21 @@ def get_chain(settings: Settings | None = None) -> AnswerChain:
         if key not in _CHAINS:
             _CHAINS[key] = AnswerChain(settings=s)
         return _CHAINS[key]
+
+
+def warm_up_in_background(settings: Settings) -> threading.Thread:
+    """``get_chain(settings).warm_up()`` in a daemon thread (servers, at start). A failure is
+    logged only: the first question meets it again and reports it."""
+
+    def run() -> None:
+        try:
+            get_chain(settings).warm_up()
+        except Exception as exc:  # the first question reports it to its user
+            logger.warning("warm-up failed: %s", exc)
+
+    thread = threading.Thread(target=run, name="rag-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def ask(question: str, history: History | None = None, settings: Settings | None = None) -> Answer:

@@ -5,9 +5,9 @@ The shipped configuration (``verification.verifier = "default"`` with the answer
 words first, the model's P(yes) where words cannot decide whether a sentence states the
 statement; then the answer gate (``rag.verification.answer_gate``), a logistic regression over
 the model's answer check and other signals, decides whether it answers. When no statement
-passes, the gate judges the reader's best-ranked sentences too (``Checker.pick``), against a
-threshold of their own. The other configurations ("lexical", "llm", or the gate off) let the
-verifier decide both.
+passes, the model's answer check scores the reader's best-ranked sentences (``Checker.pick``),
+against a threshold of their own. The other configurations ("lexical", "llm", or the gate off)
+let the verifier decide both.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from rag.citations import parse_claims
 from rag.embedding import Embedder
+from rag.errors import LLMError
 from rag.grounding import GroundedClaim, ground_claims
 from rag.questions import question_parts
 from rag.selection import Excerpt
@@ -37,14 +38,16 @@ from rag.verification import (
     scorer_for,
 )
 from rag.verification.answer_gate import AnswerGate, Pick, load_answer_gate, load_pick, signals
+from rag.written import Written
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Judged:
-    """A grounded statement (or, ``picked``, a sentence the reader ranked best) with the
-    answer gate's signals, score and the threshold it must reach."""
+    """A grounded statement with the answer gate's signals, score and the threshold it must
+    reach; or (``picked``) a sentence the reader ranked best with the answer check's P(yes) and
+    the pick's threshold."""
 
     claim: GroundedClaim
     signals: dict[str, float]
@@ -61,8 +64,9 @@ class Judged:
 class Checked:
     """The statements shown (``accepted``), every statement the gate judged (``judged``,
     empty without a gate), the parts of a multi-part question nothing answers, and the
-    reader's best-ranked sentence the gate judged when no statement passed (``picked``: shown
-    instead of the statements when it ``passes``, else only named in the abstention's reason)."""
+    reader's best-ranked sentence the answer check scored when no statement passed
+    (``picked``: shown instead of the statements when it ``passes``, else only named in the
+    abstention's reason)."""
 
     accepted: list[GroundedClaim]
     judged: list[Judged]
@@ -112,11 +116,13 @@ class Checker:
         question: str,
         distinctive: set[str] | None = None,
         *,
+        written: Written | None = None,
         pick: bool = True,
     ) -> Checked:
         """The model's output ``raw`` checked against the ``excerpts`` it read; with ``pick``,
         the reader's best sentences too when no statement passes. ``distinctive``: the
-        question's words found in at most half of the indexed chunks (None when unknown)."""
+        question's words found in at most half of the indexed chunks (None when unknown);
+        ``written``: the output's tokens with their log-probabilities (the gate may need them)."""
         passages = [e.passage for e in excerpts]
         claims = ground_claims(
             parse_claims(raw), passages, question, self.support, self.similarity()
@@ -129,7 +135,8 @@ class Checker:
             parts = question_parts(question)
             covered: set[int] = set()
             for c in claims:
-                by_part = [self.judge(c, part, passages, distinctive) for part in parts]
+                sure = self._least_likely(written, c.statement)
+                by_part = [self.judge(c, part, passages, distinctive, sure) for part in parts]
                 covered |= {k for k, j in enumerate(by_part) if j.passes}
                 judged.append(max(by_part, key=lambda j: j.score))
             claims = [j.claim for j in judged if j.passes]
@@ -145,7 +152,20 @@ class Checker:
             self.scorer.release()  # the next answer re-reads only what differs in its prompt
         threshold = self.gate.threshold if self.gate is not None else None
         checked = Checked(claims, judged, uncovered, threshold)
-        return self.pick(checked, excerpts, question, distinctive) if pick else checked
+        return self.pick(checked, excerpts, question) if pick else checked
+
+    def _least_likely(self, written: Written | None, statement: str) -> float | None:
+        """How sure the model was of the statement's words (the lowest log-probability of its
+        tokens); ``LLMError`` when the model gave none and the gate needs it."""
+        assert self.gate is not None
+        if written is not None and written.logprobs:
+            return written.least_likely(statement)
+        if "answer_logprob" in self.gate.names:
+            raise LLMError(
+                "the model gave no log-probabilities for what it wrote (an OpenAI-compatible "
+                "server must send logprobs); the answer gate needs them"
+            )
+        return None
 
     def judge(
         self,
@@ -153,6 +173,7 @@ class Checker:
         question: str,
         passages: Sequence[Passage],
         distinctive: set[str] | None,
+        answer_logprob: float | None,
     ) -> Judged:
         """The answer gate's signals and score for ``claim``'s sentence against ``question``."""
         assert self.gate is not None and self.checks is not None
@@ -166,6 +187,7 @@ class Checker:
             rank=next(i for i, x in enumerate(passages) if x is p) + 1,
             similarity=p.similarity or 0.0,
             distinctive=distinctive,
+            answer_logprob=answer_logprob,
         )
         return Judged(claim, feats, self.gate.score(feats), self.gate.threshold)
 
@@ -180,16 +202,10 @@ class Checker:
             self._answer_scores[key] = self.checks.answer_score(sentence, question, section)
         return self._answer_scores[key]
 
-    def judge_best_read(
-        self,
-        excerpts: Sequence[Excerpt],
-        question: str,
-        distinctive: set[str] | None,
-        top: int,
-    ) -> list[Judged]:
-        """The ``top`` sentences the reader ranked best among those read, each judged by the
-        gate as if the model had stated it (verbatim, no short answer)."""
-        passages = [e.passage for e in excerpts]
+    def judge_best_read(self, excerpts: Sequence[Excerpt], question: str, top: int) -> list[Judged]:
+        """The ``top`` sentences the reader ranked best among those read, each scored by the
+        model's answer check alone (the model wrote none of them)."""
+        assert self.checks is not None and self.pick_setting is not None
         ranked = sorted(
             ((e.passage, s, end, score) for e in excerpts for s, end, score in e.ranked),
             key=lambda x: -x[3],
@@ -198,25 +214,18 @@ class Checker:
         for p, s, end, _ in ranked[:top]:
             text = p.text[s:end]
             claim = GroundedClaim(text, text, False, text, p, s, end, None)
-            judged.append(self.judge(claim, question, passages, distinctive))
+            score = self.answer_score(text, question, section_of(p))
+            threshold = self.pick_setting.threshold
+            judged.append(Judged(claim, {"p_answers": score}, score, threshold, picked=True))
         return judged
 
-    def pick(
-        self,
-        checked: Checked,
-        excerpts: Sequence[Excerpt],
-        question: str,
-        distinctive: set[str] | None = None,
-    ) -> Checked:
-        """When no statement of the model's passes: the reader's best-ranked sentences, judged
-        by the gate as if the model had stated them; the best is shown verbatim as the answer
-        when it reaches the pick threshold (never as evidence: it is no statement's source)."""
+    def pick(self, checked: Checked, excerpts: Sequence[Excerpt], question: str) -> Checked:
+        """When no statement of the model's passes: the reader's best-ranked sentences, scored
+        by the model's answer check; the best is shown verbatim as the answer when it reaches
+        the pick threshold (never as evidence: it is no statement's source)."""
         if checked.accepted or self.gate is None or self.pick_setting is None:
             return checked
-        judged = [
-            replace(j, threshold=self.pick_setting.threshold, picked=True)
-            for j in self.judge_best_read(excerpts, question, distinctive, self.pick_setting.top)
-        ]
+        judged = self.judge_best_read(excerpts, question, self.pick_setting.top)
         if self.scorer is not None:
             self.scorer.release()
         best = max(judged, key=lambda j: j.score, default=None)

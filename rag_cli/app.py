@@ -324,9 +324,12 @@ def ui(
 ) -> None:
     """Start the chat UI (indexes the corpus first if needed) and print its URL."""
     with _command():
-        from ui.app import launch  # first: a missing [ui] extra stops before any indexing
+        from rag.chain import warm_up_in_background
+        from ui.app import launch  # before any indexing: a missing [ui] extra stops here
 
-        launch(_server_settings("ui", host, port, corpus, db))
+        settings = _server_settings("ui", host, port, corpus, db)
+        warm_up_in_background(settings)
+        launch(settings)
 
 
 @app.command()
@@ -336,8 +339,11 @@ def serve(
     """Start the HTTP API (REST + OpenAI-compatible; indexes the corpus first if needed)."""
     with _command():
         from api.server import serve as run_server  # first: a missing [api] extra stops early
+        from rag.chain import warm_up_in_background
 
-        run_server(_server_settings("api", host, port, corpus, db))
+        settings = _server_settings("api", host, port, corpus, db)
+        warm_up_in_background(settings)
+        run_server(settings)
 
 
 if __name__ == "__main__":  # pragma: no cover

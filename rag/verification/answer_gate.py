@@ -3,7 +3,8 @@
 A logistic regression over signals of the sentence: ``signals`` computes the candidates (the
 model's yes/no answer check on the sentence read with its section, words and names of the
 question found in the sentence and paragraph, whether the statement's new words are the
-source's and of the kind asked for, the retriever's rank and similarity); the fitted file
+source's and of the kind asked for, the retriever's rank and similarity, how sure the model
+was of the words it wrote); the fitted file
 names the ones the gate uses, chosen out of fold. Fitted on labelled SQuAD development
 questions by ``bench/answer_gate.py`` and kept in ``answer_gate.json`` with the threshold
 chosen there; nothing here is set by hand.
@@ -41,6 +42,7 @@ SIGNALS = (
     "type_fit",
     "inv_rank",
     "similarity",
+    "answer_logprob",
 )
 
 _YEAR = re.compile(r"\b1\d{3}\b|\b20\d{2}\b")
@@ -99,8 +101,11 @@ def signals(
     rank: int,
     similarity: float,
     distinctive: set[str] | None,
+    answer_logprob: float | None,
 ) -> dict[str, float]:
-    """The gate's inputs, by name (one function for fitting and for answering)."""
+    """The gate's inputs, by name (one function for fitting and for answering).
+    ``answer_logprob``: the lowest log-probability among the tokens the model wrote the
+    statement with (NaN when unknown: a gate that uses it then refuses to score)."""
     d = lexical_decision(statement, sentence, question)
     q_terms = set(content_terms(question))
     sent_terms = set(content_terms(sentence))
@@ -124,6 +129,7 @@ def signals(
         "type_fit": type_fit(question, new_words or statement),
         "inv_rank": 1.0 / max(1, rank),
         "similarity": similarity,
+        "answer_logprob": math.nan if answer_logprob is None else answer_logprob,
     }
 
 
@@ -139,6 +145,9 @@ class AnswerGate:
     threshold: float
 
     def score(self, feats: Mapping[str, float]) -> float:
+        missing = [n for n in self.names if math.isnan(feats[n])]
+        if missing:
+            raise ValueError(f"the answer gate needs {', '.join(missing)}")
         z = self.intercept + sum(
             c * (feats[n] - m) / s
             for n, m, s, c in zip(self.names, self.mean, self.scale, self.coef, strict=True)
@@ -168,8 +177,8 @@ def load_answer_gate(path: Path = GATE_FILE) -> AnswerGate:
 
 @dataclass(frozen=True)
 class Pick:
-    """How many of the reader's best-ranked sentences the gate judges when no statement of
-    the model's passes, and the gate score one needs to be shown as the answer."""
+    """How many of the reader's best-ranked sentences the answer check scores when no statement
+    of the model's passes, and the P(yes) one needs to be shown as the answer."""
 
     top: int
     threshold: float

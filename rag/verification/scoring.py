@@ -41,9 +41,14 @@ class LlamaCppYesNoScorer:
     The prompt is rendered with the model's own chat template and evaluated directly
     (``Llama.eval``); the next-token logits are read from the context, so the model needs no
     ``logits_all=True`` and nothing is sampled or cached by the completion API (whose prompt
-    cache copies a 300 MB logits array per call). The tokens shared with the previous
-    verification prompt are not read again, and the context of the first one is kept as a
-    llama.cpp state (a few MB) to restore after the generator has used the model.
+    cache copies a 300 MB logits array per call).
+
+    Every check is read from the same point: the conversation before its last message (the
+    fixed worked examples) is read once and kept as a llama.cpp state (a few MB); each check
+    restores it and reads its last message in one batch. llama.cpp's CPU kernels round
+    differently for one token than for many, so reusing whatever prefix the previous check
+    happened to share would make P(yes) depend on the order of the checks; this way it is a
+    function of the messages alone.
     """
 
     def __init__(self, llama: Any, lock: AbstractContextManager[Any], cache_size: int = 512):
@@ -53,7 +58,8 @@ class LlamaCppYesNoScorer:
         self._no = self._first_tokens(NO_WORDS)
         self._cache: OrderedDict[str, float] = OrderedDict()
         self._cache_size = cache_size
-        self._snapshot: tuple[list[int], bytes] | None = None
+        self._snapshot: tuple[list[int], bytes] | None = None  # the fixed part, as read
+        self._fixed: dict[str, list[int]] = {}  # the fixed part's tokens, by its messages
         # The generator's context as the first check of a round found it, put back by
         # ``release`` so the next answer re-reads only what differs from the last prompt.
         self._resume: tuple[list[int], bytes] | None = None
@@ -126,33 +132,49 @@ class LlamaCppYesNoScorer:
             self._set_state(*resume)
             self._own = []
 
-    def _logits(self, tokens: list[int]) -> Any:
+    def _logits(self, tokens: list[int], fixed: int) -> Any:
+        """The next-token logits after ``tokens``, whose first ``fixed`` are the fixed part."""
         llama = self._llama
         current = llama.input_ids[: llama.n_tokens].tolist()
         if current and current != self._own:  # the generator's context: keep it for release()
             self._resume = (current, self._state())
-        reuse = self._common(current, tokens)
-        snap = self._snapshot
-        if snap is not None and self._common(snap[0], tokens) > reuse:
-            self._set_state(*snap)
-            reuse = self._common(snap[0], tokens)
-        llama.n_tokens = min(reuse, len(tokens) - 1)  # at least the last token is evaluated
-        llama.eval(tokens[llama.n_tokens :])
+        prefix = tokens[:fixed]
+        if self._snapshot is None or self._snapshot[0] != prefix:
+            llama.n_tokens = 0
+            if prefix:
+                llama.eval(prefix)
+            self._snapshot = (prefix, self._state())
+        elif current != self._own or current[:fixed] != prefix:
+            self._set_state(*self._snapshot)
+        llama.n_tokens = fixed  # the context holds the fixed part as the snapshot read it
+        llama.eval(tokens[fixed:])
         logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
-        if snap is None:
-            self._snapshot = (list(tokens), self._state())
         self._own = list(tokens)
         return logits
+
+    def _tokens(self, messages: list[dict[str, str]]) -> tuple[list[int], int]:
+        """The prompt's tokens and how many of them belong to the conversation before its last
+        message (the point every check is read from)."""
+
+        def tokens(msgs: list[dict[str, str]]) -> list[int]:
+            prompt = self._format(messages=msgs).prompt
+            return list(self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+
+        full = tokens(messages)
+        key = repr(messages[:-1])
+        if key not in self._fixed:
+            self._fixed = {key: tokens(messages[:-1]) if len(messages) > 1 else []}
+        fixed = min(self._common(self._fixed[key], full), len(full) - 1)
+        return full, fixed
 
     def p_yes(self, messages: Sequence[dict[str, str]]) -> float:
         key = repr(list(messages))
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        prompt = self._format(messages=list(messages)).prompt
-        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        tokens, fixed = self._tokens(list(messages))
         with self._lock:
-            logits = self._logits(tokens)
+            logits = self._logits(tokens, fixed)
         self.calls += 1
         top = float(logits.max())
         z = float(np.exp(logits - top).sum())

@@ -96,3 +96,24 @@ def test_installed_rag_ask_exits_cleanly(real_settings: Settings) -> None:
     assert r.returncode == 0, r.stderr
     assert "1949" in r.stdout
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+def test_after_warm_up_the_first_answer_reads_only_its_own_part_of_the_prompts(
+    real_settings: Settings,
+) -> None:
+    import llama_cpp
+
+    from rag.chain import AnswerChain
+
+    chain = AnswerChain(settings=real_settings)  # its own answer check, nothing read yet
+    llama = chain.llm.client
+    llama.reset()
+    chain.warm_up()  # what the UI and the API server do at start
+    llama_cpp.llama_perf_context_reset(llama._ctx.ctx)
+
+    a = chain.invoke("Where was the Joint Communiqué between Bhutan and Qatar signed?")
+
+    read = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
+    # Unwarmed, it reads its whole answer prompt and the check's worked examples (~640 tokens)
+    # besides each check's own lines.
+    assert 0 < read < a.timings.prompt_tokens, (read, a.timings.prompt_tokens)

@@ -27,7 +27,9 @@ PARAGRAPH = (
 )
 
 
-def _score(question: str, statement: str, sentence: str, p: float = 0.5) -> float:
+def _score(
+    question: str, statement: str, sentence: str, p: float = 0.5, logprob: float = -0.1
+) -> float:
     gate = load_answer_gate()
     feats = signals(
         question=question,
@@ -38,6 +40,7 @@ def _score(question: str, statement: str, sentence: str, p: float = 0.5) -> floa
         rank=1,
         similarity=0.5,
         distinctive=None,
+        answer_logprob=logprob,
     )
     return gate.score(feats)
 
@@ -54,6 +57,7 @@ def test_the_shipped_gate_loads_with_its_measurements() -> None:
         rank=1,
         similarity=0.5,
         distinctive=None,
+        answer_logprob=-0.1,
     )
     assert tuple(feats) == SIGNALS
     assert gate.names and set(gate.names) <= set(SIGNALS)  # the fitted subset of the signals
@@ -99,6 +103,30 @@ def test_the_model_saying_no_lowers_the_score() -> None:
     q = "How much did the Kestrel Bay ferry project cost?"
     s = "The project cost 38 million euros."
     assert _score(q, s, s, p=0.95) > _score(q, s, s, p=0.05)
+
+
+def test_the_model_being_unsure_of_the_words_it_wrote_lowers_the_score() -> None:
+    q = "How much did the Kestrel Bay ferry project cost?"
+    s = "The project cost 38 million euros."
+    assert _score(q, "38 million euros", s, logprob=-0.01) > _score(q, "38 million euros", s, -3.0)
+
+
+def test_a_gate_refuses_to_score_without_a_signal_it_uses() -> None:
+    feats = signals(
+        question="How much did it cost?",
+        statement="38 million euros",
+        sentence="The project cost 38 million euros.",
+        paragraph=PARAGRAPH,
+        p_answers=0.9,
+        rank=1,
+        similarity=0.5,
+        distinctive=None,
+        answer_logprob=None,  # the model gave no log-probabilities
+    )
+    gate = load_answer_gate()
+    assert "answer_logprob" in gate.names
+    with pytest.raises(ValueError, match="answer_logprob"):
+        gate.score(feats)
 
 
 def test_the_shipped_pick_counts_what_its_recorded_questions_say() -> None:

@@ -257,6 +257,7 @@ def _gated(
     threshold: float,
     pick: Pick | None = None,
     verifier: Verifier | None = None,
+    gate: AnswerGate | None = None,
 ) -> AnswerChain:
     """A chain whose model writes ``out`` and whose answer check (unless ``verifier`` is given)
     says 0.7 to every sentence."""
@@ -267,7 +268,7 @@ def _gated(
         retriever=retriever,
         llm=FakeListChatModel(responses=[out]),
         verifier=verifier or fake_verifier(p_yes=0.7),
-        answer_gate=_gate(threshold),
+        answer_gate=gate or _gate(threshold),
         pick=pick,
     )
 
@@ -288,6 +289,25 @@ def test_a_statement_the_gate_does_not_confirm_is_shown_as_evidence_not_as_an_an
     assert e.quote in e.text and "1949" in e.quote  # the source sentence, verbatim
     assert unsure.gate_score == pytest.approx(0.7) and unsure.gate_threshold == 0.9
     assert unsure.to_dict()["outcome"] == "unconfirmed"
+
+
+def test_a_gate_that_needs_the_models_log_probabilities_says_so_when_none_came(
+    retriever: HybridRetriever,
+) -> None:
+    """A model server that sends no logprobs: an error naming what is missing, not a refusal."""
+    from rag.errors import LLMError
+
+    gate = AnswerGate(
+        names=("logit_answers", "answer_logprob"),
+        mean=(0.0, 0.0),
+        scale=(1.0, 1.0),
+        coef=(1.0, 1.0),
+        intercept=0.0,
+        threshold=0.5,
+    )
+    chain = _gated(retriever, "Answer [P1]: Bhutan became independent in 1949.", 0.5, gate=gate)
+    with pytest.raises(LLMError, match="log-probabilities"):
+        chain.invoke(INDEPENDENT)
 
 
 def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(

@@ -43,6 +43,7 @@ class FakeLlama:
         self._ctx = FakeContext()
         self._model = types.SimpleNamespace(token_get_text=lambda t: self.text(t))
         self.read: list[int] = []  # every token evaluated, in order
+        self.batches: list[list[int]] = []  # every eval call's tokens
 
     def text(self, token: int) -> str:
         return next(w for w, i in self.words.items() if i == token)
@@ -62,6 +63,7 @@ class FakeLlama:
 
     def eval(self, tokens: list[int]) -> None:
         self.read += tokens
+        self.batches.append(list(tokens))
         start = self.n_tokens
         self.input_ids[start : start + len(tokens)] = tokens
         self.n_tokens = start + len(tokens)
@@ -175,3 +177,32 @@ def test_release_without_a_check_and_twice_changes_nothing(llama: FakeLlama) -> 
     scorer.release()
     scorer.release()
     assert _context(llama) == answer_context and llama._ctx.kv == answer_context
+
+
+EXAMPLES = [
+    {"role": "user", "content": "Worked example : is the sky green ?"},
+    {"role": "assistant", "content": "no"},
+]
+
+
+def test_every_check_reads_its_question_in_one_batch_after_the_same_fixed_part(
+    llama: FakeLlama,
+) -> None:
+    # llama.cpp rounds differently for one token than for many: P(yes) must not depend on how
+    # much of the prompt the previous check or the generator happened to share with it.
+    scorer = LlamaCppYesNoScorer(llama, threading.Lock(), cache_size=0)
+    fixed = " ".join(m["content"] for m in EXAMPLES).split()
+    asks = [
+        "Is this so ? yes?",
+        "Is this so ? no?",  # shares all but its last word with the check before
+        "Is this so ? yes?",
+    ]
+    for n, question in enumerate(asks):
+        if n == 2:
+            llama.generate(ANSWER_PROMPT)  # an answer used the model between checks
+        scorer.p_yes([*EXAMPLES, {"role": "user", "content": question}])
+        last = llama.batches[-1]
+        assert [llama.text(t) for t in last] == question.split()
+        assert [llama.text(t) for t in _context(llama)[: -len(last)]] == ["<bos>", *fixed]
+    # The fixed part itself was read once, before the first check.
+    assert sum(b == llama.tokenize(" ".join(fixed).encode()) for b in llama.batches) == 1
