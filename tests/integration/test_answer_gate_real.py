@@ -4,7 +4,6 @@ the question is not confirmed, and a sentence that answers it is."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -22,28 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = load_cases()
 
 
-def _typical_confidence() -> float:
-    """The median ``answer_logprob`` of the statements in the gate's committed recording: how
-    sure the model usually is of the words it writes."""
-    rows = (ROOT / "bench" / "data" / "answer_gate_signals.jsonl").read_text(encoding="utf-8")
-    values = sorted(
-        it["signals"]["answer_logprob"]
-        for line in rows.splitlines()
-        if line
-        for it in json.loads(line)["items"]
-    )
-    return values[len(values) // 2]
-
-
 @pytest.fixture(scope="module")
 def passed() -> dict[str, bool]:
     """Case id -> whether the gate confirms that its sentence answers its question (the
-    sentence from the top-ranked paragraph, the model's statement being the sentence itself).
-    A true sentence that does not answer is judged as if the model had written it with full
-    confidence (the check alone must refuse it); an answering one with the usual confidence."""
+    sentence from the top-ranked paragraph, the model's statement being the sentence itself)."""
     checks = get_verifier("default", Settings(models_dir=ROOT / "data" / "models")).llm
     gate = load_answer_gate()
-    typical = _typical_confidence()
     out = {}
     for c in CASES:
         if c.kind not in ("irrelevant", "paraphrase", "verbatim"):
@@ -59,7 +42,7 @@ def passed() -> dict[str, bool]:
             rank=1,
             similarity=0.5,
             distinctive=None,
-            answer_logprob=0.0 if c.kind == "irrelevant" else typical,
+            answer_logprob=None,  # the model wrote none of these
         )
         out[c.id] = gate.score(feats) >= gate.threshold
     return out

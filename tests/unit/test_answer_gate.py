@@ -14,6 +14,7 @@ from rag.verification.answer_gate import (
     GATE_FILE,
     PICK_FILE,
     SIGNALS,
+    AnswerGate,
     load_answer_gate,
     load_pick,
     signals,
@@ -27,9 +28,7 @@ PARAGRAPH = (
 )
 
 
-def _score(
-    question: str, statement: str, sentence: str, p: float = 0.5, logprob: float = -0.1
-) -> float:
+def _score(question: str, statement: str, sentence: str, p: float = 0.5) -> float:
     gate = load_answer_gate()
     feats = signals(
         question=question,
@@ -40,7 +39,7 @@ def _score(
         rank=1,
         similarity=0.5,
         distinctive=None,
-        answer_logprob=logprob,
+        answer_logprob=-0.1,
     )
     return gate.score(feats)
 
@@ -105,12 +104,6 @@ def test_the_model_saying_no_lowers_the_score() -> None:
     assert _score(q, s, s, p=0.95) > _score(q, s, s, p=0.05)
 
 
-def test_the_model_being_unsure_of_the_words_it_wrote_lowers_the_score() -> None:
-    q = "How much did the Kestrel Bay ferry project cost?"
-    s = "The project cost 38 million euros."
-    assert _score(q, "38 million euros", s, logprob=-0.01) > _score(q, "38 million euros", s, -3.0)
-
-
 def test_a_gate_refuses_to_score_without_a_signal_it_uses() -> None:
     feats = signals(
         question="How much did it cost?",
@@ -123,10 +116,17 @@ def test_a_gate_refuses_to_score_without_a_signal_it_uses() -> None:
         distinctive=None,
         answer_logprob=None,  # the model gave no log-probabilities
     )
-    gate = load_answer_gate()
-    assert "answer_logprob" in gate.names
+    gate = AnswerGate(
+        names=("logit_answers", "answer_logprob"),
+        mean=(0.0, -1.0),
+        scale=(1.0, 1.0),
+        coef=(1.0, 1.0),
+        intercept=0.0,
+        threshold=0.5,
+    )
     with pytest.raises(ValueError, match="answer_logprob"):
         gate.score(feats)
+    assert 0.0 < gate.score({**feats, "answer_logprob": -0.5}) < 1.0
 
 
 def test_the_shipped_pick_counts_what_its_recorded_questions_say() -> None:
