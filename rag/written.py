@@ -26,6 +26,7 @@ class Written:
         self._ids: list[int] = []
         self._pieces: list[str] = []
         self.logprobs: list[float] = []
+        self._decoded: tuple[int, list[str]] = (0, [])  # the ids' pieces, decoded once
 
     def add(self, piece: str, logprob: float) -> None:
         self._pieces.append(piece)
@@ -40,12 +41,14 @@ class Written:
         """Each token's text (a character split across tokens goes to the token completing it)."""
         if self._detokenize is None:
             return self._pieces
-        pieces, done = [], ""
-        for k in range(len(self._ids)):
-            text = self._detokenize(self._ids[: k + 1]).decode("utf-8", errors="ignore")
-            pieces.append(text[len(done) :])
-            done = text
-        return pieces
+        if self._decoded[0] != len(self._ids):  # each statement of an answer asks again
+            pieces, done = [], ""
+            for k in range(len(self._ids)):
+                text = self._detokenize(self._ids[: k + 1]).decode("utf-8", errors="ignore")
+                pieces.append(text[len(done) :])
+                done = text
+            self._decoded = (len(self._ids), pieces)
+        return self._decoded[1]
 
     def least_likely(self, text: str) -> float:
         """The lowest log-probability among the tokens that wrote the first occurrence of
