@@ -152,7 +152,15 @@ def sentences(text: str) -> list[str]:
 _PRONOUNS = frozenset("he she they it his her their its him them this these".split())
 
 
+_QUOTES = {"“": "”", '"': '"', "«": "»", "„": "“"}  # opening mark: its closing mark
+
+
 def refers_back(sentence: str) -> bool:
-    """True when one of the first four words is a pronoun (he, it, they're, this…): the
-    sentence needs the one before it to say whom or what it means."""
-    return any(w.split("'")[0] in _PRONOUNS for w in words(sentence)[:4])
+    """True when the sentence needs the one before it to say whom or what it means: one of
+    its first four words is a pronoun (he, it, they're, this…), or it is a quotation and
+    nothing else (“We will complement it.”), whose speaker a sentence before names."""
+    if any(w.split("'")[0] in _PRONOUNS for w in words(sentence)[:4]):
+        return True
+    text = sentence.strip()
+    close = _QUOTES.get(text[:1])
+    return close is not None and len(text) > 2 and text[1:].find(close) == len(text) - 2

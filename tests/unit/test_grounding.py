@@ -212,3 +212,27 @@ def test_a_source_sentence_is_shown_in_quotation_marks_once() -> None:
     ]
     text, _ = compose(claims)
     assert text == f"“{plain}” [1] {quoted} [1]"
+
+
+def test_a_quotation_is_grounded_with_the_sentence_that_names_its_speaker() -> None:
+    """Asked what Ana Ortiz said, her second quoted sentence names nobody, so it is shown (and
+    checked) with the sentence that says who spoke; a sentence that names its speaker is
+    not."""
+    p = Passage(
+        "report.md",
+        1,
+        "",
+        "Floods cost the valley 3 million euros in 2021. “Rivers need room,” says Ana Ortiz, "
+        "a hydrologist. “Concrete walls only move the flood downstream.” The council agreed.",
+        1.0,
+    )
+    q = "What did Ana Ortiz say about floods?"
+    [g] = ground_claims(
+        parse_claims("Answer [P1]: Concrete walls only move the flood downstream."), [p], q, YES
+    )
+    assert g.quote == (
+        "“Rivers need room,” says Ana Ortiz, a hydrologist. "
+        "“Concrete walls only move the flood downstream.”"
+    )
+    [named] = ground_claims(parse_claims("Answer [P1]: Rivers need room."), [p], q, YES)
+    assert named.quote == "“Rivers need room,” says Ana Ortiz, a hydrologist."

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.sentences import sentence_spans, sentences
+from rag.sentences import refers_back, sentence_spans, sentences
 
 # Text made of the pieces a splitter trips on: periods, initials, quotes, ellipses, line breaks.
 PIECES = st.sampled_from(
@@ -147,3 +147,23 @@ def test_a_long_paragraph_reaches_pysbd_in_pieces_and_loses_nothing(
     got = sentences(text)
     assert len(read) > 10 and max(read) <= 2000
     assert got == ["See (a) and (b) in [c]."] * 1000
+
+
+@pytest.mark.parametrize(
+    ("sentence", "needs_the_one_before"),
+    [
+        ("“We will complement it, not replace it.”", True),  # a quotation and nothing else
+        ('"Trade will double by 2030."', True),
+        ("«Nous resterons neutres.»", True),
+        ("He left in 1949.", True),  # a pronoun
+        ("“Trade will double,” says Ana Ortiz, an economist.", False),  # the speaker is named
+        ("“Trade will double,” says Ortiz, “and soon.”", False),  # words outside the quotes
+        ("The report was called “Open Borders”.", False),  # a quotation inside a sentence
+        ("Qatar opened an embassy in 2023.", False),
+        ("“”", False),
+    ],
+)
+def test_a_sentence_needs_the_one_before_for_a_pronoun_or_an_unattributed_quotation(
+    sentence: str, needs_the_one_before: bool
+) -> None:
+    assert refers_back(sentence) is needs_the_one_before
