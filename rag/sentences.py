@@ -158,9 +158,9 @@ _QUOTES = {"“": "”", '"': '"', "«": "»", "„": "“"}  # opening mark: it
 def refers_back(sentence: str) -> bool:
     """True when the sentence needs the one before it to say whom or what it means: one of
     its first four words is a pronoun (he, it, they're, this…), or it is a quotation and
-    nothing else (“We will complement it.”), whose speaker a sentence before names."""
+    nothing else (“Trade will double by 2030.”), whose speaker a sentence before names."""
     if any(w.split("'")[0] in _PRONOUNS for w in words(sentence)[:4]):
         return True
-    text = sentence.strip()
+    text = sentence.strip().rstrip(".!?…")  # a full stop may stand outside the quotation
     close = _QUOTES.get(text[:1])
     return close is not None and len(text) > 2 and text[1:].find(close) == len(text) - 2

@@ -155,6 +155,7 @@ def test_a_long_paragraph_reaches_pysbd_in_pieces_and_loses_nothing(
         ("“We will complement it, not replace it.”", True),  # a quotation and nothing else
         ('"Trade will double by 2030."', True),
         ("«Nous resterons neutres.»", True),
+        ("“Trade will double by 2030”.", True),  # the full stop outside the quotation
         ("He left in 1949.", True),  # a pronoun
         ("“Trade will double,” says Ana Ortiz, an economist.", False),  # the speaker is named
         ("“Trade will double,” says Ortiz, “and soon.”", False),  # words outside the quotes
