@@ -150,8 +150,6 @@ def sentences(text: str) -> list[str]:
 
 
 _PRONOUNS = frozenset("he she they it his her their its him them this these".split())
-
-
 _QUOTES = {"“": "”", '"': '"', "«": "»", "„": "“"}  # opening mark: its closing mark
 
 
@@ -163,4 +161,4 @@ def refers_back(sentence: str) -> bool:
         return True
     text = sentence.strip().rstrip(".!?…")  # a full stop may stand outside the quotation
     close = _QUOTES.get(text[:1])
-    return close is not None and len(text) > 2 and text[1:].find(close) == len(text) - 2
+    return close is not None and len(text) > 2 and text.endswith(close) and close not in text[1:-1]
