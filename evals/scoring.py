@@ -467,16 +467,22 @@ def gate_curve(scores: Rows) -> list[dict[str, float]]:
     """What the answer gate's threshold trades: for each threshold (each gate score seen, and
     above the highest), the share of answerable and of unanswerable questions that would be
     answered. A question the gate never judged (stopped at retrieval or reading, or an error)
-    is answered at no threshold. Empty when no question reached the gate."""
-    rows = [(s["answerable"], s.get("gate_score")) for s in scores if s.get("outcome") != "error"]
-    seen = sorted({g for _, g in rows if g is not None})
-    n_ans = sum(1 for a, _ in rows if a)
+    is answered at no threshold; one answered although the gate passed none of its statements
+    (the reader's best sentence, picked on a P(yes) of its own) is answered at every
+    threshold. Empty when no question reached the gate."""
+    rows = [
+        (s["answerable"], s.get("gate_score"), _answered_past_the_gate(s))
+        for s in scores
+        if s.get("outcome") != "error"
+    ]
+    seen = sorted({g for _, g, _ in rows if g is not None})
+    n_ans = sum(1 for a, _, _ in rows if a)
     n_un = len(rows) - n_ans
     if not seen or not n_ans or not n_un:
         return []
     curve = []
     for t in [*seen, seen[-1] + 1e-9]:
-        passed = [a for a, g in rows if g is not None and g >= t]
+        passed = [a for a, g, past in rows if past or (g is not None and g >= t)]
         curve.append(
             {
                 "threshold": round(t, 6),
@@ -485,6 +491,14 @@ def gate_curve(scores: Rows) -> list[dict[str, float]]:
             }
         )
     return curve
+
+
+def _answered_past_the_gate(s: dict[str, Any]) -> bool:
+    """Shown as an answer although the gate scored no statement at its threshold."""
+    if s.get("outcome") != "answered":
+        return False
+    g, t = s.get("gate_score"), s.get("gate_threshold")
+    return g is None or t is None or g < t
 
 
 def by_stage(scores: Rows) -> dict[str, dict[str, int]]:

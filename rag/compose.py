@@ -153,19 +153,21 @@ def final_answer(
     the pick's best score when it was judged."""
     common = dict(question=question, standalone=standalone, passages=passages, timings=timings)
     picked = checked.picked
-    best = picked if picked is not None and picked.passes else checked.closest
+    best = checked.closest
+    # Always the answer gate's own score and threshold (its best statement), also when the
+    # pick answered: the pick's P(yes) is on another scale and goes in the reason.
     gate = dict(
         gate_score=best.score if best else None,
-        gate_threshold=best.threshold if best else checked.threshold,
+        gate_threshold=checked.threshold if best else None,
     )
     claims = checked.accepted
     if claims:
         if failure:  # the last statement may be cut off: show the source sentences
             claims = [replace(c, shown=c.quote, as_written=False) for c in claims]
         reason = ""
-        if best is not None and best.picked:
+        if picked is not None and picked.passes:
             reason = "no statement of the model's passed the answer gate; the best-ranked "
-            reason += f"sentence read did ({best.score:.2f} ≥ {best.threshold:.2f})"
+            reason += f"sentence read did ({picked.score:.2f} ≥ {picked.threshold:.2f})"
         return answered(claims, checked.uncovered, raw=raw, reason=reason, **gate, **common)
     stage: Stage = "reading"
     closest = None

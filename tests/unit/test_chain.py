@@ -320,8 +320,17 @@ def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
     assert picked.outcome == "answered" and "1949" in picked.text, picked.text
     [c] = picked.citations
     assert c.quote in c.text and f"“{c.quote}”" in picked.text  # the source sentence, verbatim
-    assert picked.gate_score == pytest.approx(0.7) and picked.gate_threshold == 0.6
-    assert "best-ranked sentence read did" in picked.reason
+    # The gate judged no statement (NOT FOUND): its score stays empty; the pick's P(yes) and
+    # threshold, on another scale, are in the reason only.
+    assert picked.gate_score is None and picked.gate_threshold is None
+    assert picked.reason.endswith("the best-ranked sentence read did (0.70 ≥ 0.60)")
+    # A statement the gate rejected: the answer keeps the gate's score and threshold, which
+    # the pick's answer did not change (the evals' gate curve reads them).
+    rejected = _gated(
+        retriever, "Answer [P1]: Bhutan became independent in 1949.", 0.9, Pick(2, 0.6)
+    ).invoke(INDEPENDENT)
+    assert rejected.outcome == "answered" and "best-ranked sentence read did" in rejected.reason
+    assert rejected.gate_score == pytest.approx(0.7) and rejected.gate_threshold == 0.9
     # Under the pick's threshold the model's NOT FOUND stands: nothing is shown.
     refused = chain(0.8).invoke(INDEPENDENT)
     assert refused.outcome == "abstained" and refused.stage == "reading" and not refused.evidence

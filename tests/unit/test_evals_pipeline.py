@@ -586,3 +586,23 @@ def test_the_report_shows_what_each_gate_threshold_would_answer(tmp_path: Path) 
     assert points[3][1:] == (0.0, 0.0)  # above every score nothing is answered
     assert (tmp_path / "out" / "gate_curve.png").is_file()
     assert "| 0.600 | 0.50 | 0.50 |" in (tmp_path / "out" / "report.md").read_text()
+
+
+class PickedChain(GatedChain):
+    """GatedChain, but u2's statement scored 0.2 at the gate and the reader's best sentence,
+    picked on a P(yes) of its own, answered it."""
+
+    SCORES = {"Where": 0.8, "What reserves": 0.3, "Capital": 0.2}
+
+
+def test_an_answer_the_gate_did_not_pass_counts_as_answered_at_every_threshold(
+    tmp_path: Path,
+) -> None:
+    res = _run(tmp_path, chain=PickedChain())
+    points = [
+        (c["threshold"], c["answerable_answered"], c["unanswerable_answered"])
+        for c in res.report["gate_curve"]
+    ]
+    # u2 was shown whatever the gate's threshold: raising it never takes that answer back.
+    assert points[:3] == [(0.2, 1.0, 0.5), (0.3, 1.0, 0.5), (0.8, 0.5, 0.5)]
+    assert points[3][1:] == (0.0, 0.5)  # above every score
