@@ -243,9 +243,11 @@ class AnswerChain:
         )
         common = dict(question=question, standalone=standalone, passages=passages)
         floor = self.settings.retrieval.min_relevance
-        if (score := relevance(passages)) < floor:
+        # Off topic: far from every passage by the embedder, and naming nothing (a name or a
+        # number) that only some passages hold; the embedder knows few rare names.
+        if (score := relevance(passages)) < floor and not self.retriever.named_terms(standalone):
             timings = Timings(t_condense, t_retrieval, total=clock.total())
-            reason = f"low relevance ({score:.2f})"
+            reason = f"low relevance ({score:.2f}) and no name of the question in the sources"
             answer = abstained(
                 **common, timings=timings, reason=reason, stage="retrieval", min_relevance=floor
             )

@@ -17,6 +17,7 @@ from rag.embedding import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InvalidQueryError
 from rag.settings import Settings
 from rag.store import ChromaStore, StoredChunk, vectors_missing_error
+from rag.text import names
 from rag.types import Passage
 
 
@@ -187,6 +188,12 @@ class HybridRetriever:
         """Stemmed terms of ``text`` that occur in at most half of the indexed chunks
         (None for an index too small to tell)."""
         return self.index()[0].distinctive_terms(text)
+
+    def named_terms(self, text: str) -> set[str] | None:
+        """The names and numbers of ``text`` (``rag.text.names``) that are distinctive terms
+        of the index: what a question names that only some passages hold (None for an index
+        too small to tell)."""
+        return self.distinctive_terms(" ".join(sorted(names(text))))
 
     def fuse(
         self,

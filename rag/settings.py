@@ -70,8 +70,9 @@ class RetrievalSettings(BaseModel):
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted question or query.")
     min_relevance: float = Field(
         0.15,
-        description="Abstain when the best dense cosine similarity is below this "
-        "(calibrated on evals/questions.jsonl, see README).",
+        description="Abstain when the best dense cosine similarity is below this and the "
+        "question names nothing (a capitalised word, a number) found in at most half of the "
+        "indexed chunks (calibrated on evals/questions.jsonl, see README).",
     )
 
 

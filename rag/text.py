@@ -61,6 +61,20 @@ def words(text: str) -> list[str]:
     return [w.strip(".,'") for w in word_matches(fold(text)) if w.strip(".,'")]
 
 
+def names(text: str) -> set[str]:
+    """Capitalised words (not the first) and numbers, folded: the specifics a question names.
+
+    >>> sorted(names("Where does Dr. Wangchuk work, since 2017?"))
+    ['2017', 'dr', 'wangchuk']
+    """
+    out: set[str] = set()
+    for i, token in enumerate(text.split()):
+        w = token.strip("?.,;:!\"'“”’()")
+        if w and (any(ch.isdigit() for ch in w) or (i and w[:1].isupper())):
+            out.update(fold(x).removesuffix("'s") for x in words(w))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _stemmer() -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer("english")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from rag.text import content_terms, fold, words
+from rag.text import content_terms, fold, names, words
 from rag.verification.lexical import lexical_decision
 
 GATE_FILE = Path(__file__).with_name("answer_gate.json")
@@ -58,16 +58,6 @@ _NUMBER_WORDS = frozenset(
 
 def _share(wanted: set[str], have: set[str]) -> float:
     return 1.0 if not wanted else len(wanted & have) / len(wanted)
-
-
-def _names(text: str) -> set[str]:
-    """Capitalised words (not the first) and numbers: the specifics a question names."""
-    out: set[str] = set()
-    for i, token in enumerate(text.split()):
-        w = token.strip("?.,;:!\"'“”’()")
-        if w and (any(ch.isdigit() for ch in w) or (i and w[:1].isupper())):
-            out.update(fold(x).removesuffix("'s") for x in words(w))
-    return out
 
 
 def type_fit(question: str, answer: str) -> float:
@@ -112,7 +102,7 @@ def signals(
     para_terms = set(content_terms(paragraph))
     new = [w for w in content_terms(statement) if w not in q_terms]
     new_words = " ".join(w for w in statement.split() if set(content_terms(w)) - q_terms)
-    q_names = _names(question)
+    q_names = names(question)
     return {
         "logit_answers": _logit(p_answers),
         "lexically_supported": float(d.supported is True),

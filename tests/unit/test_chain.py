@@ -9,7 +9,7 @@ from rag.chain import AnswerChain
 from rag.errors import InvalidQueryError
 from rag.retrieval import HybridRetriever
 from rag.settings import Settings
-from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT
+from rag.types import ABSTENTION_TEXT, UNCONFIRMED_TEXT, Answer
 from rag.verification import Verifier
 from rag.verification.answer_gate import AnswerGate, Pick
 from tests.fakes import HashingEmbedder, affiliation_reply, fake_verifier
@@ -369,6 +369,24 @@ def test_every_abstention_names_its_stage(retriever: HybridRetriever) -> None:
     made_up = chain_with(retriever, "Answer [P1]: The capital of Qatar is Lusail, built in 2099.")
     ans = made_up.invoke("What is the capital of Qatar?")
     assert ans.abstained and ans.stage == "reading" and not ans.evidence
+
+
+def test_a_question_naming_what_only_some_passages_hold_is_read_whatever_its_cosine(
+    retriever: HybridRetriever,
+) -> None:
+    # The embedder gives short questions about rare names a low cosine: with a floor no
+    # passage reaches, a question is still read when it names a word only some paragraphs
+    # hold, and still stopped when its names are unknown to the sources or in all of them.
+    def asked(question: str) -> Answer:
+        chain = chain_with(retriever, "Answer [P1]: the Kathmandu Policy Forum")
+        chain.settings.retrieval.min_relevance = 0.99
+        return chain.invoke(question)
+
+    named = asked("Where does Dr. Wangchuk work?")
+    assert named.stage != "retrieval" and "Kathmandu Policy Forum" in named.text, named
+    for off_topic in ("Who won the 2018 FIFA World Cup?", "Where does Bhutan stand?"):
+        stopped = asked(off_topic)
+        assert stopped.stage == "retrieval" and "no name" in stopped.reason, off_topic
 
 
 TWO_PARTS = "When did Bhutan become independent, and where does Dr. Tenzin Wangchuk work?"
