@@ -10,6 +10,7 @@ sentence (``adds_nothing``); otherwise it is the sentence itself, verbatim. The 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,16 @@ from rag.injection import looks_like_instruction
 from rag.sentences import refers_back, sentence_spans
 from rag.types import Passage
 from rag.verification.base import Verifier
-from rag.verification.lexical import adds_nothing, answer_span, is_phrase, tokenize
+from rag.verification.lexical import (
+    adds_nothing,
+    answer_span,
+    is_phrase,
+    restates_question,
+    tokenize,
+)
 
 CANDIDATES = 2
+_ARTICLE = re.compile(r"^(?:the|an?)\s+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,14 @@ def _quote_sentences(passage: Passage, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
+def _needs_its_sentence(statement: str, question: str) -> bool:
+    """A bare phrase, with or without an article ("The two Ambassadors"), needs its question;
+    a statement that only says the question back tells nothing: either way the user reads the
+    source sentence."""
+    bare = _ARTICLE.sub("", statement.strip(), count=1)
+    return is_phrase(bare) or restates_question(statement, question)
+
+
 def ground_claims(
     claims: Sequence[Claim],
     passages: Sequence[Passage],
@@ -155,8 +171,8 @@ def ground_claims(
             if key in seen:
                 break
             seen.add(key)
-            as_written = not (question and is_phrase(statement)) and adds_nothing(
-                statement, evidence
+            as_written = not (question and _needs_its_sentence(statement, question)) and (
+                adds_nothing(statement, evidence)
             )
             span = answer_span(statement, evidence, question or "")
             shown = statement if as_written else evidence

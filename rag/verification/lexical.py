@@ -172,6 +172,19 @@ def coverage(statement: str, evidence: str, question: str = "") -> float:
     return sum(k in have for k in want) / len(want) if want else 1.0
 
 
+def restates_question(statement: str, question: str) -> bool:
+    """True when every content word of ``statement`` is already in ``question``: said back to
+    the asker it tells nothing ("Who is Dr. Jane Roe?" → "Dr. Jane Roe").
+
+    >>> restates_question("Dr. Jane Roe", "Who is Dr. Jane Roe?")
+    True
+    >>> restates_question("an economist", "Who is Dr. Jane Roe?")
+    False
+    """
+    said = _keys([t for t in tokenize(statement) if t.content])
+    return bool(said) and said <= _keys(tokenize(question))
+
+
 def is_phrase(statement: str) -> bool:
     """A bare answer ("Ana Ortiz", "in 1987") rather than a sentence: it needs its question."""
     return sum(1 for t in tokenize(statement) if not t.stop) <= 3 and not any(

@@ -45,6 +45,34 @@ def test_a_statement_that_adds_nothing_is_shown_as_written() -> None:
     assert g.lead == "Thimphu"
 
 
+def test_a_statement_that_only_says_the_question_back_is_shown_as_its_sentence() -> None:
+    # "Who is Dr. Ahmed Al-Thani?" answered "Dr. Ahmed Al-Thani" tells the asker nothing: the
+    # sentence that says who he is is shown instead, verbatim. A statement with a word of its
+    # own ("a Middle East analyst") is still shown as written.
+    p = Passage("a.md", 3, "", "Dr. Ahmed Al-Thani is a Middle East analyst in Doha.", 0.1, "p3")
+    question = "Who is Dr. Ahmed Al-Thani?"
+    [g] = ground_claims(parse_claims("Answer [P1]: Dr. Ahmed Al-Thani"), [p], question, YES)
+    assert not g.as_written and g.shown == g.quote == p.text
+    text, _ = compose([g])
+    assert "a Middle East analyst in Doha" in text, text
+    [own] = ground_claims(
+        parse_claims("Answer [P1]: Dr. Ahmed Al-Thani is a Middle East analyst"), [p], question, YES
+    )
+    assert own.as_written and own.shown == "Dr. Ahmed Al-Thani is a Middle East analyst"
+
+
+def test_a_bare_answer_with_an_article_is_shown_with_its_sentence() -> None:
+    # "The two ambassadors" is an answer, not a sentence: the user reads it with the source
+    # sentence, which also holds what the second part of the question asked.
+    p = Passage(
+        "a.md", 5, "", "The statement released by the two ambassadors commits them to trade.", 0.1
+    )
+    question = "Who released the statement, and what does it commit them to?"
+    [g] = ground_claims(parse_claims("Answer [P1]: The two ambassadors"), [p], question, YES)
+    assert not g.as_written and g.shown == p.text and g.lead == "two ambassadors"
+    assert compose([g])[0] == f"two ambassadors — “{p.text}” [1]"
+
+
 def test_numbers_names_and_negations_the_source_lacks_are_never_accepted() -> None:
     for out in (
         "Answer [P1]: Bhutan has 700,000 people.",
