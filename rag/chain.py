@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from rag.checking import Checker, checker_for
 from rag.citations import left_the_format
 from rag.compose import abstained, final_answer
+from rag.embedding import Remembering
 from rag.errors import InvalidQueryError, LLMTimeoutError
 from rag.llm import get_llm, llm_lock, stream_tokens
 from rag.prompts import answer_prompt, condense_prompt, format_context, format_history
@@ -147,10 +148,16 @@ class AnswerChain:
             self._llm = get_llm(self.settings)
         return self._llm
 
+    @functools.cached_property
+    def sentence_embedder(self) -> Remembering:
+        """The retriever's embedder, remembering the sentences it embedded for selection and
+        grounding (the same paragraphs come back question after question)."""
+        return Remembering(self.retriever.embedder)
+
     @property
     def checker(self) -> Checker:
         if self._checker is None:
-            kw = dict(llm=self.llm, embedder=self.retriever.embedder, **self._checks)
+            kw = dict(llm=self.llm, embedder=self.sentence_embedder, **self._checks)
             self._checker = checker_for(self.settings, **kw)  # type: ignore[arg-type]
         return self._checker
 
@@ -186,7 +193,7 @@ class AnswerChain:
         return select(
             question,
             passages[: self.settings.llm.max_context_passages],
-            embedder=self.retriever.embedder,
+            embedder=self.sentence_embedder,
             count_tokens=self.count_tokens,
             budget=self.settings.llm.context_tokens,
         )

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -232,6 +233,47 @@ class OnnxEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._encode([text], query=True)[0].tolist()
+
+
+class Remembering:
+    """An ``Embedder`` that keeps the vectors of the last ``size`` texts it embedded: the
+    answer chain embeds the sentences of the paragraphs it retrieves, and a conversation
+    retrieves the same paragraphs question after question."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._vectors: OrderedDict[tuple[bool, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self.embedder.model_name
+
+    def _recall(self, texts: list[str], query: bool) -> list[list[float]]:
+        with self._lock:
+            known = {t: self._vectors[(query, t)] for t in texts if (query, t) in self._vectors}
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            vectors = (
+                [self.embedder.embed_query(t) for t in new]
+                if query
+                else self.embedder.embed_documents(new)
+            )
+            known.update(zip(new, vectors, strict=True))
+        with self._lock:
+            for t in dict.fromkeys(texts):
+                self._vectors[(query, t)] = known[t]
+                self._vectors.move_to_end((query, t))
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return [known[t] for t in texts]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._recall(list(texts), query=False)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._recall([text], query=True)[0]
 
 
 def max_seq_length(model_path: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from rag.embedding import Remembering
 from rag.selection import FEATURES, SELECTOR_FILE, Excerpt, Selector, load_selector, select
 from rag.types import Passage
 from tests.fakes import HashingEmbedder
@@ -81,3 +82,36 @@ def test_the_shipped_selector_loads_and_names_the_command_that_rebuilds_it() -> 
     # Out of fold, the fitted selector found the gold answer at least as often as cosine alone.
     for row in data["measured"]["budgets"]:
         assert row["recall_oof"] >= row["recall_cosine_only"]
+
+
+class Counting(HashingEmbedder):
+    """HashingEmbedder that records every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.seen += texts
+        return super().embed_documents(texts)
+
+
+def test_a_paragraph_read_before_is_not_embedded_again_and_reads_the_same() -> None:
+    inner = Counting()
+    remembering = Remembering(inner, size=6)
+
+    def read(question: str, embedder: object) -> list[Excerpt]:
+        return select(question, [FERRY], embedder=embedder, count_tokens=words, budget=12)
+
+    first = read("How much did the ferry project cost?", remembering)
+    assert len(inner.seen) == 5  # FERRY's five sentences, once
+    again = read("When was the ferry project finished?", remembering)
+    assert len(inner.seen) == 5  # nothing new to embed
+    assert again == read("When was the ferry project finished?", HashingEmbedder())
+    assert first == read("How much did the ferry project cost?", HashingEmbedder())
+    # Past its size the oldest texts are forgotten and embedded again when needed.
+    small = Remembering(inner, size=2)
+    inner.seen.clear()
+    read("How much did the ferry project cost?", small)
+    read("How much did the ferry project cost?", small)
+    assert len(inner.seen) >= 5 + 3  # two texts remembered at most
