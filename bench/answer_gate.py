@@ -345,7 +345,8 @@ def pick_collect(top: int) -> None:
 def pick_fit(out: Path | None) -> None:
     """How many best-ranked sentences to judge and the threshold: the pair that answers the
     most recorded questions rightly (gold answer in the sentence shown, or an unanswerable
-    question left unanswered); written to rag/verification/answer_gate_pick.json."""
+    question left unanswered); and the floor from which the best sentence is an abstention's
+    evidence; written to rag/verification/answer_gate_pick.json."""
     from rag.verification.answer_gate import PICK_FILE
 
     rows = [json.loads(x) for x in PICK_SCORES.read_text().splitlines() if x]
@@ -363,9 +364,20 @@ def pick_fit(out: Path | None) -> None:
             false = sum(shown(r) is not None for r in un)
             curve.append({"top": top, "threshold": t, "gold": gold, "false": false})
     best = max(curve, key=lambda c: (c["gold"] - c["false"], c["threshold"], -c["top"]))
+
+    def first(r: dict[str, Any]) -> dict | None:
+        return max(r["tops"][: best["top"]], key=lambda x: x["score"], default=None)
+
+    # Under the threshold the best sentence is still shown as an abstention's closest evidence
+    # from this floor: the highest that keeps 95 % of the best sentences holding the gold answer.
+    held = sorted(b["score"] for r in ans if (b := first(r)) is not None and b["gold"])
+    floor = held[int(0.05 * len(held))] if held else best["threshold"]
+    evidence_gold = sum(bool((b := first(r)) and b["gold"] and b["score"] >= floor) for r in ans)
+    evidence_un = sum(bool((b := first(r)) and b["score"] >= floor) for r in un)
     data = {
         "top": best["top"],
         "threshold": best["threshold"],
+        "evidence_floor": floor,
         "fitted_on": "SQuAD 2.0 dev, the 9 development articles: the recorded questions no "
         "statement answers at the gate's threshold",
         "command": "bench/answer_gate.py pick-fit",
@@ -375,6 +387,8 @@ def pick_fit(out: Path | None) -> None:
             "unanswerable": len(un),
             "gold_answered": best["gold"],
             "unanswerable_answered": best["false"],
+            "evidence_gold": evidence_gold,
+            "evidence_unanswerable": evidence_un,
             "curve": curve,
         },
     }
@@ -382,6 +396,7 @@ def pick_fit(out: Path | None) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     print(f"top {best['top']}, threshold {best['threshold']}: {best['gold']}/{len(ans)} "
           f"answerable answered with gold, {best['false']}/{len(un)} unanswerable answered; "
+          f"evidence from {floor:.3f}: {evidence_gold} with gold, {evidence_un} unanswerable; "
           f"wrote {path}")  # fmt: skip
 
 

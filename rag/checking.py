@@ -65,14 +65,15 @@ class Checked:
     """The statements shown (``accepted``), every statement the gate judged (``judged``,
     empty without a gate), the parts of a multi-part question nothing answers, and the
     reader's best-ranked sentence the answer check scored when no statement passed
-    (``picked``: shown instead of the statements when it ``passes``, else only named in the
-    abstention's reason)."""
+    (``picked``: shown instead of the statements when it ``passes``, else named in the
+    abstention's reason, and shown as its evidence when ``picked_evidence``)."""
 
     accepted: list[GroundedClaim]
     judged: list[Judged]
     uncovered: list[str]
     threshold: float | None
     picked: Judged | None = None
+    picked_evidence: bool = False  # the picked sentence is close enough to show as evidence
 
     @property
     def closest(self) -> Judged | None:
@@ -222,7 +223,8 @@ class Checker:
     def pick(self, checked: Checked, excerpts: Sequence[Excerpt], question: str) -> Checked:
         """When no statement of the model's passes: the reader's best-ranked sentences, scored
         by the model's answer check; the best is shown verbatim as the answer when it reaches
-        the pick threshold (never as evidence: it is no statement's source)."""
+        the pick threshold; under it but from the evidence floor, the abstention shows it as
+        the closest evidence."""
         if checked.accepted or self.gate is None or self.pick_setting is None:
             return checked
         judged = self.judge_best_read(excerpts, question, self.pick_setting.top)
@@ -231,7 +233,8 @@ class Checker:
         best = max(judged, key=lambda j: j.score, default=None)
         if best is not None and best.passes:
             return replace(checked, accepted=[best.claim], uncovered=[], picked=best)
-        return replace(checked, picked=best)
+        close = best is not None and best.score >= self.pick_setting.evidence_floor
+        return replace(checked, picked=best, picked_evidence=close)
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each

@@ -108,8 +108,9 @@ def abstained(
     gate_threshold: float | None = None,
 ) -> Answer:
     """Nothing shown as an answer. With ``closest`` (a sentence that states what the model
-    wrote, which the answer gate did not confirm answers the question), that sentence is
-    shown verbatim as evidence: the ``unconfirmed`` outcome."""
+    wrote, which the answer gate did not confirm answers the question, or the reader's best
+    sentence below the pick's threshold), that sentence is shown verbatim as evidence: the
+    ``unconfirmed`` outcome."""
     see_also = tuple(p for p in passages[:2] if (p.similarity or 0.0) >= min_relevance)
     evidence: tuple[Citation, ...] = ()
     text = ABSTENTION_TEXT
@@ -148,9 +149,9 @@ def final_answer(
 ) -> Answer:
     """The answer from the checked statements (or the reader's best sentence, ``picked``), or
     the abstention naming its stage: the model ran out of time, wrote NOT FOUND or nothing a
-    sentence states (``reading``), or the gate scored every statement under its threshold
-    (``gate``, with the best statement's sentence as evidence); either way the reason names
-    the pick's best score when it was judged."""
+    sentence states (``reading``, with the pick's best sentence as evidence from its evidence
+    floor), or the gate scored every statement under its threshold (``gate``, with the best
+    statement's sentence as evidence); either way the reason names the pick's best score."""
     common = dict(question=question, standalone=standalone, passages=passages, timings=timings)
     picked = checked.picked
     best = checked.closest
@@ -184,6 +185,8 @@ def final_answer(
     if picked is not None:
         reason += f"; the best-ranked sentence read scored {picked.score:.2f} "
         reason += f"< threshold {picked.threshold:.2f}"
+        if stage == "reading" and checked.picked_evidence:  # no statement's source to show
+            closest = picked.claim
     return abstained(
         reason=reason,
         raw=raw,

@@ -168,14 +168,20 @@ def load_answer_gate(path: Path = GATE_FILE) -> AnswerGate:
 @dataclass(frozen=True)
 class Pick:
     """How many of the reader's best-ranked sentences the answer check scores when no statement
-    of the model's passes, and the P(yes) one needs to be shown as the answer."""
+    of the model's passes, the P(yes) one needs to be shown as the answer, and the P(yes) from
+    which, under that, it is shown as an abstention's closest evidence."""
 
     top: int
     threshold: float
+    evidence_floor: float = 1.0  # 1.0: never shown as evidence
 
 
 @lru_cache(maxsize=4)
 def load_pick(path: Path = PICK_FILE) -> Pick:
     """The shipped setting (``answer_gate_pick.json``)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return Pick(top=int(data["top"]), threshold=float(data["threshold"]))
+    return Pick(
+        top=int(data["top"]),
+        threshold=float(data["threshold"]),
+        evidence_floor=float(data["evidence_floor"]),
+    )

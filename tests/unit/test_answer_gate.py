@@ -153,3 +153,15 @@ def test_the_shipped_pick_counts_what_its_recorded_questions_say() -> None:
     assert measured["questions"] == len(rows) >= 100
     assert (measured["gold_answered"], measured["unanswerable_answered"]) == (gold, false)
     assert gold > false
+    # Under the threshold, from the evidence floor, the best sentence is an abstention's
+    # evidence: it holds the gold answer for most answerable questions nothing answered.
+    assert 0.0 < pick.evidence_floor < pick.threshold
+    firsts = [(r, max(r["tops"][: pick.top], key=lambda t: t["score"])) for r in rows if r["tops"]]
+    near = [(r, t) for r, t in firsts if t["score"] >= pick.evidence_floor]
+    held = sum(t["gold"] for r, t in near if r["answerable"])
+    assert (measured["evidence_gold"], measured["evidence_unanswerable"]) == (
+        held,
+        sum(not r["answerable"] for r, _ in near),
+    )
+    answerable = sum(r["answerable"] for r in rows)
+    assert held >= 0.6 * answerable

@@ -313,8 +313,8 @@ def test_a_gate_that_needs_the_models_log_probabilities_says_so_when_none_came(
 def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
     retriever: HybridRetriever,
 ) -> None:
-    def chain(pick_threshold: float) -> AnswerChain:
-        return _gated(retriever, "NOT FOUND", 0.5, Pick(top=2, threshold=pick_threshold))
+    def chain(pick_threshold: float, floor: float = 1.0) -> AnswerChain:
+        return _gated(retriever, "NOT FOUND", 0.5, Pick(2, pick_threshold, floor))
 
     picked = chain(0.6).invoke(INDEPENDENT)
     assert picked.outcome == "answered" and "1949" in picked.text, picked.text
@@ -331,9 +331,15 @@ def test_the_readers_best_sentence_answers_when_the_model_finds_nothing(
     ).invoke(INDEPENDENT)
     assert rejected.outcome == "answered" and "best-ranked sentence read did" in rejected.reason
     assert rejected.gate_score == pytest.approx(0.7) and rejected.gate_threshold == 0.9
-    # Under the pick's threshold the model's NOT FOUND stands: nothing is shown.
+    # Under the pick's threshold the model's NOT FOUND stands; from the evidence floor the
+    # sentence is shown as the closest evidence, never as an answer.
     refused = chain(0.8).invoke(INDEPENDENT)
     assert refused.outcome == "abstained" and refused.stage == "reading" and not refused.evidence
+    close = chain(0.8, floor=0.7).invoke(INDEPENDENT)
+    assert close.outcome == "unconfirmed" and close.stage == "reading" and not close.citations
+    [e] = close.evidence
+    assert e.quote == c.quote and close.text.startswith(UNCONFIRMED_TEXT)
+    assert chain(0.8, floor=0.71).invoke(INDEPENDENT).outcome == "abstained"
     assert refused.reason.endswith("the best-ranked sentence read scored 0.70 < threshold 0.80")
 
 
