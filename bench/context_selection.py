@@ -31,12 +31,14 @@ BUDGETS = (100, 150, 200, 250, 300, 400)
 def collect(per_article: int, seed: int) -> list[dict]:
     from llama_cpp import Llama
 
+    from rag.embedding import Remembering
     from rag.llm import packaged_model_path
     from rag.retrieval import get_retriever
     from rag.selection import sentences
 
     arts, settings = squad_dev_index(OUT)
     retriever = get_retriever(settings)
+    embedder = Remembering(retriever.embedder)  # as the answer chain embeds sentences
     vocab = Llama(model_path=str(packaged_model_path(settings)), vocab_only=True, verbose=False)
 
     def n_tokens(text: str) -> int:
@@ -51,7 +53,7 @@ def collect(per_article: int, seed: int) -> list[dict]:
         for g in rng.sample(mine, min(per_article, len(mine))):
             q = g.question
             passages = retriever.search(q.question, k=settings.retrieval.k)
-            found = sentences(q.question, passages, retriever.embedder)
+            found = sentences(q.question, passages, embedder)
             rows.append(
                 {
                     "article": art["title"],

@@ -238,7 +238,11 @@ class OnnxEmbedder(Embeddings):
 class Remembering:
     """An ``Embedder`` that keeps the vectors of the last ``size`` texts it embedded: the
     answer chain embeds the sentences of the paragraphs it retrieves, and a conversation
-    retrieves the same paragraphs question after question."""
+    retrieves the same paragraphs question after question.
+
+    Each text is embedded on its own: the int8 model quantizes activations per batch, so a
+    sentence embedded beside others gets another vector (cosine down to 0.986), and a kept
+    vector would then depend on which question came first."""
 
     def __init__(self, embedder: Embedder, size: int = 4096) -> None:
         self.embedder = embedder
@@ -255,11 +259,10 @@ class Remembering:
             known = {t: self._vectors[(query, t)] for t in texts if (query, t) in self._vectors}
         new = [t for t in dict.fromkeys(texts) if t not in known]
         if new:
-            vectors = (
-                [self.embedder.embed_query(t) for t in new]
-                if query
-                else self.embedder.embed_documents(new)
-            )
+            vectors = [
+                self.embedder.embed_query(t) if query else self.embedder.embed_documents([t])[0]
+                for t in new
+            ]
             known.update(zip(new, vectors, strict=True))
         with self._lock:
             for t in dict.fromkeys(texts):
