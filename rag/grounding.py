@@ -126,11 +126,13 @@ def _quote_sentences(passage: Passage, start: int, end: int) -> tuple[int, int]:
 
 
 def _needs_its_sentence(statement: str, question: str) -> bool:
-    """A bare phrase, with or without an article ("The two Ambassadors"), needs its question;
-    a statement that only says the question back tells nothing: either way the user reads the
-    source sentence."""
+    """A bare phrase, with or without an article ("The two Ambassadors"), or names and numbers
+    alone however many ("Dr. Ahmed Al-Thani"), needs its question; a statement that only says
+    the question back tells nothing: either way the user reads the source sentence."""
     bare = _ARTICLE.sub("", statement.strip(), count=1)
-    return is_phrase(bare) or restates_question(statement, question)
+    words = [t for t in tokenize(bare) if t.content]
+    named = bool(words) and all(t.name or t.number for t in words)
+    return is_phrase(bare) or named or restates_question(statement, question)
 
 
 def ground_claims(

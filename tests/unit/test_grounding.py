@@ -73,6 +73,15 @@ def test_a_bare_answer_with_an_article_is_shown_with_its_sentence() -> None:
     assert compose([g])[0] == f"two ambassadors — “{p.text}” [1]"
 
 
+def test_a_name_alone_is_shown_with_its_sentence_however_many_words_it_has() -> None:
+    # "Dr. Ahmed Al-Thani" (four words to the tokenizer) answers "Which analyst is quoted?"
+    # only with the sentence that says so, which also says where he works.
+    p = Passage("a.md", 4, "", "Dr. Ahmed Al-Thani, an analyst at the Doha Center, is quoted.", 0.1)
+    question = "Which analyst is quoted, and where does he work?"
+    [g] = ground_claims(parse_claims("Answer [P1]: Dr. Ahmed Al-Thani"), [p], question, YES)
+    assert not g.as_written and g.shown == p.text
+
+
 def test_numbers_names_and_negations_the_source_lacks_are_never_accepted() -> None:
     for out in (
         "Answer [P1]: Bhutan has 700,000 people.",
