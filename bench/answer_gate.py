@@ -352,28 +352,27 @@ def pick_fit(out: Path | None) -> None:
     rows = [json.loads(x) for x in PICK_SCORES.read_text().splitlines() if x]
     ans = [r for r in rows if r["answerable"]]
     un = [r for r in rows if not r["answerable"]]
+
+    def shown(r: dict[str, Any], top: int, t: float) -> dict | None:
+        """The best of the ``top`` sentences when it scores at least ``t``."""
+        best = max(r["tops"][:top], key=lambda x: x["score"], default=None)
+        return best if best is not None and best["score"] >= t else None
+
     curve = []
     for top in (1, 2, 3):
         for t in np.round(np.arange(0.30, 0.91, 0.02), 2).tolist():
-
-            def shown(r: dict[str, Any], top: int = top, t: float = t) -> dict | None:
-                best = max(r["tops"][:top], key=lambda x: x["score"], default=None)
-                return best if best is not None and best["score"] >= t else None
-
-            gold = sum(bool((b := shown(r)) and b["gold"]) for r in ans)
-            false = sum(shown(r) is not None for r in un)
+            gold = sum(bool((b := shown(r, top, t)) and b["gold"]) for r in ans)
+            false = sum(shown(r, top, t) is not None for r in un)
             curve.append({"top": top, "threshold": t, "gold": gold, "false": false})
     best = max(curve, key=lambda c: (c["gold"] - c["false"], c["threshold"], -c["top"]))
-
-    def first(r: dict[str, Any]) -> dict | None:
-        return max(r["tops"][: best["top"]], key=lambda x: x["score"], default=None)
+    top = best["top"]
 
     # Under the threshold the best sentence is still shown as an abstention's closest evidence
     # from this floor: the highest that keeps 95 % of the best sentences holding the gold answer.
-    held = sorted(b["score"] for r in ans if (b := first(r)) is not None and b["gold"])
+    held = sorted(b["score"] for r in ans if (b := shown(r, top, -np.inf)) and b["gold"])
     floor = held[int(0.05 * len(held))] if held else best["threshold"]
-    evidence_gold = sum(bool((b := first(r)) and b["gold"] and b["score"] >= floor) for r in ans)
-    evidence_un = sum(bool((b := first(r)) and b["score"] >= floor) for r in un)
+    evidence_gold = sum(bool((b := shown(r, top, floor)) and b["gold"]) for r in ans)
+    evidence_un = sum(shown(r, top, floor) is not None for r in un)
     data = {
         "top": best["top"],
         "threshold": best["threshold"],
