@@ -203,12 +203,19 @@ class Checker:
             self._answer_scores[key] = self.checks.answer_score(sentence, question, section)
         return self._answer_scores[key]
 
-    def judge_best_read(self, excerpts: Sequence[Excerpt], question: str, top: int) -> list[Judged]:
+    def judge_best_read(
+        self, excerpts: Sequence[Excerpt], question: str, top: int, part: int | None = None
+    ) -> list[Judged]:
         """The ``top`` sentences the reader ranked best among those read, each scored by the
-        model's answer check alone (the model wrote none of them)."""
+        model's answer check alone (the model wrote none of them). ``part``: ranked for that
+        part of a multi-part question, which ``question`` then is."""
         assert self.checks is not None and self.pick_setting is not None
         ranked = sorted(
-            ((e.passage, s, end, score) for e in excerpts for s, end, score in e.ranked),
+            (
+                (e.passage, s, end, score if part is None else e.part_scores[n][part])
+                for e in excerpts
+                for n, (s, end, score) in enumerate(e.ranked)
+            ),
             key=lambda x: -x[3],
         )
         judged = []
@@ -224,9 +231,12 @@ class Checker:
         """When no statement of the model's passes: the reader's best-ranked sentences, scored
         by the model's answer check; the best is shown verbatim as the answer when it reaches
         the pick threshold; under it but from the evidence floor, the abstention shows it as
-        the closest evidence."""
-        if checked.accepted or self.gate is None or self.pick_setting is None:
+        the closest evidence. When statements answer only some parts of a multi-part
+        question, each part left is picked for in the same way (``_pick_parts``)."""
+        if self.gate is None or self.pick_setting is None:
             return checked
+        if checked.accepted:
+            return self._pick_parts(checked, excerpts, question) if checked.uncovered else checked
         judged = self.judge_best_read(excerpts, question, self.pick_setting.top)
         if self.scorer is not None:
             self.scorer.release()
@@ -235,6 +245,26 @@ class Checker:
             return replace(checked, accepted=[best.claim], uncovered=[], picked=best)
         close = best is not None and best.score >= self.pick_setting.evidence_floor
         return replace(checked, picked=best, picked_evidence=close)
+
+    def _pick_parts(self, checked: Checked, excerpts: Sequence[Excerpt], question: str) -> Checked:
+        """Each part no statement answers: the read sentences ranked best for that part, scored
+        by the answer check against it; the best is shown verbatim after the statements when
+        it reaches the pick threshold, else the part stays unanswered."""
+        assert self.pick_setting is not None
+        parts = question_parts(question)
+        if len(parts) < 2 or not all(e.part_scores for e in excerpts):
+            return checked
+        accepted, uncovered = list(checked.accepted), []
+        for part in checked.uncovered:
+            judged = self.judge_best_read(excerpts, part, self.pick_setting.top, parts.index(part))
+            best = max(judged, key=lambda j: j.score, default=None)
+            if best is None or not best.passes:
+                uncovered.append(part)
+            elif all(c.quote != best.claim.quote for c in accepted):
+                accepted.append(best.claim)
+        if self.scorer is not None:
+            self.scorer.release()
+        return replace(checked, accepted=accepted, uncovered=uncovered)
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each

@@ -46,11 +46,14 @@ CountTokens = Callable[[str], int]
 class Excerpt:
     """The part of ``passage`` the model reads: its chosen sentences (``text``), and each
     one's offsets in ``passage.text`` (from the sentence before a pronoun sentence) with the
-    selector's score (``ranked``, best first)."""
+    selector's score (``ranked``, best first; the score for the question's first part), and
+    for a multi-part question each one's score for every part (``part_scores``, in the order
+    of ``ranked``)."""
 
     passage: Passage
     text: str
     ranked: tuple[tuple[int, int, float], ...] = ()
+    part_scores: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,10 +225,15 @@ def select(
             parts.insert(0, "…")
         if mine[-1] != own[-1]:
             parts.append("…")
+        read = [(n, first) for n, first in ranked if found[n].passage == i]
         best = tuple(
             (found[first].start, found[n].end, selector.score(found[n].features))
-            for n, first in ranked
-            if found[n].passage == i
+            for n, first in read
         )
-        excerpts.append(Excerpt(p, " ".join(parts), best))
+        by_part_scores = tuple(
+            tuple(selector.score(f[n].features) for f in by_part) for n, _ in read
+        )
+        excerpts.append(
+            Excerpt(p, " ".join(parts), best, by_part_scores if len(by_part) > 1 else ())
+        )
     return excerpts

@@ -420,6 +420,32 @@ def test_a_two_part_question_is_answered_part_by_part(retriever: HybridRetriever
     assert "does not say" not in ans.text and len(ans.citations) == 2
 
 
+def test_a_part_no_statement_answers_is_given_the_sentence_read_that_answers_it(
+    retriever: HybridRetriever,
+) -> None:
+    """The model answers the first part only. Among the sentences read, the answer check
+    confirms the Kathmandu sentence for the second part: it is shown, verbatim and cited, and
+    the part is not called unanswered. Under the pick's threshold the part stays unanswered."""
+    out = "Answer [P1]: Bhutan became independent in 1949."
+    kathmandu = f"Kathmandu Policy Forum.\n{PART_2}"
+
+    def ask(p_kathmandu: float):  # type: ignore[no-untyped-def]
+        overrides = {kathmandu: p_kathmandu, f"Question: {TWO_PARTS}": 0.2, PART_2: 0.1}
+        verifier = fake_verifier(p_yes=0.9, overrides=overrides)
+        pick = Pick(top=3, threshold=0.74)
+        return _gated(retriever, out, 0.5, pick=pick, verifier=verifier).invoke(TWO_PARTS)
+
+    both = ask(0.8)
+    assert both.outcome == "answered" and "1949" in both.text, both.text
+    assert "geopolitics at the Kathmandu Policy Forum." in both.text
+    assert "does not say" not in both.text
+    assert len(both.citations) == 2
+    assert any(c.quote.endswith("Kathmandu Policy Forum.") for c in both.citations)
+    doubted = ask(0.7)
+    assert "Kathmandu" not in doubted.text
+    assert doubted.text.endswith("The source does not say: Where does Dr. Tenzin Wangchuk work?")
+
+
 def test_the_part_nothing_answers_is_named(retriever: HybridRetriever) -> None:
     out = "Answer [P1]: Bhutan became independent in 1949."
     overrides = {f"Question: {TWO_PARTS}": 0.2, PART_2: 0.1, PART_1: 0.95}

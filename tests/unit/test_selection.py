@@ -64,6 +64,26 @@ def test_excerpts_keep_document_order_and_mark_what_was_left_out() -> None:
     assert all(e.passage in (OTHER, FERRY) for e in excerpts)
 
 
+def test_each_part_of_a_two_part_question_ranks_the_sentences_read_for_itself() -> None:
+    """A sentence read for one part is scored for every part: by the second part's scores a
+    sentence of the council's paragraph ranks first (the checker picks by them)."""
+    excerpts = _select(
+        "How much did the Kestrel Bay ferry project cost, and who chairs the town council?",
+        [FERRY, OTHER],
+        budget=40,
+    )
+    read = [
+        (e.passage.text[s:end], scores)
+        for e in excerpts
+        for (s, end, _), scores in zip(e.ranked, e.part_scores, strict=True)
+    ]
+    assert all(len(scores) == 2 for _, scores in read)
+    by_part = [max(read, key=lambda r, k=k: r[1][k])[0] for k in (0, 1)]
+    assert "cost 38 million euros" in by_part[0] and by_part[1] in OTHER.text
+    one = _select("How much did the Kestrel Bay ferry project cost?", [FERRY, OTHER], budget=40)
+    assert all(e.part_scores == () for e in one)  # one part: the ranked score is its own
+
+
 def test_the_best_sentence_is_read_even_when_it_alone_exceeds_the_budget() -> None:
     excerpts = _select("How much did the ferry project cost?", [FERRY], budget=1)
     only = "… The Kestrel Bay ferry project cost 38 million euros. …"
