@@ -231,40 +231,34 @@ class Checker:
         """When no statement of the model's passes: the reader's best-ranked sentences, scored
         by the model's answer check; the best is shown verbatim as the answer when it reaches
         the pick threshold; under it but from the evidence floor, the abstention shows it as
-        the closest evidence. When statements answer only some parts of a multi-part
-        question, each part left is picked for in the same way (``_pick_parts``)."""
+        the closest evidence. A multi-part question is picked for part by part (the sentences
+        ranked best for each part), also for the parts the statements left unanswered."""
         if self.gate is None or self.pick_setting is None:
             return checked
-        if checked.accepted:
-            return self._pick_parts(checked, excerpts, question) if checked.uncovered else checked
-        judged = self.judge_best_read(excerpts, question, self.pick_setting.top)
-        if self.scorer is not None:
-            self.scorer.release()
-        best = max(judged, key=lambda j: j.score, default=None)
-        if best is not None and best.passes:
-            return replace(checked, accepted=[best.claim], uncovered=[], picked=best)
-        close = best is not None and best.score >= self.pick_setting.evidence_floor
-        return replace(checked, picked=best, picked_evidence=close)
-
-    def _pick_parts(self, checked: Checked, excerpts: Sequence[Excerpt], question: str) -> Checked:
-        """Each part no statement answers: the read sentences ranked best for that part, scored
-        by the answer check against it; the best is shown verbatim after the statements when
-        it reaches the pick threshold, else the part stays unanswered."""
-        assert self.pick_setting is not None
         parts = question_parts(question)
-        if len(parts) < 2 or not all(e.part_scores for e in excerpts):
+        split = len(parts) > 1 and all(e.part_scores for e in excerpts)
+        if checked.accepted and not (split and checked.uncovered):
             return checked
-        accepted, uncovered = list(checked.accepted), []
-        for part in checked.uncovered:
-            judged = self.judge_best_read(excerpts, part, self.pick_setting.top, parts.index(part))
+        wanted = checked.uncovered if checked.accepted else parts if split else [question]
+        accepted, uncovered, tops = list(checked.accepted), [], []
+        for part in wanted:
+            k = parts.index(part) if split else None
+            judged = self.judge_best_read(excerpts, part, self.pick_setting.top, k)
             best = max(judged, key=lambda j: j.score, default=None)
+            tops += [best] if best is not None else []
             if best is None or not best.passes:
                 uncovered.append(part)
             elif all(c.quote != best.claim.quote for c in accepted):
                 accepted.append(best.claim)
         if self.scorer is not None:
             self.scorer.release()
-        return replace(checked, accepted=accepted, uncovered=uncovered)
+        if checked.accepted:  # the statements' answer, completed
+            return replace(checked, accepted=accepted, uncovered=uncovered)
+        best = max(tops, key=lambda j: j.score, default=None)
+        if accepted:
+            return replace(checked, accepted=accepted, uncovered=uncovered, picked=best)
+        close = best is not None and best.score >= self.pick_setting.evidence_floor
+        return replace(checked, picked=best, picked_evidence=close)
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each

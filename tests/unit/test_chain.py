@@ -446,6 +446,27 @@ def test_a_part_no_statement_answers_is_given_the_sentence_read_that_answers_it(
     assert doubted.text.endswith("The source does not say: Where does Dr. Tenzin Wangchuk work?")
 
 
+def test_a_two_part_question_the_model_finds_nothing_for_is_picked_for_part_by_part(
+    retriever: HybridRetriever,
+) -> None:
+    """NOT FOUND, and no sentence answers the whole question; the Kathmandu sentence answers
+    the second part: it is the answer, and the first part is named as unanswered."""
+
+    def ask(p_kathmandu: float):  # type: ignore[no-untyped-def]
+        overrides = {f"Kathmandu Policy Forum.\n{PART_2}": p_kathmandu, PART_2: 0.1, PART_1: 0.1}
+        overrides[f"Question: {TWO_PARTS}"] = 0.1
+        verifier = fake_verifier(p_yes=0.9, overrides=overrides)
+        pick = Pick(top=3, threshold=0.74)
+        return _gated(retriever, "NOT FOUND", 0.5, pick=pick, verifier=verifier).invoke(TWO_PARTS)
+
+    found = ask(0.8)
+    assert found.outcome == "answered", found.text
+    assert "geopolitics at the Kathmandu Policy Forum." in found.text
+    assert found.text.endswith("The source does not say: When did Bhutan become independent?")
+    nothing = ask(0.7)
+    assert nothing.abstained and nothing.stage == "reading" and not nothing.citations
+
+
 def test_the_part_nothing_answers_is_named(retriever: HybridRetriever) -> None:
     out = "Answer [P1]: Bhutan became independent in 1949."
     overrides = {f"Question: {TWO_PARTS}": 0.2, PART_2: 0.1, PART_1: 0.95}
