@@ -79,8 +79,7 @@ class AnswerResponse(BaseModel):
     answer: str
     outcome: Literal["answered", "unconfirmed", "abstained"] = Field(
         description="'answered': the source's words, cited; 'unconfirmed': the closest "
-        "sentence, shown as evidence the gate could not confirm (in 'evidence', which also "
-        "holds the closest sentence of each part an answer leaves open); "
+        "sentence, shown as evidence the gate could not confirm (in 'evidence'); "
         "'abstained': nothing shown."
     )
     abstained: bool

@@ -74,9 +74,6 @@ class Checked:
     threshold: float | None
     picked: Judged | None = None
     picked_evidence: bool = False  # the picked sentence is close enough to show as evidence
-    # Parts of a multi-part question the answer leaves open whose closest sentence read
-    # reached the evidence floor: shown as evidence for that part, not as its answer.
-    unconfirmed: tuple[tuple[str, GroundedClaim], ...] = ()
 
     @property
     def closest(self) -> Judged | None:
@@ -243,37 +240,25 @@ class Checker:
         if checked.accepted and not (split and checked.uncovered):
             return checked
         wanted = checked.uncovered if checked.accepted else parts if split else [question]
-        floor = self.pick_setting.evidence_floor
-        accepted, uncovered, close, tops = list(checked.accepted), [], [], []
+        accepted, uncovered, tops = list(checked.accepted), [], []
         for part in wanted:
             k = parts.index(part) if split else None
             judged = self.judge_best_read(excerpts, part, self.pick_setting.top, k)
             best = max(judged, key=lambda j: j.score, default=None)
             tops += [best] if best is not None else []
-            if best is not None and best.passes:
-                if all(c.quote != best.claim.quote for c in accepted):
-                    accepted.append(best.claim)
-            elif split and best is not None and best.score >= floor:
-                close.append((part, best.claim))
-            else:
+            if best is None or not best.passes:
                 uncovered.append(part)
+            elif all(c.quote != best.claim.quote for c in accepted):
+                accepted.append(best.claim)
         if self.scorer is not None:
             self.scorer.release()
         if checked.accepted:  # the statements' answer, completed
-            return replace(
-                checked, accepted=accepted, uncovered=uncovered, unconfirmed=tuple(close)
-            )
+            return replace(checked, accepted=accepted, uncovered=uncovered)
         best = max(tops, key=lambda j: j.score, default=None)
         if accepted:
-            return replace(
-                checked,
-                accepted=accepted,
-                uncovered=uncovered,
-                picked=best,
-                unconfirmed=tuple(close),
-            )
-        shown = best is not None and best.score >= floor
-        return replace(checked, picked=best, picked_evidence=shown)
+            return replace(checked, accepted=accepted, uncovered=uncovered, picked=best)
+        close = best is not None and best.score >= self.pick_setting.evidence_floor
+        return replace(checked, picked=best, picked_evidence=close)
 
     def similarity(self) -> Callable[[str, Sequence[str]], list[float]]:
         """Cosine similarity of a statement to candidate sentences by the embedder, each

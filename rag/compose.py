@@ -24,20 +24,31 @@ from rag.types import (
 
 
 def compose(
-    claims: Sequence[GroundedClaim],
-    uncovered: Sequence[str] = (),
-    unconfirmed: Sequence[tuple[str, GroundedClaim]] = (),
-) -> tuple[str, tuple[Citation, ...], tuple[Citation, ...]]:
-    """The answer text, its citations (one marker per paragraph) and its evidence: per claim
-    its sentence; then each part of the question the source does not answer, and each part
-    whose closest sentence (``unconfirmed``) the answer check did not confirm, which is cited
-    as evidence, not as an answer."""
+    claims: Sequence[GroundedClaim], uncovered: Sequence[str] = ()
+) -> tuple[str, tuple[Citation, ...]]:
+    """The answer text and its citations, one marker per paragraph; then the parts of the
+    question the source does not answer."""
     markers: dict[str, int] = {}
     citations: list[Citation] = []
     sentences: list[str] = []
     for c in claims:
-        citations.append(_citation(c, markers))
-        m = citations[-1].marker
+        key = c.passage.paragraph_id or f"{c.passage.source}#{c.passage.paragraph}"
+        m = markers.setdefault(key, len(markers) + 1)
+        citations.append(
+            Citation(
+                marker=m,
+                source=c.passage.source,
+                paragraph=c.passage.paragraph,
+                section=c.passage.section,
+                text=c.passage.text,
+                quote=c.quote,
+                quote_start=c.start,
+                quote_end=c.end,
+                answer_start=c.span[0] if c.span else -1,
+                answer_end=c.span[1] if c.span else -1,
+                page=c.passage.page,
+            )
+        )
         s = c.shown.strip()
         if not c.as_written:
             s = quoted(s)  # the source's words
@@ -48,32 +59,7 @@ def compose(
         sentences.append(f"{lead} — {s}{end} [{m}]" if lead else f"{s}{end} [{m}]")
     for part in uncovered:
         sentences.append(f"The source does not say: {part}")
-    # Evidence takes markers of its own: a cited paragraph's marker stands for what it answers.
-    evidence = tuple(_citation(c, markers, "closest ") for _, c in unconfirmed)
-    for (part, _), e in zip(unconfirmed, evidence, strict=True):
-        sentences.append(
-            f"The documents do not confirm: {part} The closest passage is [{e.marker}]."
-        )
-    return " ".join(sentences), tuple(citations), evidence
-
-
-def _citation(c: GroundedClaim, markers: dict[str, int], kind: str = "") -> Citation:
-    """``c``'s source sentence as a citation, under its paragraph's marker for that ``kind``
-    (a new paragraph takes the next number)."""
-    key = kind + (c.passage.paragraph_id or f"{c.passage.source}#{c.passage.paragraph}")
-    return Citation(
-        marker=markers.setdefault(key, len(markers) + 1),
-        source=c.passage.source,
-        paragraph=c.passage.paragraph,
-        section=c.passage.section,
-        text=c.passage.text,
-        quote=c.quote,
-        quote_start=c.start,
-        quote_end=c.end,
-        answer_start=c.span[0] if c.span else -1,
-        answer_end=c.span[1] if c.span else -1,
-        page=c.passage.page,
-    )
+    return " ".join(sentences), tuple(citations)
 
 
 def _answer(
@@ -99,17 +85,12 @@ def _answer(
     )
 
 
-def answered(
-    claims: Sequence[GroundedClaim],
-    uncovered: Sequence[str],
-    unconfirmed: Sequence[tuple[str, GroundedClaim]] = (),
-    **context: Any,
-) -> Answer:
-    """The answer composed from the accepted statements (and the closest sentence of each
-    part left ``unconfirmed``, as evidence); ``context``: the keywords of ``_answer``
-    (question, standalone, passages, timings, raw) and the gate's score and threshold."""
-    text, citations, evidence = compose(claims, uncovered, unconfirmed)
-    return _answer(text, abstained=False, citations=citations, evidence=evidence, **context)
+def answered(claims: Sequence[GroundedClaim], uncovered: Sequence[str], **context: Any) -> Answer:
+    """The answer composed from the accepted statements; ``context``: the keywords of
+    ``_answer`` (question, standalone, passages, timings, raw) and the gate's score and
+    threshold."""
+    text, citations = compose(claims, uncovered)
+    return _answer(text, abstained=False, citations=citations, **context)
 
 
 def abstained(
@@ -135,7 +116,7 @@ def abstained(
     text = ABSTENTION_TEXT
     if closest is not None:
         plain = replace(closest, shown=closest.quote, as_written=False, span=None)
-        shown, evidence, _ = compose([plain])
+        shown, evidence = compose([plain])
         text = f"{UNCONFIRMED_TEXT} {shown}"
     return _answer(
         text,
@@ -188,9 +169,7 @@ def final_answer(
         if picked is not None and picked.passes:
             reason = "no statement of the model's passed the answer gate; the best-ranked "
             reason += f"sentence read did ({picked.score:.2f} ≥ {picked.threshold:.2f})"
-        return answered(
-            claims, checked.uncovered, checked.unconfirmed, raw=raw, reason=reason, **gate, **common
-        )
+        return answered(claims, checked.uncovered, raw=raw, reason=reason, **gate, **common)
     stage: Stage = "reading"
     closest = None
     if failure:

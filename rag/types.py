@@ -167,8 +167,7 @@ class Answer:
     raw_output: str = ""
     see_also: tuple[Passage, ...] = ()
     reason: str = ""
-    # The closest sentence of an unconfirmed answer, or of each part an answer leaves open.
-    evidence: tuple[Citation, ...] = ()
+    evidence: tuple[Citation, ...] = ()  # the closest sentence(s) of an unconfirmed answer
     outcome: Outcome = "answered"  # an abstained=True answer is never "answered"
     stage: Stage = ""
     gate_score: float | None = None

@@ -171,20 +171,13 @@ def render_answer(answer: Answer, uid: str) -> str:
     if answer.abstained or not answer.citations:
         return render_abstention(answer)
     groups = group_citations(answer.citations)
-    closest = group_citations(answer.evidence)  # a part the answer leaves open: not confirmed
-    text = _answer_text(answer.text, uid, set(groups) | set(closest))
+    text = _answer_text(answer.text, uid, set(groups))
     sources = "".join(render_citation(uid, m, cs) for m, cs in groups.items())
-    unsure = "".join(render_citation(uid, m, cs) for m, cs in closest.items())
-    if unsure:
-        unsure = (
-            '<div class="rag-sources rag-evidence"><div class="rag-sources-title">'
-            f"Closest passage, not confirmed</div>{unsure}</div>"
-        )
     return (
         f'<div class="rag-answer">{_standalone(answer)}'
         f'<div class="rag-text">{text}</div>'
         f'<div class="rag-sources"><div class="rag-sources-title">Sources</div>{sources}</div>'
-        f"{unsure}</div>"
+        "</div>"
     )
 
 

@@ -53,7 +53,7 @@ def test_a_statement_that_only_says_the_question_back_is_shown_as_its_sentence()
     question = "Who is Dr. Ahmed Al-Thani?"
     [g] = ground_claims(parse_claims("Answer [P1]: Dr. Ahmed Al-Thani"), [p], question, YES)
     assert not g.as_written and g.shown == g.quote == p.text
-    text, *_ = compose([g])
+    text, _ = compose([g])
     assert "a Middle East analyst in Doha" in text, text
     [own] = ground_claims(
         parse_claims("Answer [P1]: Dr. Ahmed Al-Thani is a Middle East analyst"), [p], question, YES
@@ -247,7 +247,7 @@ def test_a_source_sentence_is_shown_in_quotation_marks_once() -> None:
         GroundedClaim("x", s, False, s, p, p.text.index(s), p.text.index(s) + len(s), None)
         for s in (plain, quoted)
     ]
-    text, *_ = compose(claims)
+    text, _ = compose(claims)
     assert text == f"“{plain}” [1] {quoted} [1]"
 
 

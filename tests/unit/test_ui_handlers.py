@@ -468,25 +468,3 @@ def test_unconfirmed_evidence_is_shown_in_the_abstention_box_never_as_an_answer(
     # The whole paragraph opens from its marker, as for an answer.
     assert '<a class="rag-cite" href="#rag-src-u-1"' in html
     assert render.esc(ABSTENTION_TEXT) not in html
-
-
-def test_the_closest_passage_of_a_part_left_open_is_listed_apart_from_the_sources() -> None:
-    """An answer to one part, and for the other part only the closest passage: that passage
-    is linked from its marker but listed under its own title, not under Sources."""
-    other = "Qatar’s approach has always been one of proactive engagement, explains Dr. Al-Thani."
-    ans = cited_answer("q")
-    close = Citation(2, "bhutan-qatar.md", 4, "", other, other, 0, len(other))
-    ans = Answer(
-        text=f"{ans.text} The documents do not confirm: Where does Dr. Al-Thani work? "
-        "The closest passage is [2].",
-        abstained=False,
-        citations=ans.citations,
-        evidence=(close,),
-        standalone_question="q",
-        question="q",
-    )
-    html = render.render_answer(ans, "u")
-    sources, closest = html.split("Closest passage, not confirmed")
-    assert "rag-src-u-1" in sources and "¶4" not in sources
-    assert "¶4" in closest and '<details class="rag-citation" id="rag-src-u-2">' in closest
-    assert '<a class="rag-cite" href="#rag-src-u-2"' in html and "rag-abstain" not in html
