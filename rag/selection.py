@@ -185,9 +185,9 @@ def select(
     selector = selector or load_selector()
     # Each part of a multi-part question gets its best sentences in turn: one part's many
     # good matches must not spend the budget that another part's answer needs.
+    scores = [[selector.score(x.features) for x in f] for f in by_part]  # [part][sentence]
     rankings = [
-        sorted(range(len(found)), key=lambda n, f=f: -selector.score(f[n].features))
-        for f in by_part
+        sorted(range(len(found)), key=lambda n, k=k: -scores[k][n]) for k in range(len(scores))
     ]
     order = list(dict.fromkeys(n for tier in zip(*rankings, strict=True) for n in tier))
     chosen: set[int] = set()
@@ -226,14 +226,7 @@ def select(
         if mine[-1] != own[-1]:
             parts.append("…")
         read = [(n, first) for n, first in ranked if found[n].passage == i]
-        best = tuple(
-            (found[first].start, found[n].end, selector.score(found[n].features))
-            for n, first in read
-        )
-        by_part_scores = tuple(
-            tuple(selector.score(f[n].features) for f in by_part) for n, _ in read
-        )
-        excerpts.append(
-            Excerpt(p, " ".join(parts), best, by_part_scores if len(by_part) > 1 else ())
-        )
+        best = tuple((found[first].start, found[n].end, scores[0][n]) for n, first in read)
+        each = tuple(tuple(part[n] for part in scores) for n, _ in read) if len(scores) > 1 else ()
+        excerpts.append(Excerpt(p, " ".join(parts), best, each))
     return excerpts
